@@ -1,0 +1,15 @@
+//! toolbridge-mcp: the ToolBridge REST API as 40 MCP tools over stdio.
+//!
+//! The layers, outermost first:
+//! - [`config`]: flags and environment into one validated [`config::Config`].
+//! - [`mcp`]: the rmcp server handler. It knows tools and results, not HTTP.
+//! - [`service`]: runs one tool call: catalog validation, then the upstream.
+//! - [`catalog`]: the entity table × the eight operations → tool definitions,
+//!   schemas and request plans. It knows nothing of transport.
+//! - [`upstream`]: the one HTTP client: sessions, epochs, auth, retries,
+//!   deadlines and error normalization.
+//! - [`embedded`]: a ToolBridge-compatible API on SQLite, served in-process on
+//!   loopback when no upstream URL is configured.
+//! - [`logging`]: JSON lines to a rotating file, never to stdout.
+
+pub mod embedded;
