@@ -12,4 +12,13 @@
 //!   loopback when no upstream URL is configured.
 //! - [`logging`]: JSON lines to a rotating file, never to stdout.
 
+pub mod app;
+pub mod catalog;
+pub mod config;
 pub mod embedded;
+pub mod error;
+pub mod logging;
+pub mod mcp;
+pub mod service;
+pub mod stdio;
+pub mod upstream;

@@ -1,1 +1,77 @@
-fn main() {}
+//! The `toolbridge-mcp` command line: parse, set up logging, dispatch.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use toolbridge_mcp::app::{self, CallFailure};
+use toolbridge_mcp::config::{Cli, Command, Config};
+use toolbridge_mcp::{logging, stdio};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_options(cli.options) {
+        Ok(config) => config,
+        Err(message) => return fail(&message),
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Tools { json } = command {
+        println!("{}", app::tools(&config, json));
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        match command {
+            Command::Serve => {
+                // Claim stdout before anything can write to it.
+                let channel = match stdio::claim() {
+                    Ok(channel) => channel,
+                    Err(e) => return fail(&format!("cannot set up stdio: {e}")),
+                };
+                let _log = logging::init(&config.log_dir, &config.log_level);
+                match app::serve(config, channel).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(message) => fail(&message),
+                }
+            }
+            Command::Call { tool, args, json } => {
+                let _log = logging::init(&config.log_dir, &config.log_level);
+                match app::call(config, &tool, &args, json.as_deref()).await {
+                    Ok(value) => {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&value).unwrap_or_default()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(CallFailure::Setup(message)) => fail(&message),
+                    Err(CallFailure::Tool(error)) => {
+                        eprintln!(
+                            "{}",
+                            serde_json::to_string_pretty(&error).unwrap_or_default()
+                        );
+                        ExitCode::from(error.code.exit_code())
+                    }
+                }
+            }
+            Command::ServeApi { listen, secret } => {
+                let _log = logging::init(&config.log_dir, &config.log_level);
+                match app::serve_api(&config, listen, secret).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(message) => fail(&message),
+                }
+            }
+            Command::Tools { .. } => ExitCode::SUCCESS,
+        }
+    })
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("toolbridge-mcp: {message}");
+    ExitCode::FAILURE
+}

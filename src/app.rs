@@ -1,0 +1,271 @@
+//! The commands `main` dispatches to, each a few lines over the library.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use rmcp::ServiceExt;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Catalog, ToolDef};
+use crate::config::{Config, Upstream};
+use crate::embedded::{self, ApiConfig, RunningApi};
+use crate::error::ToolError;
+use crate::mcp::{McpServer, to_mcp_tool};
+use crate::service::Service;
+use crate::stdio;
+use crate::upstream::{Auth, Client};
+
+/// The service and, on the embedded default, the API it talks to.
+pub struct Backend {
+    pub service: Arc<Service>,
+    embedded: Option<RunningApi>,
+}
+
+impl Backend {
+    pub async fn start(config: &mut Config) -> Result<Self, String> {
+        let auth = std::mem::replace(&mut config.auth, Auth::None);
+        let (client_config, embedded) = match &config.upstream {
+            Upstream::Remote { base_url } => {
+                tracing::info!(upstream = %base_url, "using a remote ToolBridge API");
+                (
+                    config.client_config(base_url.clone(), auth, config.tenant_id.clone()),
+                    None,
+                )
+            }
+            Upstream::Embedded { db_path } => {
+                let secret = embedded::new_secret();
+                let api = embedded::spawn(ApiConfig {
+                    db_path: db_path.clone(),
+                    secret: secret.clone(),
+                    limits: Default::default(),
+                })
+                .await
+                .map_err(|e| format!("cannot start the embedded API: {e}"))?;
+                tracing::info!(db_path = %db_path.display(), url = %api.base_url(), "started the embedded API");
+                let client_config = config.client_config(
+                    api.base_url(),
+                    Auth::Bearer(secret),
+                    Some(embedded::TENANT_ID.to_owned()),
+                );
+                (client_config, Some(api))
+            }
+        };
+        let client = Client::new(client_config).map_err(|e| e.message)?;
+        let catalog = Catalog::select(&config.selection);
+        let service = Service::new(catalog, Arc::new(client), config.call_timeout);
+        Ok(Self {
+            service: Arc::new(service),
+            embedded,
+        })
+    }
+
+    /// Ends the upstream session and stops the embedded API.
+    pub async fn shutdown(self) {
+        self.service.client().close().await;
+        if let Some(api) = self.embedded {
+            api.shutdown().await;
+        }
+    }
+}
+
+/// Serves MCP on stdin/stdout until stdin closes or a signal arrives.
+pub async fn serve(
+    mut config: Config,
+    channel: (stdio::Reader, stdio::Writer),
+) -> Result<(), String> {
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "toolbridge-mcp speaks MCP (JSON-RPC) on stdin/stdout and is meant to be launched by an MCP client.\n\
+             Try `toolbridge-mcp tools`, `toolbridge-mcp call list_notes` or `toolbridge-mcp --help`. Waiting for JSON-RPC; Ctrl-D ends."
+        );
+    }
+    let backend = Backend::start(&mut config).await?;
+    let server = McpServer::new(backend.service.clone());
+    tracing::info!(
+        tools = server.tools().len(),
+        version = env!("CARGO_PKG_VERSION"),
+        "serving MCP on stdio"
+    );
+    let running = server
+        .serve(channel)
+        .await
+        .map_err(|e| format!("MCP session failed to start: {e}"))?;
+    let stop = running.cancellation_token();
+    let reason = tokio::select! {
+        reason = running.waiting() => format!("{reason:?}"),
+        signal = shutdown_signal() => {
+            stop.cancel();
+            format!("signal {signal}")
+        }
+    };
+    tracing::info!(%reason, "MCP session ended");
+    backend.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => return "SIGTERM",
+                _ = tokio::signal::ctrl_c() => return "SIGINT",
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
+}
+
+/// `toolbridge-mcp call`: one tool through the same path as MCP.
+pub async fn call(
+    mut config: Config,
+    tool: &str,
+    args: &[String],
+    json: Option<&str>,
+) -> Result<Value, CallFailure> {
+    let backend = Backend::start(&mut config)
+        .await
+        .map_err(CallFailure::Setup)?;
+    let result = match backend.service.catalog().get(tool) {
+        None => Err(CallFailure::Setup(unknown_tool(
+            backend.service.catalog(),
+            tool,
+        ))),
+        Some(def) => match parse_call_args(def, args, json) {
+            Ok(arguments) => backend
+                .service
+                .run(def, Some(arguments), CancellationToken::new())
+                .await
+                .map_err(CallFailure::Tool),
+            Err(e) => Err(CallFailure::Tool(e)),
+        },
+    };
+    backend.shutdown().await;
+    result
+}
+
+pub enum CallFailure {
+    /// The call could not be made (configuration, unknown tool).
+    Setup(String),
+    /// The tool ran and failed.
+    Tool(ToolError),
+}
+
+fn unknown_tool(catalog: &Catalog, name: &str) -> String {
+    let names: Vec<&str> = catalog.tools().iter().map(|t| t.name.as_str()).collect();
+    format!(
+        "unknown tool `{name}`; run `toolbridge-mcp tools` to list them ({} enabled)",
+        names.len()
+    )
+}
+
+/// `--json` first, then each `--arg key=value` over it. A value is parsed as
+/// JSON unless the parameter is a string, so `title=123` stays a string and
+/// `limit=5` becomes a number.
+fn parse_call_args(
+    def: &ToolDef,
+    args: &[String],
+    json: Option<&str>,
+) -> Result<Map<String, Value>, ToolError> {
+    let mut map = match json {
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err(ToolError::invalid_input("--json must be a JSON object")),
+            Err(e) => {
+                return Err(ToolError::invalid_input(format!(
+                    "--json is not valid JSON: {e}"
+                )));
+            }
+        },
+        None => Map::new(),
+    };
+    let properties = def
+        .input_schema
+        .get("properties")
+        .and_then(Value::as_object);
+    for arg in args {
+        let Some((key, raw)) = arg.split_once('=') else {
+            return Err(ToolError::invalid_input(format!(
+                "--arg `{arg}` is not key=value"
+            )));
+        };
+        let is_string = properties
+            .and_then(|p| p.get(key))
+            .and_then(|s| s.get("type"))
+            .and_then(Value::as_str)
+            == Some("string");
+        let value = if is_string {
+            Value::String(raw.to_owned())
+        } else {
+            serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
+        };
+        map.insert(key.to_owned(), value);
+    }
+    Ok(map)
+}
+
+/// `toolbridge-mcp tools`: one line per tool, or the full definitions.
+pub fn tools(config: &Config, json: bool) -> String {
+    let catalog = Catalog::select(&config.selection);
+    if json {
+        let tools: Vec<_> = catalog.tools().iter().map(to_mcp_tool).collect();
+        serde_json::to_string_pretty(&tools).unwrap_or_default()
+    } else {
+        let width = catalog
+            .tools()
+            .iter()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(0);
+        catalog
+            .tools()
+            .iter()
+            .map(|t| format!("{:width$}  {}", t.name, t.description))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// `toolbridge-mcp serve-api`: the embedded API on a fixed address.
+pub async fn serve_api(
+    config: &Config,
+    listen: std::net::SocketAddr,
+    secret: Option<String>,
+) -> Result<(), String> {
+    let Upstream::Embedded { db_path } = &config.upstream else {
+        return Err("serve-api serves the embedded API; unset TOOLBRIDGE_API_URL".into());
+    };
+    let secret = match secret {
+        Some(s) if !s.trim().is_empty() => secrecy::SecretString::from(s.trim().to_owned()),
+        _ => {
+            let secret = embedded::new_secret();
+            use secrecy::ExposeSecret;
+            eprintln!(
+                "toolbridge-mcp: generated API secret (send as `Authorization: Bearer <secret>`): {}",
+                secret.expose_secret()
+            );
+            secret
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    eprintln!(
+        "toolbridge-mcp: embedded API on http://{listen} (database {}; tenant `{}`)",
+        db_path.display(),
+        embedded::TENANT_ID
+    );
+    let config = ApiConfig {
+        db_path: db_path.clone(),
+        secret,
+        limits: Default::default(),
+    };
+    embedded::serve(listener, config, async {
+        shutdown_signal().await;
+    })
+    .await
+    .map_err(|e| e.to_string())
+}

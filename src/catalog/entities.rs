@@ -1,0 +1,242 @@
+//! The entity table: the five ToolBridge entities as data.
+//!
+//! Each entity is a row: its names, its collection path, the payload fields a
+//! model may set (a Rust type, so the schema and the wire mapping come from one
+//! place), the fields a write must carry, its process actions and the filter
+//! its list offers. Operations are written once, in `operations.rs`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::schema::{JsonObject, schema_of};
+
+/// One row of the entity table.
+pub struct Entity {
+    /// `note`, `chat_message`: tool names are built from it.
+    pub singular: &'static str,
+    /// `notes`, `chat_messages`.
+    pub plural: &'static str,
+    /// How descriptions name one item: `note`, `chat message`.
+    pub noun: &'static str,
+    /// Collection path on the upstream.
+    pub path: &'static str,
+    /// The typed payload fields (parameter names snake_case, wire camelCase).
+    pub fields: Fields,
+    /// Parameters every create and full update must carry: the upstream
+    /// re-checks parents on every write but delete.
+    pub required: &'static [&'static str],
+    /// `process_*` actions, in the order the schema lists them.
+    pub actions: &'static [&'static str],
+    /// What `process_*` actions do, for the tool description.
+    pub actions_summary: &'static str,
+    /// What `archive_*` sets, for the tool description.
+    pub archive_effect: &'static str,
+    /// A filter `list_*` applies page by page (the upstream lists cannot filter).
+    pub list_filter: Option<ListFilter>,
+}
+
+/// A list filter on a payload key holding a parent's uid.
+pub struct ListFilter {
+    pub param: &'static str,
+    pub wire: &'static str,
+    pub description: &'static str,
+}
+
+/// The payload codec of an entity: its schema, and the conversion of a tool's
+/// arguments into the upstream's camelCase payload.
+pub struct Fields {
+    pub schema: fn() -> JsonObject,
+    pub to_wire: fn(&JsonObject) -> Result<JsonObject, String>,
+    /// The payload keys the typed fields are sent as.
+    pub wire_keys: fn() -> Vec<String>,
+}
+
+impl Fields {
+    const fn of<T: JsonSchema + Serialize + for<'de> Deserialize<'de>>() -> Self {
+        Self {
+            schema: schema_of::<T>,
+            to_wire: to_wire::<T>,
+            wire_keys: wire_keys::<T>,
+        }
+    }
+}
+
+/// Deserializes the typed fields out of the tool arguments (the operation's own
+/// parameters are ignored here) and serializes them under their wire names.
+fn to_wire<T: Serialize + for<'de> Deserialize<'de>>(
+    args: &JsonObject,
+) -> Result<JsonObject, String> {
+    let typed: T = serde_path_to_error::deserialize(&serde_json::Value::Object(args.clone()))
+        .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
+    match serde_json::to_value(typed).map_err(|e| e.to_string())? {
+        serde_json::Value::Object(mut map) => {
+            map.retain(|_, v| !v.is_null());
+            Ok(map)
+        }
+        _ => Ok(JsonObject::new()),
+    }
+}
+
+/// Every field is an `Option`, so the empty object parses, and serializing it
+/// names each field by its wire key.
+fn wire_keys<T: Serialize + for<'de> Deserialize<'de>>() -> Vec<String> {
+    serde_json::from_value::<T>(serde_json::json!({}))
+        .ok()
+        .and_then(|empty| serde_json::to_value(empty).ok())
+        .and_then(|v| v.as_object().map(|m| m.keys().cloned().collect()))
+        .unwrap_or_default()
+}
+
+pub static ENTITIES: [Entity; 5] = [
+    Entity {
+        singular: "note",
+        plural: "notes",
+        noun: "note",
+        path: "/v1/notes",
+        fields: Fields::of::<NoteFields>(),
+        required: &[],
+        actions: &["pin", "unpin", "archive", "unarchive"],
+        actions_summary: "pin/unpin set pinned; archive/unarchive set status",
+        archive_effect: "status archived",
+        list_filter: None,
+    },
+    Entity {
+        singular: "task",
+        plural: "tasks",
+        noun: "task",
+        path: "/v1/tasks",
+        fields: Fields::of::<TaskFields>(),
+        required: &[],
+        actions: &["start", "complete", "reopen"],
+        actions_summary: "start: in_progress; complete: completed, done; reopen: open",
+        archive_effect: "status archived, done true",
+        list_filter: None,
+    },
+    Entity {
+        singular: "comment",
+        plural: "comments",
+        noun: "comment",
+        path: "/v1/comments",
+        fields: Fields::of::<CommentFields>(),
+        required: &["parent_type", "parent_uid"],
+        actions: &["resolve", "reopen"],
+        actions_summary: "resolve: status resolved; reopen: status open",
+        archive_effect: "status archived",
+        list_filter: Some(ListFilter {
+            param: "parent_uid",
+            wire: "parentUid",
+            description: "Only comments on this note or task.",
+        }),
+    },
+    Entity {
+        singular: "chat",
+        plural: "chats",
+        noun: "chat",
+        path: "/v1/chats",
+        fields: Fields::of::<ChatFields>(),
+        required: &[],
+        actions: &["resolve", "reopen"],
+        actions_summary: "resolve: status resolved; reopen: status active",
+        archive_effect: "archived true",
+        list_filter: None,
+    },
+    Entity {
+        singular: "chat_message",
+        plural: "chat_messages",
+        noun: "chat message",
+        path: "/v1/chat_messages",
+        fields: Fields::of::<ChatMessageFields>(),
+        required: &["chat_uid"],
+        actions: &["mark_read", "mark_delivered"],
+        actions_summary: "mark_read sets read; mark_delivered sets delivered",
+        archive_effect: "archived true",
+        list_filter: Some(ListFilter {
+            param: "chat_uid",
+            wire: "chatUid",
+            description: "Only messages of this chat.",
+        }),
+    },
+];
+
+/// Looks an entity up by its tool-name stem.
+pub fn entity(singular: &str) -> Option<&'static Entity> {
+    ENTITIES.iter().find(|e| e.singular == singular)
+}
+
+// Payload fields. Every field is optional in the type; `Entity::required`
+// says which a write must carry, so create and patch share one definition.
+// Doc comments become the schema's descriptions: keep them to a few words.
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct NoteFields {
+    pub title: Option<String>,
+    /// Markdown.
+    pub content: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct TaskFields {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<TaskStatus>,
+    /// e.g. low, medium, high.
+    pub priority: Option<String>,
+    /// ISO 8601.
+    pub due_date: Option<String>,
+    pub tags: Option<Vec<String>>,
+    /// Parent task, for a subtask.
+    pub parent_uid: Option<Uuid>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Open,
+    InProgress,
+    Completed,
+    Archived,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct CommentFields {
+    pub parent_type: Option<ParentType>,
+    /// The note or task commented on.
+    pub parent_uid: Option<Uuid>,
+    /// Markdown.
+    pub content: Option<String>,
+    pub author: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// The upstream accepts comments on notes and tasks only.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ParentType {
+    Note,
+    Task,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct ChatFields {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub participants: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct ChatMessageFields {
+    pub chat_uid: Option<Uuid>,
+    pub content: Option<String>,
+    pub sender: Option<String>,
+    /// e.g. text.
+    pub message_type: Option<String>,
+    pub tags: Option<Vec<String>>,
+}

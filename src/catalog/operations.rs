@@ -1,0 +1,391 @@
+//! The eight operations, written once over the entity table.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::entities::Entity;
+use super::schema::{JsonObject, merge_objects, property, schema_of};
+use super::{Finish, Method, Plan, Request};
+use crate::error::ToolError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    List,
+    Get,
+    Create,
+    Update,
+    Patch,
+    Delete,
+    Archive,
+    Process,
+}
+
+/// Behaviour hints every tool carries explicitly (a missing `readOnlyHint`
+/// makes some agents ask for approval on every read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hints {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+}
+
+/// Default page size: small enough for a model's context.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// The upstream's largest page.
+pub const MAX_LIMIT: u32 = 1000;
+
+impl Operation {
+    pub const ALL: [Operation; 8] = [
+        Self::List,
+        Self::Get,
+        Self::Create,
+        Self::Update,
+        Self::Patch,
+        Self::Delete,
+        Self::Archive,
+        Self::Process,
+    ];
+
+    pub fn tool_name(self, e: &Entity) -> String {
+        match self {
+            Self::List => format!("list_{}", e.plural),
+            Self::Get => format!("get_{}", e.singular),
+            Self::Create => format!("create_{}", e.singular),
+            Self::Update => format!("update_{}", e.singular),
+            Self::Patch => format!("patch_{}", e.singular),
+            Self::Delete => format!("delete_{}", e.singular),
+            Self::Archive => format!("archive_{}", e.singular),
+            Self::Process => format!("process_{}", e.singular),
+        }
+    }
+
+    pub fn description(self, e: &Entity) -> String {
+        let (one, many) = (e.noun, e.plural.replace('_', " "));
+        match self {
+            Self::List => format!("List {many}, oldest update first."),
+            Self::Get => format!("Get one {one} by uid."),
+            Self::Create => format!("Create a {one}."),
+            Self::Update => format!("Replace a {one}'s whole payload; omitted fields are cleared."),
+            Self::Patch => format!("Change the given fields of a {one}."),
+            Self::Delete => format!("Soft-delete a {one}."),
+            Self::Archive => format!("Archive a {one} (sets {}).", e.archive_effect),
+            Self::Process => format!("Apply an action to a {one}: {}.", e.actions_summary),
+        }
+    }
+
+    pub fn hints(self) -> Hints {
+        let (read_only, destructive, idempotent) = match self {
+            Self::List | Self::Get => (true, false, true),
+            Self::Create => (false, false, false),
+            Self::Update | Self::Patch | Self::Delete => (false, true, true),
+            // Both set a fixed state: repeating one changes nothing more.
+            Self::Archive | Self::Process => (false, false, true),
+        };
+        Hints {
+            read_only,
+            destructive,
+            idempotent,
+        }
+    }
+
+    pub fn input_schema(self, e: &Entity) -> JsonObject {
+        let fields = || {
+            let mut schema = (e.fields.schema)();
+            schema.remove("required");
+            schema
+        };
+        let required_fields = || {
+            let mut schema = fields();
+            schema.insert("required".into(), json!(e.required));
+            schema
+        };
+        let parts = match self {
+            Self::List => {
+                let mut parts = vec![schema_of::<ListParams>()];
+                if let Some(f) = &e.list_filter {
+                    let uuid =
+                        json!({"type": "string", "format": "uuid", "description": f.description});
+                    parts.push(property(f.param, uuid, false));
+                }
+                parts
+            }
+            Self::Get => vec![schema_of::<GetParams>()],
+            Self::Create => vec![required_fields(), schema_of::<Extra>()],
+            Self::Update => vec![
+                schema_of::<Target>(),
+                schema_of::<Guard>(),
+                required_fields(),
+                schema_of::<Extra>(),
+            ],
+            Self::Patch => vec![
+                schema_of::<Target>(),
+                schema_of::<Guard>(),
+                fields(),
+                schema_of::<Extra>(),
+            ],
+            Self::Delete => vec![schema_of::<Target>(), schema_of::<Guard>()],
+            Self::Archive => vec![schema_of::<Target>()],
+            Self::Process => {
+                let action = json!({"type": "string", "enum": e.actions});
+                vec![
+                    schema_of::<Target>(),
+                    property("action", action, true),
+                    schema_of::<ProcessParams>(),
+                ]
+            }
+        };
+        merge_objects(&parts)
+    }
+
+    pub fn output_schema(self) -> JsonObject {
+        match self {
+            Self::List => as_object(json!({
+                "type": "object",
+                "properties": {
+                    "items": {"type": "array", "items": item_schema()},
+                    "nextCursor": {"type": "string"}
+                },
+                "required": ["items"]
+            })),
+            _ => as_object(item_schema()),
+        }
+    }
+
+    /// Turns validated arguments into what must be sent. `args` has already
+    /// been checked against the tool's parameter names.
+    pub fn plan(self, e: &Entity, args: &JsonObject) -> Result<Plan, ToolError> {
+        let item_path = |uid: Uuid| format!("{}/{}", e.path, uid.hyphenated());
+        let request = |method, path| Request {
+            method,
+            path,
+            query: Vec::new(),
+            body: None,
+            if_match: None,
+        };
+        let plan = match self {
+            Self::List => {
+                let p: ListParams = parse(args)?;
+                let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+                if !(1..=MAX_LIMIT).contains(&limit) {
+                    return Err(ToolError::invalid_input(format!(
+                        "limit: must be between 1 and {MAX_LIMIT}, got {limit}"
+                    )));
+                }
+                let filter = match &e.list_filter {
+                    Some(f) => optional_uuid(args, f.param)?.map(|uid| (f.wire, uid)),
+                    None => None,
+                };
+                let mut req = request(Method::Get, e.path.to_owned());
+                req.query.push(("limit", limit.to_string()));
+                if let Some(cursor) = p.cursor {
+                    req.query.push(("cursor", cursor));
+                }
+                if p.include_deleted == Some(true) {
+                    req.query.push(("includeDeleted", "true".into()));
+                }
+                Plan {
+                    request: req,
+                    finish: Finish::Page { limit, filter },
+                    expect_version: None,
+                }
+            }
+            Self::Get => {
+                let p: GetParams = parse(args)?;
+                let mut req = request(Method::Get, item_path(p.uid));
+                if p.include_deleted == Some(true) {
+                    req.query.push(("includeDeleted", "true".into()));
+                }
+                Plan::item(req)
+            }
+            Self::Create => {
+                check_required(e, args)?;
+                let mut payload = payload(e, args)?;
+                // The uid is made here, before the first attempt, so a retried
+                // create upserts the same item instead of making a second one.
+                payload.insert("uid".into(), json!(Uuid::new_v4()));
+                let mut req = request(Method::Post, e.path.to_owned());
+                req.body = Some(Value::Object(payload));
+                Plan::item(req)
+            }
+            Self::Update | Self::Patch => {
+                if self == Self::Update {
+                    check_required(e, args)?;
+                }
+                let target: Target = parse(args)?;
+                let guard: Guard = parse(args)?;
+                let method = if self == Self::Update {
+                    Method::Put
+                } else {
+                    Method::Patch
+                };
+                let mut req = request(method, item_path(target.uid));
+                req.body = Some(Value::Object(payload(e, args)?));
+                req.if_match = guard.if_version;
+                Plan::item(req)
+            }
+            Self::Delete => {
+                let target: Target = parse(args)?;
+                let guard: Guard = parse(args)?;
+                let mut plan = Plan::item(request(Method::Delete, item_path(target.uid)));
+                plan.request.if_match = guard.if_version;
+                plan.expect_version = guard.if_version;
+                plan
+            }
+            Self::Archive => {
+                let target: Target = parse(args)?;
+                Plan::item(request(
+                    Method::Post,
+                    format!("{}/archive", item_path(target.uid)),
+                ))
+            }
+            Self::Process => {
+                let target: Target = parse(args)?;
+                let p: ProcessParams = parse(args)?;
+                let action = match args.get("action") {
+                    Some(Value::String(a)) if e.actions.contains(&a.as_str()) => a.clone(),
+                    Some(other) => {
+                        return Err(ToolError::invalid_input(format!(
+                            "action: {other} is not one of {}",
+                            e.actions.join(", ")
+                        )));
+                    }
+                    None => return Err(ToolError::invalid_input("action: missing")),
+                };
+                let mut body = json!({ "action": action });
+                if let Some(metadata) = p.metadata {
+                    body["metadata"] = Value::Object(metadata);
+                }
+                let mut req = request(Method::Post, format!("{}/process", item_path(target.uid)));
+                req.body = Some(body);
+                Plan::item(req)
+            }
+        };
+        Ok(plan)
+    }
+}
+
+// The operations' own parameters. Doc comments are the schema descriptions.
+
+#[derive(Deserialize, JsonSchema)]
+struct ListParams {
+    /// Page size (default 50).
+    #[schemars(range(min = 1, max = 1000))]
+    limit: Option<u32>,
+    /// Previous page's nextCursor.
+    cursor: Option<String>,
+    /// Include deleted items.
+    include_deleted: Option<bool>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct GetParams {
+    uid: Uuid,
+    /// Return the item even if deleted.
+    include_deleted: Option<bool>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Target {
+    uid: Uuid,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Guard {
+    /// Expected current version.
+    #[schemars(range(min = 1))]
+    if_version: Option<u64>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Extra {
+    /// Extra payload keys.
+    additional_fields: Option<JsonObject>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct ProcessParams {
+    /// Sent along; not stored.
+    metadata: Option<JsonObject>,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(args: &JsonObject) -> Result<T, ToolError> {
+    serde_path_to_error::deserialize(&Value::Object(args.clone()))
+        .map_err(|e| ToolError::invalid_input(format!("{}: {}", e.path(), e.inner())))
+}
+
+fn optional_uuid(args: &JsonObject, key: &str) -> Result<Option<Uuid>, ToolError> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Uuid::parse_str(s)
+            .map(Some)
+            .map_err(|e| ToolError::invalid_input(format!("{key}: not a UUID ({e})"))),
+        Some(other) => Err(ToolError::invalid_input(format!(
+            "{key}: expected a UUID string, got {other}"
+        ))),
+    }
+}
+
+fn check_required(e: &Entity, args: &JsonObject) -> Result<(), ToolError> {
+    let missing: Vec<&str> = e
+        .required
+        .iter()
+        .copied()
+        .filter(|k| args.get(*k).is_none_or(Value::is_null))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ToolError::invalid_input(format!(
+            "missing required parameter(s): {}",
+            missing.join(", ")
+        )))
+    }
+}
+
+/// The upstream payload: `additional_fields` first, the typed fields over them.
+fn payload(e: &Entity, args: &JsonObject) -> Result<JsonObject, ToolError> {
+    let typed = (e.fields.to_wire)(args).map_err(ToolError::invalid_input)?;
+    let mut payload = JsonObject::new();
+    let extra: Extra = parse(args)?;
+    if let Some(extra) = extra.additional_fields {
+        let typed_wire = (e.fields.wire_keys)();
+        for (key, value) in extra {
+            if key == "uid" || key == "sync" {
+                return Err(ToolError::invalid_input(format!(
+                    "additional_fields: `{key}` is maintained by the server"
+                )));
+            }
+            if typed_wire.contains(&key) {
+                return Err(ToolError::invalid_input(format!(
+                    "additional_fields: set `{key}` through its own parameter"
+                )));
+            }
+            payload.insert(key, value);
+        }
+    }
+    payload.extend(typed);
+    Ok(payload)
+}
+
+/// An item's shape, kept to what a host validates: every tool repeats it, and
+/// every byte of it is spent from the model's context.
+fn item_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "uid": {"type": "string"},
+            "version": {"type": "integer"},
+            "payload": {"type": "object"}
+        },
+        "required": ["uid", "version", "payload"]
+    })
+}
+
+fn as_object(value: Value) -> JsonObject {
+    match value {
+        Value::Object(map) => map,
+        _ => JsonObject::new(),
+    }
+}

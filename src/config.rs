@@ -1,0 +1,307 @@
+//! Flags and environment into one validated [`Config`]. Every flag has an
+//! environment variable, so a client's config file can set either.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::catalog::{Selection, toolset_names};
+use crate::upstream::{Auth, ClientConfig, RetryPolicy};
+
+const APP: &str = "toolbridge-mcp";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = APP,
+    version,
+    about = "MCP server exposing the ToolBridge API (notes, tasks, comments, chats, chat messages) as 40 tools",
+    long_about = "MCP server exposing the ToolBridge API (notes, tasks, comments, chats, chat messages) as 40 tools.\n\n\
+With no subcommand it serves MCP on stdin/stdout, as MCP clients launch it. \
+Without --api-url it starts an embedded ToolBridge-compatible API on loopback, stored in SQLite (see --db-path)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub options: Options,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve MCP on stdin/stdout (the default).
+    Serve,
+    /// Run one tool and print its result as JSON on stdout.
+    Call {
+        /// Tool name, e.g. create_note.
+        tool: String,
+        /// An argument as key=value (repeatable); JSON values are parsed
+        /// unless the parameter is a string.
+        #[arg(long = "arg", short = 'a', value_name = "KEY=VALUE")]
+        args: Vec<String>,
+        /// All arguments as one JSON object (merged under --arg).
+        #[arg(long, value_name = "OBJECT")]
+        json: Option<String>,
+    },
+    /// List the tools (name and description; --json for full definitions).
+    Tools {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the embedded ToolBridge-compatible API over HTTP.
+    ServeApi {
+        #[arg(long, env = "TOOLBRIDGE_LISTEN", default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        /// Bearer secret clients must send; generated and printed to stderr when not set.
+        #[arg(long, env = "TOOLBRIDGE_API_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct Options {
+    /// ToolBridge API base URL; without it the embedded API is used.
+    #[arg(long, env = "TOOLBRIDGE_API_URL", global = true)]
+    pub api_url: Option<String>,
+    /// Bearer token for the API.
+    #[arg(long, env = "TOOLBRIDGE_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// File holding the bearer token.
+    #[arg(long, env = "TOOLBRIDGE_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+    /// Tenant id (X-TB-Tenant-ID); asked of the API when not set.
+    #[arg(long, env = "TOOLBRIDGE_TENANT_ID", global = true)]
+    pub tenant_id: Option<String>,
+    /// User id sent as X-Debug-Sub to a dev-mode API instead of a token.
+    #[arg(long, env = "TOOLBRIDGE_DEV_SUBJECT", global = true)]
+    pub dev_subject: Option<String>,
+    /// Seconds to wait for a connection.
+    #[arg(long, env = "TOOLBRIDGE_CONNECT_TIMEOUT", default_value = "5", value_parser = parse_seconds, global = true)]
+    pub connect_timeout: Duration,
+    /// Seconds one HTTP attempt may take.
+    #[arg(long, env = "TOOLBRIDGE_ATTEMPT_TIMEOUT", default_value = "10", value_parser = parse_seconds, global = true)]
+    pub attempt_timeout: Duration,
+    /// Seconds a whole tool call may take, retries included.
+    #[arg(long, env = "TOOLBRIDGE_CALL_TIMEOUT", default_value = "30", value_parser = parse_seconds, global = true)]
+    pub call_timeout: Duration,
+    /// Retries after a failed attempt (only where a retry cannot duplicate a write).
+    #[arg(long, env = "TOOLBRIDGE_MAX_RETRIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=10), global = true)]
+    pub max_retries: u32,
+    /// Largest upstream response accepted, in bytes.
+    #[arg(long, env = "TOOLBRIDGE_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024, global = true)]
+    pub max_response_bytes: usize,
+    /// Entities to expose, comma-separated: notes,tasks,comments,chats,chat_messages.
+    #[arg(
+        long,
+        env = "TOOLBRIDGE_TOOLSETS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub toolsets: Vec<String>,
+    /// Expose only list and get tools.
+    #[arg(long, env = "TOOLBRIDGE_READ_ONLY", global = true)]
+    pub read_only: bool,
+    /// SQLite file of the embedded API.
+    #[arg(long, env = "TOOLBRIDGE_DB_PATH", default_value_os_t = default_db_path(), global = true)]
+    pub db_path: PathBuf,
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
+    #[arg(long, env = "TOOLBRIDGE_LOG", default_value = "info", global = true)]
+    pub log_level: String,
+    /// Directory of the rotating JSON log files.
+    #[arg(long, env = "TOOLBRIDGE_LOG_DIR", default_value_os_t = default_log_dir(), global = true)]
+    pub log_dir: PathBuf,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 3600.0) {
+        return Err(format!("{s} is out of range (0 < seconds <= 3600)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", APP)
+}
+
+pub fn default_db_path() -> PathBuf {
+    project_dirs()
+        .map(|d| d.data_dir().join("toolbridge.db"))
+        .unwrap_or_else(|| PathBuf::from("toolbridge.db"))
+}
+
+/// `directories` has no log directory: the platform's conventional one.
+pub fn default_log_dir() -> PathBuf {
+    let Some(dirs) = project_dirs() else {
+        return std::env::temp_dir().join(APP);
+    };
+    if cfg!(target_os = "macos")
+        && let Some(home) = directories::BaseDirs::new()
+    {
+        return home.home_dir().join("Library/Logs").join(APP);
+    }
+    if cfg!(windows) {
+        return dirs.data_local_dir().join("logs");
+    }
+    dirs.state_dir()
+        .map(|d| d.join("logs"))
+        .unwrap_or_else(|| dirs.data_local_dir().join("logs"))
+}
+
+/// Where the tools' requests go.
+#[derive(Debug)]
+pub enum Upstream {
+    /// A ToolBridge API at this URL.
+    Remote { base_url: String },
+    /// The embedded API on this SQLite file, started in-process.
+    Embedded { db_path: PathBuf },
+}
+
+/// The validated configuration of one run.
+#[derive(Debug)]
+pub struct Config {
+    pub upstream: Upstream,
+    pub auth: Auth,
+    pub tenant_id: Option<String>,
+    pub connect_timeout: Duration,
+    pub attempt_timeout: Duration,
+    pub call_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub max_response_bytes: usize,
+    pub selection: Selection,
+    pub log_level: String,
+    pub log_dir: PathBuf,
+}
+
+impl Config {
+    pub fn from_options(o: Options) -> Result<Self, String> {
+        let upstream = match &o.api_url {
+            Some(url) => Upstream::Remote {
+                base_url: validate_url(url)?,
+            },
+            None => {
+                if o.token.is_some()
+                    || o.token_file.is_some()
+                    || o.dev_subject.is_some()
+                    || o.tenant_id.is_some()
+                {
+                    return Err("credentials or a tenant are set but TOOLBRIDGE_API_URL (--api-url) is not; \
+                                set it, or unset them to use the embedded API"
+                        .into());
+                }
+                Upstream::Embedded { db_path: o.db_path }
+            }
+        };
+        let auth = match (o.token, o.token_file, o.dev_subject) {
+            (Some(token), None, None) => Auth::Bearer(non_empty_token(token, "TOOLBRIDGE_TOKEN")?),
+            (None, Some(path), None) => {
+                let token = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+                Auth::Bearer(non_empty_token(token, &path.display().to_string())?)
+            }
+            (None, None, Some(sub)) if !sub.trim().is_empty() => {
+                Auth::DevSubject(sub.trim().to_owned())
+            }
+            (None, None, None) => Auth::None,
+            _ => {
+                return Err("set only one of TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE and TOOLBRIDGE_DEV_SUBJECT".into());
+            }
+        };
+        if o.attempt_timeout > o.call_timeout {
+            return Err(format!(
+                "the attempt timeout ({} s) is longer than the call timeout ({} s)",
+                o.attempt_timeout.as_secs_f64(),
+                o.call_timeout.as_secs_f64()
+            ));
+        }
+        let known = toolset_names();
+        let toolsets: Vec<String> = o
+            .toolsets
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if let Some(bad) = toolsets.iter().find(|t| !known.contains(&t.as_str())) {
+            return Err(format!(
+                "unknown toolset `{bad}`; known: {}",
+                known.join(", ")
+            ));
+        }
+        if o.max_response_bytes < 1024 {
+            return Err("the response size cap must be at least 1024 bytes".into());
+        }
+        Ok(Self {
+            upstream,
+            auth,
+            tenant_id: o
+                .tenant_id
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty()),
+            connect_timeout: o.connect_timeout,
+            attempt_timeout: o.attempt_timeout,
+            call_timeout: o.call_timeout,
+            retry: RetryPolicy {
+                max_retries: o.max_retries as usize,
+                ..RetryPolicy::default()
+            },
+            max_response_bytes: o.max_response_bytes,
+            selection: Selection {
+                toolsets,
+                read_only: o.read_only,
+            },
+            log_level: o.log_level,
+            log_dir: o.log_dir,
+        })
+    }
+
+    /// The client settings for an upstream at `base_url`.
+    pub fn client_config(
+        &self,
+        base_url: String,
+        auth: Auth,
+        tenant_id: Option<String>,
+    ) -> ClientConfig {
+        ClientConfig {
+            base_url,
+            auth,
+            tenant_id,
+            connect_timeout: self.connect_timeout,
+            attempt_timeout: self.attempt_timeout,
+            retry: self.retry.clone(),
+            max_response_bytes: self.max_response_bytes,
+        }
+    }
+}
+
+fn non_empty_token(token: String, source: &str) -> Result<SecretString, String> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(format!("the token from {source} is empty"));
+    }
+    Ok(SecretString::from(token.to_owned()))
+}
+
+fn validate_url(url: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| format!("TOOLBRIDGE_API_URL `{url}` is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "TOOLBRIDGE_API_URL must be http or https, not `{}`",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none() || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!(
+            "TOOLBRIDGE_API_URL `{url}` must be a base URL such as https://api.example.com"
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("TOOLBRIDGE_API_URL must not carry credentials; use TOOLBRIDGE_TOKEN".into());
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}

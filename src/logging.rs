@@ -1,0 +1,64 @@
+//! Structured logs: JSON lines in a daily-rotating file, never on stdout.
+//!
+//! `tracing_subscriber::fmt()` writes to stdout unless told otherwise, and the
+//! non-blocking writer's guard prints to stdout when its flush times out; in
+//! `serve` stdout is the MCP channel, so [`crate::stdio`] points fd 1 at
+//! stderr before this runs, and here every writer is named explicitly.
+
+use std::path::Path;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::EnvFilter;
+
+/// Days of log files kept.
+const KEEP_FILES: usize = 7;
+
+/// Flushes buffered log lines when dropped; keep it alive until exit.
+pub struct LogGuard {
+    _worker: Option<WorkerGuard>,
+}
+
+/// Installs the global subscriber. When the log directory cannot be used the
+/// reason goes to stderr and logs follow it there: losing logs must not stop
+/// the server.
+pub fn init(dir: &Path, level: &str) -> LogGuard {
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|e| {
+        eprintln!("toolbridge-mcp: ignoring log filter `{level}` ({e}); using info");
+        EnvFilter::new("info")
+    });
+    let appender = std::fs::create_dir_all(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|_| {
+            RollingFileAppender::builder()
+                .rotation(Rotation::DAILY)
+                .filename_prefix("toolbridge-mcp")
+                .filename_suffix("jsonl")
+                .max_log_files(KEEP_FILES)
+                .build(dir)
+                .map_err(|e| e.to_string())
+        });
+    let builder = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(filter);
+    match appender {
+        Ok(appender) => {
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let _ = builder.with_writer(writer).with_ansi(false).try_init();
+            LogGuard {
+                _worker: Some(guard),
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "toolbridge-mcp: cannot write logs to {}: {e}; logging to stderr",
+                dir.display()
+            );
+            let _ = builder.with_writer(std::io::stderr).try_init();
+            LogGuard { _worker: None }
+        }
+    }
+}

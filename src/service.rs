@@ -1,0 +1,222 @@
+//! Runs one tool call: the catalog validates and plans it, the upstream client
+//! sends it, and the response becomes the tool's result. The MCP handler and
+//! the `call` command both come through here, so a tool behaves the same for
+//! a model and for a script.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::catalog::schema::JsonObject;
+use crate::catalog::{Catalog, Finish, Operation, Plan, Request, ToolDef};
+use crate::error::{ErrorCode, ToolError};
+use crate::upstream::{Call, Client};
+
+/// A filtered list reads at most this many upstream pages per call before it
+/// returns what it found with a cursor to continue.
+const MAX_FILTERED_PAGES: u32 = 10;
+
+pub struct Service {
+    catalog: Catalog,
+    client: Arc<Client>,
+    call_timeout: Duration,
+}
+
+impl Service {
+    pub fn new(catalog: Catalog, client: Arc<Client>, call_timeout: Duration) -> Self {
+        Self {
+            catalog,
+            client,
+            call_timeout,
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Runs `tool` to completion, failure, its deadline or cancellation, and
+    /// writes the call's one log line.
+    pub async fn run(
+        &self,
+        tool: &ToolDef,
+        args: Option<JsonObject>,
+        cancel: CancellationToken,
+    ) -> Result<Value, ToolError> {
+        let started = Instant::now();
+        let call = Call::new(self.call_timeout, cancel);
+        let result = match tool.plan(args) {
+            Ok(plan) => self.execute(tool, &plan, &call).await,
+            Err(e) => Err(e.with_correlation_id(&call.correlation_id)),
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code.as_str(),
+        };
+        tracing::info!(
+            tool = %tool.name,
+            correlation_id = %call.correlation_id,
+            attempts = call.attempts(),
+            status = call.last_status(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            outcome,
+            "tool call"
+        );
+        result
+    }
+
+    async fn execute(&self, tool: &ToolDef, plan: &Plan, call: &Call) -> Result<Value, ToolError> {
+        if let Some(expected) = plan.expect_version {
+            self.check_version(&plan.request.path, expected, call)
+                .await?;
+        }
+        match &plan.finish {
+            Finish::Item => match self.client.send(&plan.request, call).await {
+                Ok(response) => Ok(tidy_item(response.body)),
+                Err(e) => self.recover(tool, plan, call, e).await,
+            },
+            Finish::Page { limit, filter } => self.list(plan, *limit, *filter, call).await,
+        }
+    }
+
+    /// Turns some failures into what the caller asked for, or into a more
+    /// useful failure.
+    async fn recover(
+        &self,
+        tool: &ToolDef,
+        plan: &Plan,
+        call: &Call,
+        error: ToolError,
+    ) -> Result<Value, ToolError> {
+        match error.code {
+            // A retried delete that meets 410 is our own first attempt having
+            // succeeded before its response was lost.
+            ErrorCode::Gone if tool.operation == Operation::Delete && call.retries() > 0 => {
+                let mut get = Request::get(plan.request.path.clone());
+                get.query.push(("includeDeleted", "true".into()));
+                self.client
+                    .send(&get, call)
+                    .await
+                    .map(|r| tidy_item(r.body))
+            }
+            ErrorCode::Conflict if error.http_status == Some(412) => {
+                let current = self.current_version(&plan.request.path, call).await;
+                let mut error = error;
+                if let Some(version) = current {
+                    error.message = format!("{}; the current version is {version}", error.message);
+                }
+                Err(error)
+            }
+            _ => Err(error),
+        }
+    }
+
+    async fn current_version(&self, path: &str, call: &Call) -> Option<u64> {
+        let item_path = path
+            .trim_end_matches("/archive")
+            .trim_end_matches("/process");
+        let response = self
+            .client
+            .send(&Request::get(item_path.to_owned()), call)
+            .await
+            .ok()?;
+        response.body.get("version").and_then(Value::as_u64)
+    }
+
+    /// The upstream does not check `If-Match` on delete: compare first.
+    async fn check_version(&self, path: &str, expected: u64, call: &Call) -> Result<(), ToolError> {
+        let response = self
+            .client
+            .send(&Request::get(path.to_owned()), call)
+            .await?;
+        match response.body.get("version").and_then(Value::as_u64) {
+            Some(actual) if actual == expected => Ok(()),
+            actual => Err(ToolError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "version mismatch: expected {expected}, the current version is {}",
+                    actual.map_or("unknown".into(), |v| v.to_string())
+                ),
+            )
+            .with_correlation_id(&call.correlation_id)),
+        }
+    }
+
+    /// One page, or for a filtered list the matches of as many pages as it
+    /// takes to find some (at most [`MAX_FILTERED_PAGES`]).
+    async fn list(
+        &self,
+        plan: &Plan,
+        limit: u32,
+        filter: Option<(&'static str, Uuid)>,
+        call: &Call,
+    ) -> Result<Value, ToolError> {
+        let mut request = plan.request.clone();
+        let mut items = Vec::new();
+        for page_number in 1.. {
+            let page = self.client.send(&request, call).await?.body;
+            let Some(page_items) = page.get("items").and_then(Value::as_array) else {
+                return Err(ToolError::new(
+                    ErrorCode::UpstreamError,
+                    "the upstream's list response has no items",
+                )
+                .with_correlation_id(&call.correlation_id));
+            };
+            // The upstream sends a cursor after every non-empty page, even the
+            // last; a short page is the end of the listing.
+            let next_cursor = page
+                .get("nextCursor")
+                .and_then(Value::as_str)
+                .filter(|_| page_items.len() as u32 >= limit)
+                .map(str::to_owned);
+            items.extend(
+                page_items
+                    .iter()
+                    .filter(|item| {
+                        filter.is_none_or(|(key, uid)| payload_uid(item, key) == Some(uid))
+                    })
+                    .cloned()
+                    .map(tidy_item),
+            );
+            let done = filter.is_none() || !items.is_empty() || page_number >= MAX_FILTERED_PAGES;
+            match next_cursor {
+                Some(cursor) if !done => {
+                    request.query.retain(|(k, _)| *k != "cursor");
+                    request.query.push(("cursor", cursor));
+                }
+                cursor => {
+                    let mut result = Map::new();
+                    result.insert("items".into(), Value::Array(items));
+                    if let Some(cursor) = cursor {
+                        result.insert("nextCursor".into(), json!(cursor));
+                    }
+                    return Ok(Value::Object(result));
+                }
+            }
+        }
+        unreachable!("the page loop returns")
+    }
+}
+
+fn payload_uid(item: &Value, key: &str) -> Option<Uuid> {
+    item.get("payload")?.get(key)?.as_str()?.parse().ok()
+}
+
+/// Drops top-level nulls (`"deletedAt": null`) so the item matches the output
+/// schema exactly; hosts such as Cursor validate results against it.
+fn tidy_item(item: Value) -> Value {
+    match item {
+        Value::Object(mut map) => {
+            map.retain(|_, v| !v.is_null());
+            Value::Object(map)
+        }
+        other => other,
+    }
+}

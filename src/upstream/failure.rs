@@ -1,0 +1,250 @@
+//! Normalizing what went wrong on the wire into a [`ToolError`], and deciding
+//! whether another attempt is safe.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde_json::Value;
+
+use crate::error::{ErrorCode, ToolError};
+
+/// How a request may be retried without duplicating a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    /// A read: always safe to repeat.
+    Read,
+    /// A write whose repetition leaves the same state (a create with a
+    /// client-made uid, an unguarded update, patch, delete, archive, process).
+    Idempotent,
+    /// A write guarded by `If-Match`: once it may have reached the upstream, a
+    /// repeat would report a false conflict, so it is retried only when it
+    /// certainly did not.
+    Conditional,
+}
+
+/// Whether the upstream may have acted on a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// Certainly not: the connection failed, or the upstream refused before
+    /// acting (429, 503, a session or epoch rejection).
+    No,
+    /// Perhaps: a timeout or a broken response after the request went out.
+    Maybe,
+}
+
+/// One failed attempt.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: ToolError,
+    pub reached: Reached,
+    /// Whether this kind of failure is worth another attempt at all.
+    pub transient: bool,
+    pub retry_after: Option<Duration>,
+    /// A session or epoch rejection, fixed by a new session.
+    pub resession: bool,
+}
+
+impl Failure {
+    pub fn new(error: ToolError, reached: Reached, transient: bool) -> Self {
+        Self {
+            error,
+            reached,
+            transient,
+            retry_after: None,
+            resession: false,
+        }
+    }
+
+    pub fn may_retry(&self, class: RetryClass) -> bool {
+        self.transient && (self.reached == Reached::No || class != RetryClass::Conditional)
+    }
+
+    /// A transport error from reqwest.
+    pub fn transport(err: &reqwest::Error, base_url: &str) -> Self {
+        if err.is_connect() {
+            let error = ToolError::new(
+                ErrorCode::UpstreamUnavailable,
+                format!("cannot connect to {base_url}: {}", root_cause(err)),
+            );
+            Self::new(error, Reached::No, true)
+        } else if err.is_timeout() {
+            let error = ToolError::new(ErrorCode::Timeout, "the upstream did not answer in time");
+            Self::new(error, Reached::Maybe, true)
+        } else {
+            let error = ToolError::new(
+                ErrorCode::UpstreamUnavailable,
+                format!("the connection to the upstream failed: {}", root_cause(err)),
+            );
+            Self::new(error, Reached::Maybe, true)
+        }
+    }
+
+    /// A response the upstream sent with a status other than 2xx.
+    pub fn status(status: StatusCode, headers: &HeaderMap, body: &[u8], write: bool) -> Self {
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let message = error_message(status, parsed.as_ref(), body);
+        let code = status.as_u16();
+        let is_epoch_mismatch = code == 409
+            && parsed
+                .as_ref()
+                .and_then(|b| b.get("error"))
+                .and_then(Value::as_str)
+                == Some("epoch_mismatch");
+        let retry_after = parse_retry_after(headers);
+        let (error_code, reached, transient, text) = match code {
+            400 | 422 => (ErrorCode::InvalidInput, Reached::No, false, message),
+            401 => (
+                ErrorCode::Unauthorized,
+                Reached::No,
+                false,
+                unauthorized_hint(&message),
+            ),
+            403 => (
+                ErrorCode::Forbidden,
+                Reached::No,
+                false,
+                forbidden_hint(&message),
+            ),
+            404 => (ErrorCode::NotFound, Reached::No, false, message),
+            410 => (
+                ErrorCode::Gone,
+                Reached::No,
+                false,
+                gone_message(&message, parsed.as_ref()),
+            ),
+            409 if is_epoch_mismatch => (
+                ErrorCode::UpstreamError,
+                Reached::No,
+                false,
+                "the upstream's data epoch changed twice during one call".to_owned(),
+            ),
+            409 | 412 => (ErrorCode::Conflict, Reached::No, false, message),
+            428 => (
+                ErrorCode::UpstreamError,
+                Reached::No,
+                false,
+                format!("the upstream refused a fresh session: {message}"),
+            ),
+            429 => (ErrorCode::RateLimited, Reached::No, true, message),
+            // The upstream answers 500 for a write whose parent is missing or
+            // deleted as well as for real faults: never retry a write on it.
+            500 if write => (
+                ErrorCode::UpstreamError,
+                Reached::Maybe,
+                false,
+                format!(
+                    "{message} (for a comment or chat message this most likely means its parent note, task or chat does not exist or was deleted)"
+                ),
+            ),
+            500 => (ErrorCode::UpstreamError, Reached::Maybe, true, message),
+            503 => (ErrorCode::UpstreamUnavailable, Reached::No, true, message),
+            502 | 504 => (
+                ErrorCode::UpstreamUnavailable,
+                Reached::Maybe,
+                true,
+                message,
+            ),
+            300..=399 => {
+                let to = headers
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("another address");
+                (
+                    ErrorCode::UpstreamError,
+                    Reached::No,
+                    false,
+                    format!(
+                        "the upstream redirected to {to}; redirects are not followed with credentials, so configure the final URL"
+                    ),
+                )
+            }
+            _ => (ErrorCode::UpstreamError, Reached::Maybe, false, message),
+        };
+        let mut error = ToolError::new(error_code, text).with_status(code);
+        error.retryable = transient;
+        if let Some(after) = retry_after {
+            error.retry_after_s = Some(after.as_secs_f64().ceil() as u64);
+        }
+        let mut failure = Self::new(error, reached, transient);
+        failure.retry_after = retry_after;
+        failure.resession = code == 428 || is_epoch_mismatch;
+        failure
+    }
+}
+
+/// The innermost cause: reqwest's own message ("error sending request") says
+/// nothing a person can act on.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// The error text of a body that may be the standard JSON, plain text, or
+/// nothing at all.
+fn error_message(status: StatusCode, parsed: Option<&Value>, body: &[u8]) -> String {
+    if let Some(msg) = parsed.and_then(|b| b.get("error")).and_then(Value::as_str) {
+        return msg.to_owned();
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return format!(
+            "the upstream answered {} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .trim_end()
+        .to_owned();
+    }
+    // An HTML error page or a huge body is no message: keep a short prefix.
+    let mut short: String = text.chars().take(300).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
+
+fn unauthorized_hint(message: &str) -> String {
+    if message.to_ascii_lowercase().contains("tenant") {
+        format!("{message} (set TOOLBRIDGE_TENANT_ID)")
+    } else {
+        format!(
+            "{message} (check TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE or TOOLBRIDGE_DEV_SUBJECT)"
+        )
+    }
+}
+
+fn forbidden_hint(message: &str) -> String {
+    if message.to_ascii_lowercase().contains("tenant") {
+        format!("{message} (check TOOLBRIDGE_TENANT_ID)")
+    } else {
+        message.to_owned()
+    }
+}
+
+fn gone_message(message: &str, parsed: Option<&Value>) -> String {
+    match parsed
+        .and_then(|b| b.get("deletedAt"))
+        .and_then(Value::as_str)
+    {
+        Some(at) => format!("{message} at {at}; get it with include_deleted"),
+        None => message.to_owned(),
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}

@@ -1,0 +1,513 @@
+//! The one HTTP client every tool call goes through.
+//!
+//! It owns what the upstream contract asks of a client: authentication, the
+//! tenant header, one sync session reused across calls (renewed before it
+//! expires, re-established once on `428` or `409 epoch_mismatch`), a
+//! correlation id per call, retries that cannot duplicate a write, and a
+//! deadline no call outlives. Every failure leaves it as a normalized
+//! [`ToolError`].
+
+mod failure;
+mod session;
+
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, IF_MATCH};
+use reqwest::{Method as HttpMethod, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Method, Request};
+use crate::error::{ErrorCode, ToolError};
+pub use failure::RetryClass;
+use failure::{Failure, Reached};
+use session::{Session, SessionSlot};
+
+pub const HEADER_TENANT: &str = "x-tb-tenant-id";
+pub const HEADER_SESSION: &str = "x-sync-session";
+pub const HEADER_EPOCH: &str = "x-sync-epoch";
+pub const HEADER_CORRELATION: &str = "x-correlation-id";
+pub const HEADER_DEBUG_SUB: &str = "x-debug-sub";
+
+/// How the sidecar proves who it is.
+pub enum Auth {
+    Bearer(SecretString),
+    /// `X-Debug-Sub`, accepted only by a dev-mode upstream.
+    DevSubject(String),
+    None,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bearer(_) => f.write_str("Bearer([REDACTED])"),
+            Self::DevSubject(sub) => write!(f, "DevSubject({sub})"),
+            Self::None => f.write_str("None"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ClientConfig {
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub auth: Auth,
+    /// Resolved from `GET /v1/auth/tenant` on first use when not given.
+    pub tenant_id: Option<String>,
+    pub connect_timeout: Duration,
+    pub attempt_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub max_response_bytes: usize,
+}
+
+/// One tool call as the client sees it: its correlation id, deadline and
+/// cancellation, and what happened, for the call's log line.
+pub struct Call {
+    pub correlation_id: String,
+    pub deadline: Instant,
+    pub cancel: CancellationToken,
+    attempts: AtomicU32,
+    retries: AtomicU32,
+    last_status: AtomicU16,
+}
+
+impl Call {
+    pub fn new(timeout: Duration, cancel: CancellationToken) -> Self {
+        Self {
+            correlation_id: uuid::Uuid::new_v4().to_string(),
+            deadline: Instant::now() + timeout,
+            cancel,
+            attempts: AtomicU32::new(0),
+            retries: AtomicU32::new(0),
+            last_status: AtomicU16::new(0),
+        }
+    }
+
+    /// HTTP requests sent for this call, session and tenant requests included.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// Backoff retries taken (re-session replays do not count).
+    pub fn retries(&self) -> u32 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// The last HTTP status seen, if any.
+    pub fn last_status(&self) -> Option<u16> {
+        Some(self.last_status.load(Ordering::Relaxed)).filter(|s| *s != 0)
+    }
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    /// Authorization and identity headers, built once; the token inside is
+    /// marked sensitive so it never shows in a debug print.
+    identity: HeaderMap,
+    tenant: tokio::sync::OnceCell<HeaderValue>,
+    session: SessionSlot,
+    attempt_timeout: Duration,
+    retry: RetryPolicy,
+    max_response_bytes: usize,
+}
+
+/// A response body the caller asked for, already known to be 2xx.
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Self, ToolError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("toolbridge-mcp/", env!("CARGO_PKG_VERSION")))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ToolError::invalid_input(format!("cannot build the HTTP client: {e}")))?;
+        let mut identity = HeaderMap::new();
+        match &config.auth {
+            Auth::Bearer(token) => {
+                let mut value =
+                    HeaderValue::from_str(&format!("Bearer {}", token.expose_secret().trim()))
+                        .map_err(|_| {
+                            ToolError::invalid_input(
+                                "the token contains characters not allowed in a header",
+                            )
+                        })?;
+                value.set_sensitive(true);
+                identity.insert(AUTHORIZATION, value);
+            }
+            Auth::DevSubject(sub) => {
+                let value = HeaderValue::from_str(sub).map_err(|_| {
+                    ToolError::invalid_input(
+                        "the dev subject contains characters not allowed in a header",
+                    )
+                })?;
+                identity.insert(HeaderName::from_static(HEADER_DEBUG_SUB), value);
+            }
+            Auth::None => {}
+        }
+        let tenant = tokio::sync::OnceCell::new();
+        if let Some(id) = &config.tenant_id {
+            let value = HeaderValue::from_str(id).map_err(|_| {
+                ToolError::invalid_input(
+                    "the tenant id contains characters not allowed in a header",
+                )
+            })?;
+            let _ = tenant.set(value);
+        }
+        Ok(Self {
+            http,
+            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            identity,
+            tenant,
+            session: SessionSlot::default(),
+            attempt_timeout: config.attempt_timeout,
+            retry: config.retry,
+            max_response_bytes: config.max_response_bytes,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Sends an entity request with retries, within the call's deadline and
+    /// until the call is cancelled.
+    pub async fn send(&self, request: &Request, call: &Call) -> Result<Response, ToolError> {
+        let outcome = tokio::select! {
+            biased;
+            _ = call.cancel.cancelled() => Err(ToolError::new(ErrorCode::Cancelled, "the call was cancelled")),
+            result = tokio::time::timeout_at(call.deadline, self.send_with_retries(request, call)) => {
+                result.unwrap_or_else(|_| Err(ToolError::new(
+                    ErrorCode::Timeout,
+                    format!("no answer from the upstream within the call's deadline ({} attempts)", call.attempts()),
+                )))
+            }
+        };
+        outcome.map_err(|e| e.with_correlation_id(&call.correlation_id))
+    }
+
+    async fn send_with_retries(
+        &self,
+        request: &Request,
+        call: &Call,
+    ) -> Result<Response, ToolError> {
+        let class = retry_class(request);
+        let resessioned = AtomicBool::new(false);
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.max_retries)
+            .with_jitter();
+        let attempt = || self.attempt(request, call, &resessioned);
+        attempt
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|f: &Failure| f.may_retry(class))
+            .adjust(|f, backoff| {
+                // The backoff's own budget is spent first; a Retry-After then
+                // replaces the delay, but only if it fits the call's deadline.
+                let delay = f.retry_after.unwrap_or(backoff?);
+                let remaining = call.deadline.saturating_duration_since(Instant::now());
+                (delay < remaining).then_some(delay)
+            })
+            .notify(|f, delay| {
+                call.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    correlation_id = %call.correlation_id,
+                    error = %f.error.summary(),
+                    delay_ms = delay.as_millis() as u64,
+                    "retrying"
+                );
+            })
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// One attempt; a session or epoch rejection is repaired and replayed once
+    /// per call, inside the attempt, so it never spends a retry.
+    async fn attempt(
+        &self,
+        request: &Request,
+        call: &Call,
+        resessioned: &AtomicBool,
+    ) -> Result<Response, Failure> {
+        let session = self.session(call).await?;
+        match self.send_once(request, call, &session).await {
+            Err(f) if f.resession && !resessioned.swap(true, Ordering::Relaxed) => {
+                tracing::info!(correlation_id = %call.correlation_id, status = f.error.http_status, "renewing the sync session");
+                self.session.invalidate(&session).await;
+                let session = self.session(call).await?;
+                self.send_once(request, call, &session).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_once(
+        &self,
+        request: &Request,
+        call: &Call,
+        session: &Session,
+    ) -> Result<Response, Failure> {
+        let method = match request.method {
+            Method::Get => HttpMethod::GET,
+            Method::Post => HttpMethod::POST,
+            Method::Put => HttpMethod::PUT,
+            Method::Patch => HttpMethod::PATCH,
+            Method::Delete => HttpMethod::DELETE,
+        };
+        let mut builder = self
+            .request(method, &request.path, call)
+            .await?
+            .header(HEADER_SESSION, &session.id)
+            .header(HEADER_EPOCH, session.epoch.to_string());
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        if let Some(version) = request.if_match {
+            builder = builder.header(IF_MATCH, format!("\"{version}\""));
+        }
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let (status, headers, body) = self.exchange(builder, call).await?;
+        if status.is_success() {
+            let body = if body.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&body).map_err(|e| {
+                    let error = ToolError::new(
+                        ErrorCode::UpstreamError,
+                        format!("the upstream sent a response that is not JSON: {e}"),
+                    )
+                    .with_status(status.as_u16());
+                    Failure::new(error, Reached::Maybe, false)
+                })?
+            };
+            return Ok(Response {
+                status: status.as_u16(),
+                body,
+            });
+        }
+        Err(Failure::status(
+            status,
+            &headers,
+            &body,
+            request.method != Method::Get,
+        ))
+    }
+
+    /// A request with identity, tenant and correlation headers and the
+    /// attempt's timeout (never past the call's deadline).
+    async fn request(
+        &self,
+        method: HttpMethod,
+        path: &str,
+        call: &Call,
+    ) -> Result<reqwest::RequestBuilder, Failure> {
+        let tenant = self.tenant(call).await?;
+        Ok(self
+            .bare_request(method, path, call)
+            .header(HEADER_TENANT, tenant))
+    }
+
+    fn bare_request(&self, method: HttpMethod, path: &str, call: &Call) -> reqwest::RequestBuilder {
+        let remaining = call.deadline.saturating_duration_since(Instant::now());
+        self.http
+            .request(method, format!("{}{}", self.base_url, path))
+            .headers(self.identity.clone())
+            .header(HEADER_CORRELATION, &call.correlation_id)
+            .timeout(self.attempt_timeout.min(remaining))
+    }
+
+    /// Sends and reads the whole body, refusing more than the configured cap.
+    async fn exchange(
+        &self,
+        builder: reqwest::RequestBuilder,
+        call: &Call,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Failure> {
+        call.attempts.fetch_add(1, Ordering::Relaxed);
+        let mut response = builder
+            .send()
+            .await
+            .map_err(|e| Failure::transport(&e, &self.base_url))?;
+        let status = response.status();
+        call.last_status.store(status.as_u16(), Ordering::Relaxed);
+        let too_large = || {
+            let error = ToolError::new(
+                ErrorCode::UpstreamError,
+                format!(
+                    "the upstream's response is larger than {} bytes",
+                    self.max_response_bytes
+                ),
+            )
+            .with_status(status.as_u16());
+            Failure::new(error, Reached::Maybe, false)
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_response_bytes as u64)
+        {
+            return Err(too_large());
+        }
+        let headers = std::mem::take(response.headers_mut());
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Failure::transport(&e, &self.base_url))?
+        {
+            if body.len() + chunk.len() > self.max_response_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, headers, body))
+    }
+
+    /// The tenant header: configured, or asked of the upstream once.
+    async fn tenant(&self, call: &Call) -> Result<HeaderValue, Failure> {
+        self.tenant
+            .get_or_try_init(|| self.resolve_tenant(call))
+            .await
+            .cloned()
+    }
+
+    async fn resolve_tenant(&self, call: &Call) -> Result<HeaderValue, Failure> {
+        let builder = self.bare_request(HttpMethod::GET, "/v1/auth/tenant", call);
+        let (status, headers, body) = self.exchange(builder, call).await?;
+        let explain = |detail: String| {
+            let error = ToolError::new(
+                ErrorCode::Unauthorized,
+                format!("could not resolve the tenant ({detail}); set TOOLBRIDGE_TENANT_ID"),
+            )
+            .with_status(status.as_u16());
+            Failure::new(error, Reached::No, false)
+        };
+        if !status.is_success() {
+            let failure = Failure::status(status, &headers, &body, false);
+            if failure.transient {
+                return Err(failure);
+            }
+            return Err(explain(format!(
+                "GET /v1/auth/tenant answered {}: {}",
+                status.as_u16(),
+                failure.error.message
+            )));
+        }
+        let id = tenant_id_from(&body)
+            .ok_or_else(|| explain("GET /v1/auth/tenant sent no tenant id".into()))?;
+        tracing::info!(tenant = %id, "resolved the tenant");
+        HeaderValue::from_str(&id)
+            .map_err(|_| explain("the tenant id is not a valid header value".into()))
+    }
+
+    async fn session(&self, call: &Call) -> Result<Session, Failure> {
+        self.session.get_or_open(|| self.open_session(call)).await
+    }
+
+    async fn open_session(&self, call: &Call) -> Result<Session, Failure> {
+        let builder = self
+            .request(HttpMethod::POST, "/v1/sync/sessions", call)
+            .await?;
+        let (status, headers, body) = self.exchange(builder, call).await?;
+        if !status.is_success() {
+            let mut failure = Failure::status(status, &headers, &body, false);
+            // A session that cannot be opened is never fixed by another session.
+            failure.resession = false;
+            failure.error.message =
+                format!("could not open a sync session: {}", failure.error.message);
+            return Err(failure);
+        }
+        Session::from_response(&headers, &body).ok_or_else(|| {
+            let error = ToolError::new(
+                ErrorCode::UpstreamError,
+                "the upstream's session response has no id",
+            )
+            .with_status(status.as_u16());
+            Failure::new(error, Reached::No, false)
+        })
+    }
+
+    /// Ends the sync session, if any; bounded so shutdown never hangs on it.
+    pub async fn close(&self) {
+        let Some(session) = self.session.take().await else {
+            return;
+        };
+        let call = Call::new(Duration::from_secs(2), CancellationToken::new());
+        let path = format!("/v1/sync/sessions/{}", session.id);
+        if let Ok(builder) = self.request(HttpMethod::DELETE, &path, &call).await {
+            match self.exchange(builder, &call).await {
+                Ok((status, _, _)) => {
+                    tracing::info!(status = status.as_u16(), "ended the sync session")
+                }
+                Err(f) => {
+                    tracing::warn!(error = %f.error.summary(), "could not end the sync session")
+                }
+            }
+        }
+    }
+
+    /// `GET /healthz`, for `doctor`.
+    pub async fn health(&self, call: &Call) -> Result<u16, ToolError> {
+        let builder = self.bare_request(HttpMethod::GET, "/healthz", call);
+        let (status, _, _) = self.exchange(builder, call).await.map_err(|f| f.error)?;
+        Ok(status.as_u16())
+    }
+}
+
+pub fn retry_class(request: &Request) -> RetryClass {
+    match (request.method, request.if_match) {
+        (Method::Get, _) => RetryClass::Read,
+        (_, Some(_)) => RetryClass::Conditional,
+        (_, None) => RetryClass::Idempotent,
+    }
+}
+
+/// The contract names no shape for `GET /v1/auth/tenant`: accept the likely
+/// ones (`{"tenantId"}`, `{"tenant_id"}`, `{"id"}`, or a bare string).
+fn tenant_id_from(body: &[u8]) -> Option<String> {
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) => {
+            return Some(String::from_utf8_lossy(body).trim().to_owned()).filter(|s| !s.is_empty());
+        }
+    };
+    let id = match &value {
+        Value::String(s) => Some(s.as_str()),
+        Value::Object(map) => ["tenantId", "tenant_id", "tenant", "id"]
+            .iter()
+            .find_map(|k| map.get(*k).and_then(Value::as_str)),
+        _ => None,
+    };
+    id.map(str::to_owned).filter(|s| !s.is_empty())
+}
