@@ -212,13 +212,6 @@ impl Config {
                 return Err("set only one of TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE and TOOLBRIDGE_DEV_SUBJECT".into());
             }
         };
-        if o.attempt_timeout > o.call_timeout {
-            return Err(format!(
-                "the attempt timeout ({} s) is longer than the call timeout ({} s)",
-                o.attempt_timeout.as_secs_f64(),
-                o.call_timeout.as_secs_f64()
-            ));
-        }
         let known = toolset_names();
         let toolsets: Vec<String> = o
             .toolsets
@@ -243,7 +236,8 @@ impl Config {
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty()),
             connect_timeout: o.connect_timeout,
-            attempt_timeout: o.attempt_timeout,
+            // An attempt never outlives its call.
+            attempt_timeout: o.attempt_timeout.min(o.call_timeout),
             call_timeout: o.call_timeout,
             retry: RetryPolicy {
                 max_retries: o.max_retries as usize,

@@ -1,0 +1,298 @@
+//! Test harness: spawns the real binary and speaks MCP (JSON-RPC lines) over
+//! its stdio. Replies are matched by id (rmcp answers concurrently), and every
+//! line the server writes to stdout is checked to be JSON-RPC.
+
+#![allow(dead_code)]
+
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::oneshot;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_toolbridge-mcp");
+pub const LEGACY_VERSION: &str = "2025-11-25";
+pub const MODERN_VERSION: &str = "2026-07-28";
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
+
+pub struct McpProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pending: Pending,
+    next_id: AtomicU64,
+    /// Lines on stdout that were not JSON-RPC messages.
+    bad_lines: Arc<Mutex<Vec<String>>>,
+    stdout_done: Option<tokio::task::JoinHandle<()>>,
+    stderr: Arc<Mutex<String>>,
+    pub log_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// A builder for the server process's command line and environment.
+pub struct Launch {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log_dir: Option<PathBuf>,
+}
+
+impl Launch {
+    /// Against a remote upstream at `url` with a bearer token and tenant.
+    pub fn remote(url: &str) -> Self {
+        Self {
+            args: vec!["--api-url".into(), url.into()],
+            env: vec![
+                ("TOOLBRIDGE_TOKEN".into(), "test-token-7f3e9c".into()),
+                ("TOOLBRIDGE_TENANT_ID".into(), "tenant-1".into()),
+            ],
+            log_dir: None,
+        }
+    }
+
+    /// On the embedded default, with its database at `db_path`.
+    pub fn embedded(db_path: &Path) -> Self {
+        Self {
+            args: vec!["--db-path".into(), db_path.display().to_string()],
+            env: Vec::new(),
+            log_dir: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn without_env(mut self, key: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
+    pub fn log_dir(mut self, dir: &Path) -> Self {
+        self.log_dir = Some(dir.to_owned());
+        self
+    }
+
+    pub async fn spawn(self) -> McpProcess {
+        McpProcess::spawn(self).await
+    }
+}
+
+impl McpProcess {
+    async fn spawn(launch: Launch) -> Self {
+        let (temp, log_dir) = match launch.log_dir {
+            Some(dir) => (None, dir),
+            None => {
+                let temp = tempfile::tempdir().expect("tempdir");
+                let dir = temp.path().join("logs");
+                (Some(temp), dir)
+            }
+        };
+        let mut command = Command::new(BIN);
+        command
+            .args(&launch.args)
+            .env_clear()
+            .env("TOOLBRIDGE_LOG_DIR", &log_dir)
+            .env("TOOLBRIDGE_LOG", "debug")
+            .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("spawn toolbridge-mcp");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr_pipe = child.stderr.take().expect("stderr");
+        let pending: Pending = Arc::default();
+        let bad_lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stderr: Arc<Mutex<String>> = Arc::default();
+
+        let (p, bad) = (pending.clone(), bad_lines.clone());
+        let stdout_done = tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let message: Option<Value> = serde_json::from_str(&line).ok();
+                let Some(message) = message.filter(is_json_rpc) else {
+                    bad.lock().unwrap().push(line);
+                    continue;
+                };
+                if let Some(id) = message.get("id").and_then(Value::as_u64)
+                    && message.get("method").is_none()
+                    && let Some(tx) = p.lock().unwrap().remove(&id)
+                {
+                    let _ = tx.send(message);
+                }
+            }
+            // The server is gone: fail every waiting request now.
+            p.lock().unwrap().clear();
+        });
+        let err = stderr.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr_pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut e = err.lock().unwrap();
+                e.push_str(&line);
+                e.push('\n');
+            }
+        });
+        Self {
+            child,
+            stdin,
+            pending,
+            next_id: AtomicU64::new(1),
+            bad_lines,
+            stdout_done: Some(stdout_done),
+            stderr,
+            log_dir,
+            _temp: temp,
+        }
+    }
+
+    pub async fn send_raw(&mut self, line: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line).await.expect("write stdin");
+        stdin.flush().await.expect("flush stdin");
+    }
+
+    async fn send(&mut self, message: &Value) {
+        let mut line = serde_json::to_vec(message).unwrap();
+        line.push(b'\n');
+        self.send_raw(&line).await;
+    }
+
+    /// Sends a request and returns a receiver for its response.
+    pub async fn start_request(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> (u64, oneshot::Receiver<Value>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(id, tx);
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        (id, rx)
+    }
+
+    /// Sends a request and waits (at most 60 s) for its response message.
+    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        let (_, rx) = self.start_request(method, params).await;
+        self.wait(rx).await
+    }
+
+    pub async fn wait(&self, rx: oneshot::Receiver<Value>) -> Value {
+        match tokio::time::timeout(Duration::from_secs(60), rx).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(_)) => panic!("the server exited; stderr:\n{}", self.stderr()),
+            Err(_) => panic!("no response within 60 s; stderr:\n{}", self.stderr()),
+        }
+    }
+
+    pub async fn notify(&mut self, method: &str, params: Value) {
+        self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}))
+            .await;
+    }
+
+    /// The `initialize` handshake (2025-11-25 era).
+    pub async fn initialize(&mut self) -> Value {
+        let response = self
+            .request(
+                "initialize",
+                json!({
+                    "protocolVersion": LEGACY_VERSION,
+                    "capabilities": {},
+                    "clientInfo": {"name": "harness", "version": "0"}
+                }),
+            )
+            .await;
+        self.notify("notifications/initialized", json!({})).await;
+        response["result"].clone()
+    }
+
+    /// A tool call's result object (panics on a JSON-RPC error).
+    pub async fn call_tool(&mut self, name: &str, args: Value) -> Value {
+        let response = self
+            .request("tools/call", json!({"name": name, "arguments": args}))
+            .await;
+        match response.get("result") {
+            Some(result) => result.clone(),
+            None => panic!("tools/call {name} failed: {response}"),
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Closes stdin, waits for exit, and checks stdout carried only JSON-RPC.
+    pub async fn shutdown(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("server exits after stdin closes")
+            .expect("wait");
+        if let Some(done) = self.stdout_done.take() {
+            let _ = done.await;
+        }
+        self.assert_clean_stdout();
+        status
+    }
+
+    pub fn assert_clean_stdout(&self) {
+        let bad = self.bad_lines.lock().unwrap();
+        assert!(bad.is_empty(), "non-JSON-RPC lines on stdout: {bad:?}");
+    }
+
+    /// Every log line written so far (all files in the log directory).
+    pub fn log_text(&self) -> String {
+        let mut text = String::new();
+        if let Ok(entries) = std::fs::read_dir(&self.log_dir) {
+            for entry in entries.flatten() {
+                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        text
+    }
+}
+
+fn is_json_rpc(message: &Value) -> bool {
+    message.get("jsonrpc") == Some(&json!("2.0"))
+        && (message.get("id").is_some()
+            || message.get("method").is_some()
+            || message.get("error").is_some())
+}
+
+/// The `structuredContent` of a successful tool result.
+pub fn ok(result: &Value) -> &Value {
+    assert_ne!(result["isError"], json!(true), "tool failed: {result}");
+    &result["structuredContent"]
+}
+
+/// The structured error of a failed tool result.
+pub fn err(result: &Value) -> &Value {
+    assert_eq!(result["isError"], json!(true), "tool succeeded: {result}");
+    &result["structuredContent"]
+}

@@ -1,0 +1,145 @@
+//! The MCP surface through the real binary: both protocol eras, server
+//! identity, protocol misuse, and shutdown.
+
+mod common;
+
+use common::upstream::{self, SESSION, UID};
+use common::{Launch, MODERN_VERSION, ok};
+use serde_json::{Value, json};
+
+fn modern_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "harness", "version": "0"}
+    })
+}
+
+/// `initialize` reports the product's own name and version and instructions
+/// that explain how the tools fit together.
+#[tokio::test]
+async fn initialize_reports_the_product() {
+    let server = upstream::plausible_upstream().await;
+    let mut mcp = Launch::remote(&server.uri()).spawn().await;
+    let result = mcp.initialize().await;
+    assert_eq!(result["protocolVersion"], common::LEGACY_VERSION);
+    assert_eq!(result["serverInfo"]["name"], "toolbridge-mcp");
+    assert_eq!(result["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(result["capabilities"]["tools"].is_object());
+    let instructions = result["instructions"].as_str().unwrap();
+    for needle in ["uid", "nextCursor", "if_version", "parent_type", "chat_uid"] {
+        assert!(instructions.contains(needle), "instructions lack {needle}");
+    }
+    mcp.shutdown().await;
+}
+
+/// The 2026-07-28 era: `server/discover`, then requests carrying the version
+/// in their `_meta`, with no `initialize` at all.
+#[tokio::test]
+async fn modern_era_discover_then_call() {
+    let server = upstream::plausible_upstream().await;
+    let mut mcp = Launch::remote(&server.uri()).spawn().await;
+    let discovered = mcp
+        .request("server/discover", json!({"_meta": modern_meta()}))
+        .await;
+    let result = &discovered["result"];
+    assert!(
+        result["supportedVersions"]
+            .as_array()
+            .is_some_and(|v| v.contains(&json!(MODERN_VERSION))),
+        "{discovered}"
+    );
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "toolbridge-mcp",
+        "{discovered}"
+    );
+    assert!(result["instructions"].is_string());
+
+    let listed = mcp
+        .request("tools/list", json!({"_meta": modern_meta()}))
+        .await;
+    assert_eq!(
+        listed["result"]["tools"].as_array().map(Vec::len),
+        Some(40),
+        "{listed}"
+    );
+    let called = mcp
+        .request(
+            "tools/call",
+            json!({"_meta": modern_meta(), "name": "get_note", "arguments": {"uid": UID}}),
+        )
+        .await;
+    assert_eq!(ok(&called["result"])["uid"], UID, "{called}");
+    mcp.shutdown().await;
+}
+
+/// Malformed JSON, unknown methods and unknown tools get JSON-RPC errors (or
+/// are dropped), and the server keeps serving.
+#[tokio::test]
+async fn protocol_misuse_does_not_stop_the_server() {
+    let server = upstream::plausible_upstream().await;
+    let mut mcp = Launch::remote(&server.uri()).spawn().await;
+    mcp.initialize().await;
+
+    let unknown_tool = mcp
+        .request(
+            "tools/call",
+            json!({"name": "drop_database", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(unknown_tool["error"]["code"], -32602, "{unknown_tool}");
+    assert!(
+        unknown_tool["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("drop_database")
+    );
+
+    let unknown_method = mcp.request("notes/frobnicate", json!({})).await;
+    assert!(unknown_method.get("error").is_some(), "{unknown_method}");
+
+    mcp.send_raw(b"{this is not json\n").await;
+    mcp.send_raw(b"[1, 2, 3]\n").await;
+    mcp.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"tools/call\",\"params\":42}\n")
+        .await;
+
+    let still = mcp.call_tool("get_note", json!({"uid": UID})).await;
+    assert_eq!(ok(&still)["uid"], UID);
+    mcp.shutdown().await;
+}
+
+/// On stdin EOF the server ends its upstream session and exits 0.
+#[tokio::test]
+async fn eof_ends_the_session_and_exits_cleanly() {
+    let server = upstream::plausible_upstream().await;
+    let mut mcp = Launch::remote(&server.uri()).spawn().await;
+    mcp.initialize().await;
+    ok(&mcp.call_tool("list_notes", json!({})).await);
+    let status = mcp.shutdown().await;
+    assert!(status.success(), "{status:?}");
+    let requests = server.received_requests().await.unwrap();
+    let ended = requests.iter().any(|r| {
+        r.method.as_str() == "DELETE" && r.url.path() == format!("/v1/sync/sessions/{SESSION}")
+    });
+    assert!(ended, "DELETE /v1/sync/sessions/{SESSION} was not sent");
+}
+
+/// On SIGTERM the server ends its upstream session and exits 0.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_ends_the_session_and_exits_cleanly() {
+    let server = upstream::plausible_upstream().await;
+    let mut mcp = Launch::remote(&server.uri()).spawn().await;
+    mcp.initialize().await;
+    ok(&mcp.call_tool("list_notes", json!({})).await);
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(mcp.pid() as i32, libc::SIGTERM) };
+    let status = mcp.shutdown().await;
+    assert!(status.success(), "{status:?}");
+    let requests = server.received_requests().await.unwrap();
+    assert!(
+        requests.iter().any(
+            |r| r.method.as_str() == "DELETE" && r.url.path().starts_with("/v1/sync/sessions/")
+        )
+    );
+}
