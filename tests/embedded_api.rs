@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use toolbridge_mcp::embedded::{self, ApiConfig, RateLimits, RunningApi, TENANT_ID};
@@ -73,11 +73,7 @@ impl Client {
     }
 
     async fn begin_session(&mut self) {
-        let response = self
-            .authed(Method::POST, "/v1/sync/sessions")
-            .send()
-            .await
-            .expect("send");
+        let response = send(self.authed(Method::POST, "/v1/sync/sessions")).await;
         assert_eq!(response.status(), StatusCode::CREATED);
         let body: Value = response.json().await.expect("session json");
         self.session = body["id"].as_str().expect("session id").to_owned();
@@ -90,9 +86,11 @@ impl Client {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("send");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        json_of(request).await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
     }
 
     /// `POST {item}/process` with `action`.
@@ -102,47 +100,86 @@ impl Client {
             .await
     }
 
+    async fn archive(&self, item: &str) -> Value {
+        let (status, body) = self
+            .call(Method::POST, &format!("{item}/archive"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
     async fn create(&self, collection: &str, body: Value) -> Value {
         let (status, item) = self.call(Method::POST, collection, Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{item}");
         item
     }
+
+    /// Creates an item and returns its path.
+    async fn create_at(&self, collection: &str, body: Value) -> String {
+        format!(
+            "{collection}/{}",
+            uid_of(&self.create(collection, body).await)
+        )
+    }
+}
+
+async fn send(request: RequestBuilder) -> Response {
+    request.send().await.expect("send")
+}
+
+async fn status_of(request: RequestBuilder) -> StatusCode {
+    send(request).await.status()
+}
+
+async fn json_of(request: RequestBuilder) -> (StatusCode, Value) {
+    let response = send(request).await;
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn text(request: RequestBuilder) -> (StatusCode, String) {
+    let response = send(request).await;
+    (response.status(), response.text().await.unwrap_or_default())
+}
+
+fn plain(status: StatusCode, body: &str) -> (StatusCode, String) {
+    (status, body.to_owned())
 }
 
 fn uid_of(item: &Value) -> String {
     item["uid"].as_str().expect("item uid").to_owned()
 }
 
-async fn text(request: RequestBuilder) -> (StatusCode, String) {
-    let response = request.send().await.expect("send");
-    (response.status(), response.text().await.unwrap_or_default())
+fn error_of(body: &Value) -> &str {
+    body["error"].as_str().unwrap_or_default()
+}
+
+fn header<'r>(response: &'r Response, name: &str) -> &'r str {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 /// `/healthz` and `/v1/sync/info` answer without credentials.
 #[tokio::test]
 async fn health_and_info_are_public() {
     let (_dir, api) = start().await;
-    let http = reqwest::Client::new();
-    let health = text(http.get(api.client.url("/healthz"))).await;
-    assert_eq!(health, (StatusCode::OK, "ok".to_owned()));
-    let info: Value = http
-        .get(api.client.url("/v1/sync/info"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let c = &api.client;
+    assert_eq!(
+        text(c.http.get(c.url("/healthz"))).await,
+        plain(StatusCode::OK, "ok")
+    );
+    let (_, info) = json_of(c.http.get(c.url("/v1/sync/info"))).await;
     assert_eq!(info["apiVersion"], "1.1");
     assert_eq!(info["entities"]["chat_messages"]["maxLimit"], 1000);
-    assert_eq!(
-        info["rateLimit"],
-        json!({"windowSeconds": 60, "maxRequests": 600, "burst": 120})
-    );
-    assert_eq!(
-        info["hints"],
-        json!({"recommendedBatch": 500, "backoffMsOn429": 1500})
-    );
+    let rate = json!({"windowSeconds": 60, "maxRequests": 600, "burst": 120});
+    assert_eq!(info["rateLimit"], rate);
+    let hints = json!({"recommendedBatch": 500, "backoffMsOn429": 1500});
+    assert_eq!(info["hints"], hints);
 }
 
 /// A missing or wrong bearer secret is a plain-text 401 on every guarded route.
@@ -150,19 +187,21 @@ async fn health_and_info_are_public() {
 async fn auth_requires_the_secret() {
     let (_dir, api) = start().await;
     let c = &api.client;
-    for path in ["/v1/notes", "/v1/sync/sessions", "/v1/auth/tenant"] {
-        let none = text(c.http.get(c.url(path))).await;
-        assert_eq!(
-            none,
-            (StatusCode::UNAUTHORIZED, "unauthorized".to_owned()),
-            "{path}"
-        );
-        let wrong = text(c.http.get(c.url(path)).bearer_auth("not-the-secret")).await;
-        assert_eq!(
-            wrong,
-            (StatusCode::UNAUTHORIZED, "unauthorized".to_owned()),
-            "{path}"
-        );
+    let refused = plain(StatusCode::UNAUTHORIZED, "unauthorized");
+    let guarded = [
+        (Method::GET, "/v1/notes"),
+        (Method::POST, "/v1/sync/sessions"),
+        (Method::GET, "/v1/auth/tenant"),
+        (Method::POST, "/v1/sync/wipe"),
+    ];
+    for (method, path) in guarded {
+        let none = c.http.request(method.clone(), c.url(path));
+        assert_eq!(text(none).await, refused, "{path}");
+        let wrong = c
+            .http
+            .request(method, c.url(path))
+            .bearer_auth("not-the-secret");
+        assert_eq!(text(wrong).await, refused, "{path}");
     }
 }
 
@@ -172,34 +211,21 @@ async fn tenant_header_is_enforced() {
     let (_dir, api) = start().await;
     let c = &api.client;
     let missing = text(c.authed(Method::GET, "/v1/notes")).await;
-    assert_eq!(
-        missing,
-        (
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized: missing tenant header".to_owned()
-        )
+    let expected = plain(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized: missing tenant header",
     );
-    let other = text(
-        c.authed(Method::GET, "/v1/notes")
-            .header("X-TB-Tenant-ID", "someone-else"),
-    )
-    .await;
-    assert_eq!(
-        other,
-        (
-            StatusCode::FORBIDDEN,
-            "Unauthorized: not authorized for requested tenant".to_owned()
-        )
+    assert_eq!(missing, expected);
+    let other = c
+        .authed(Method::GET, "/v1/notes")
+        .header("X-TB-Tenant-ID", "someone-else");
+    let expected = plain(
+        StatusCode::FORBIDDEN,
+        "Unauthorized: not authorized for requested tenant",
     );
-    let tenant: Value = c
-        .authed(Method::GET, "/v1/auth/tenant")
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(tenant, json!({"tenantId": "local"}));
+    assert_eq!(text(other).await, expected);
+    let tenant = json_of(c.authed(Method::GET, "/v1/auth/tenant")).await;
+    assert_eq!(tenant, (StatusCode::OK, json!({"tenantId": "local"})));
 }
 
 /// Without a session, or with an unknown one, entity routes are 428 with distinct messages.
@@ -207,33 +233,29 @@ async fn tenant_header_is_enforced() {
 async fn entity_routes_require_a_session() {
     let (_dir, api) = start().await;
     let c = &api.client;
-    let tenant_only = || {
+    let without_session = || {
         c.authed(Method::GET, "/v1/notes")
             .header("X-TB-Tenant-ID", TENANT_ID)
             .header("X-Sync-Epoch", "1")
     };
-    let missing = tenant_only().send().await.expect("send");
-    assert_eq!(missing.status(), StatusCode::PRECONDITION_REQUIRED);
-    assert!(missing.headers().get("x-ratelimit-limit").is_none());
-    let missing: Value = missing.json().await.expect("json");
-    let unknown = tenant_only()
-        .header("X-Sync-Session", Uuid::new_v4().to_string())
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(unknown.status(), StatusCode::PRECONDITION_REQUIRED);
-    let unknown: Value = unknown.json().await.expect("json");
-    assert!(
-        missing["error"]
-            .as_str()
-            .is_some_and(|m| m.contains("required"))
+    let response = send(without_session()).await;
+    assert!(response.headers().get("x-ratelimit-limit").is_none());
+    let missing = (
+        response.status(),
+        response.json::<Value>().await.expect("json"),
     );
-    assert!(
-        unknown["error"]
-            .as_str()
-            .is_some_and(|m| m.contains("Invalid or expired"))
+    let unknown = without_session().header("X-Sync-Session", Uuid::new_v4().to_string());
+    let unknown = json_of(unknown).await;
+    assert_eq!(
+        (missing.0, unknown.0),
+        (
+            StatusCode::PRECONDITION_REQUIRED,
+            StatusCode::PRECONDITION_REQUIRED
+        )
     );
-    assert!(missing["correlation_id"].is_string());
+    assert!(error_of(&missing.1).starts_with("X-Sync-Session header required"));
+    assert!(error_of(&unknown.1).starts_with("Invalid or expired sync session"));
+    assert!(missing.1["correlation_id"].is_string());
 }
 
 /// Session routes: 201 with X-Sync-Epoch, get 200, delete 204, then 404 plain text.
@@ -241,73 +263,50 @@ async fn entity_routes_require_a_session() {
 async fn session_lifecycle() {
     let (_dir, api) = start().await;
     let c = &api.client;
-    let begun = c
-        .authed(Method::POST, "/v1/sync/sessions")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(begun.headers()["x-sync-epoch"], "1");
+    let begun = send(c.authed(Method::POST, "/v1/sync/sessions")).await;
+    assert_eq!(header(&begun, "x-sync-epoch"), "1");
     let session: Value = begun.json().await.expect("json");
     assert_eq!(session["userId"], "local");
     assert!(session["createdAt"].is_string() && session["expiresAt"].is_string());
     let path = format!("/v1/sync/sessions/{}", session["id"].as_str().expect("id"));
     assert_eq!(
-        c.authed(Method::GET, &path)
-            .send()
-            .await
-            .expect("send")
-            .status(),
+        status_of(c.authed(Method::GET, &path)).await,
         StatusCode::OK
     );
     assert_eq!(
-        c.authed(Method::DELETE, &path)
-            .send()
-            .await
-            .expect("send")
-            .status(),
+        status_of(c.authed(Method::DELETE, &path)).await,
         StatusCode::NO_CONTENT
     );
     let gone = text(c.authed(Method::GET, &path)).await;
     assert_eq!(
         gone,
-        (
-            StatusCode::NOT_FOUND,
-            "session not found or expired".to_owned()
-        )
+        plain(StatusCode::NOT_FOUND, "session not found or expired")
     );
 }
 
 /// A missing epoch is 409; after a wipe the old session is gone and the old
-/// epoch is refused until the client adopts the new one.
+/// epoch is refused until the client adopts the new one; data is kept.
 #[tokio::test]
 async fn wipe_forces_re_sessioning() {
     let (_dir, mut api) = start().await;
     let note = api
         .client
-        .create("/v1/notes", json!({"title": "kept"}))
+        .create_at("/v1/notes", json!({"title": "kept"}))
         .await;
     let no_epoch = api
         .client
         .authed(Method::GET, "/v1/notes")
         .header("X-TB-Tenant-ID", TENANT_ID)
         .header("X-Sync-Session", &api.client.session);
-    assert_eq!(
-        no_epoch.send().await.expect("send").status(),
-        StatusCode::CONFLICT
-    );
+    assert_eq!(status_of(no_epoch).await, StatusCode::CONFLICT);
 
-    let wiped = api
-        .client
-        .entity(Method::POST, "/v1/sync/wipe")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(wiped.status(), StatusCode::OK);
-    assert_eq!(wiped.headers()["x-sync-epoch"], "2");
+    let wiped = send(api.client.entity(Method::POST, "/v1/sync/wipe")).await;
     assert_eq!(
-        api.client.call(Method::GET, "/v1/notes", None).await.0,
-        StatusCode::PRECONDITION_REQUIRED
+        (wiped.status(), header(&wiped, "x-sync-epoch")),
+        (StatusCode::OK, "2")
     );
+    let (status, _) = api.client.get("/v1/notes").await;
+    assert_eq!(status, StatusCode::PRECONDITION_REQUIRED);
 
     let old_epoch = api.client.epoch;
     api.client.begin_session().await;
@@ -316,25 +315,22 @@ async fn wipe_forces_re_sessioning() {
         epoch: old_epoch,
         ..api.client.clone()
     };
-    let refused = stale
-        .entity(Method::GET, "/v1/notes")
-        .header("X-Correlation-ID", "c-1")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
-    assert_eq!(refused.headers()["x-sync-epoch"], "2");
+    let refused = send(
+        stale
+            .entity(Method::GET, "/v1/notes")
+            .header("X-Correlation-ID", "c-1"),
+    )
+    .await;
+    assert_eq!(
+        (refused.status(), header(&refused, "x-sync-epoch")),
+        (StatusCode::CONFLICT, "2")
+    );
     let body: Value = refused.json().await.expect("json");
     assert_eq!(
         body,
         json!({"error": "epoch_mismatch", "epoch": 2, "correlation_id": "c-1"})
     );
-    // The embedded wipe keeps data.
-    let (status, _) = api
-        .client
-        .call(Method::GET, &format!("/v1/notes/{}", uid_of(&note)), None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(api.client.get(&note).await.0, StatusCode::OK);
 }
 
 /// Items carry the server keys, and every accepted write raises the version by one.
@@ -343,34 +339,31 @@ async fn item_shape_and_versions() {
     let (_dir, api) = start().await;
     let c = &api.client;
     let created = c
-        .create(
-            "/v1/tasks",
-            json!({"title": "t", "updatedAt": "client data"}),
-        )
+        .create("/v1/tasks", json!({"title": "t", "updatedAt": "data"}))
         .await;
-    let path = format!("/v1/tasks/{}", uid_of(&created));
     assert_eq!(created["version"], 1);
     assert!(created["updatedAt"].is_string() && created.get("deletedAt").is_none());
     let payload = &created["payload"];
-    assert_eq!(payload["uid"], created["uid"]);
-    assert_eq!(payload["updatedAt"], "client data");
+    assert_eq!(
+        (&payload["uid"], &payload["updatedAt"]),
+        (&created["uid"], &json!("data"))
+    );
     assert!(payload["updatedTs"].is_i64() && payload["updateTime"].is_string());
     assert_eq!(payload["sync"], json!({"version": 1, "isDeleted": false}));
 
-    let mut expected = 1;
-    for (method, suffix, body) in [
+    let path = format!("/v1/tasks/{}", uid_of(&created));
+    let writes = [
         (Method::PUT, "", Some(json!({"title": "u"}))),
         (Method::PATCH, "", Some(json!({"priority": "high"}))),
         (Method::POST, "/archive", None),
         (Method::POST, "/process", Some(json!({"action": "reopen"}))),
         (Method::POST, "/process", Some(json!({"action": "reopen"}))),
-    ] {
+    ];
+    for (expected, (method, suffix, body)) in (2..).zip(writes) {
         let (status, item) = c.call(method, &format!("{path}{suffix}"), body).await;
-        expected += 1;
         assert_eq!(
             (status, item["version"].as_i64()),
-            (StatusCode::OK, Some(expected)),
-            "{item}"
+            (StatusCode::OK, Some(expected))
         );
     }
 }
@@ -380,39 +373,23 @@ async fn item_shape_and_versions() {
 async fn if_match_guards_updates() {
     let (_dir, api) = start().await;
     let c = &api.client;
-    let path = format!(
-        "/v1/notes/{}",
-        uid_of(&c.create("/v1/notes", json!({"title": "a"})).await)
-    );
-    let put = |if_match: &str| {
+    let path = c.create_at("/v1/notes", json!({"title": "a"})).await;
+    let put = |version: &str| {
         c.entity(Method::PUT, &path)
-            .header("If-Match", if_match)
+            .header("If-Match", version)
             .json(&json!({"title": "b"}))
     };
-    let stale = put("7").send().await.expect("send");
-    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
-    let body: Value = stale.json().await.expect("json");
-    assert_eq!(body["error"], "version mismatch: expected 7, actual 1");
-    assert_eq!(
-        put("1").send().await.expect("send").status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        put("\"2\"").send().await.expect("send").status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        put("*").send().await.expect("send").status(),
-        StatusCode::BAD_REQUEST
-    );
+    let (code, body) = json_of(put("7")).await;
+    assert_eq!(code, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(error_of(&body), "version mismatch: expected 7, actual 1");
+    assert_eq!(status_of(put("1")).await, StatusCode::OK);
+    assert_eq!(status_of(put("\"2\"")).await, StatusCode::OK);
+    assert_eq!(status_of(put("*")).await, StatusCode::BAD_REQUEST);
     let patch = c
         .entity(Method::PATCH, &path)
         .header("If-Match", "1")
         .json(&json!({"x": 1}));
-    assert_eq!(
-        patch.send().await.expect("send").status(),
-        StatusCode::PRECONDITION_FAILED
-    );
+    assert_eq!(status_of(patch).await, StatusCode::PRECONDITION_FAILED);
 }
 
 /// Patch merges top-level keys and cannot touch `uid` or `sync`.
@@ -424,15 +401,18 @@ async fn patch_merges_but_keeps_server_keys() {
         .create("/v1/notes", json!({"title": "a", "tags": ["x"]}))
         .await;
     let path = format!("/v1/notes/{}", uid_of(&note));
-    let patch = json!({"title": "b", "uid": Uuid::new_v4().to_string(), "sync": {"version": 99}});
+    let patch = json!({"title": "b", "uid": Uuid::new_v4().to_string(), "sync": {"version": 9}});
     let (status, item) = c.call(Method::PATCH, &path, Some(patch)).await;
     assert_eq!(status, StatusCode::OK);
+    let payload = &item["payload"];
     assert_eq!(
-        (&item["payload"]["title"], &item["payload"]["tags"]),
+        (&payload["title"], &payload["tags"]),
         (&json!("b"), &json!(["x"]))
     );
-    assert_eq!(item["payload"]["uid"], note["uid"]);
-    assert_eq!(item["payload"]["sync"]["version"], 2);
+    assert_eq!(
+        (&payload["uid"], &payload["sync"]["version"]),
+        (&note["uid"], &json!(2))
+    );
 }
 
 /// Create with an existing uid replaces the whole payload, adds one, and undeletes.
@@ -441,27 +421,22 @@ async fn create_on_existing_uid_replaces_and_undeletes() {
     let (_dir, api) = start().await;
     let c = &api.client;
     let uid = Uuid::new_v4().to_string();
-    c.create(
-        "/v1/notes",
-        json!({"uid": uid, "title": "a", "content": "gone soon"}),
-    )
-    .await;
-    let (status, _) = c
-        .call(Method::DELETE, &format!("/v1/notes/{uid}"), None)
+    let path = c
+        .create_at(
+            "/v1/notes",
+            json!({"uid": uid, "title": "a", "content": "c"}),
+        )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(c.call(Method::DELETE, &path, None).await.0, StatusCode::OK);
     let again = c
         .create("/v1/notes", json!({"uid": uid, "title": "b"}))
         .await;
-    assert_eq!(again["version"], 3);
-    assert_eq!(again["payload"]["title"], "b");
-    assert!(again["payload"].get("content").is_none() && again.get("deletedAt").is_none());
     assert_eq!(
-        c.call(Method::GET, &format!("/v1/notes/{uid}"), None)
-            .await
-            .0,
-        StatusCode::OK
+        (&again["version"], &again["payload"]["title"]),
+        (&json!(3), &json!("b"))
     );
+    assert!(again["payload"].get("content").is_none() && again.get("deletedAt").is_none());
+    assert_eq!(c.get(&path).await.0, StatusCode::OK);
 }
 
 /// Soft delete: 410 on get and on every write, 200 with includeDeleted.
@@ -469,31 +444,22 @@ async fn create_on_existing_uid_replaces_and_undeletes() {
 async fn soft_delete_is_gone_but_listable() {
     let (_dir, api) = start().await;
     let c = &api.client;
-    let path = format!(
-        "/v1/chats/{}",
-        uid_of(&c.create("/v1/chats", json!({"title": "c"})).await)
-    );
+    let path = c.create_at("/v1/chats", json!({"title": "c"})).await;
     let (status, tombstone) = c.call(Method::DELETE, &path, None).await;
+    assert_eq!((status, &tombstone["version"]), (StatusCode::OK, &json!(2)));
+    assert!(tombstone["deletedAt"].is_string());
+    assert_eq!(tombstone["payload"]["sync"]["isDeleted"], true);
+    let (status, gone) = c.get(&path).await;
     assert_eq!(
-        (status, tombstone["version"].as_i64()),
-        (StatusCode::OK, Some(2))
-    );
-    assert!(
-        tombstone["deletedAt"].is_string() && tombstone["payload"]["sync"]["isDeleted"] == true
-    );
-    let (status, gone) = c.call(Method::GET, &path, None).await;
-    assert_eq!(
-        (status, &gone["error"]),
-        (StatusCode::GONE, &json!("chat deleted"))
+        (status, error_of(&gone)),
+        (StatusCode::GONE, "chat deleted")
     );
     assert_eq!(gone["deletedAt"], tombstone["deletedAt"]);
     assert_eq!(
-        c.call(Method::GET, &format!("{path}?includeDeleted=true"), None)
-            .await
-            .0,
+        c.get(&format!("{path}?includeDeleted=true")).await.0,
         StatusCode::OK
     );
-    for (method, suffix, body) in [
+    let writes = [
         (Method::DELETE, "", None),
         (Method::PUT, "", Some(json!({}))),
         (Method::PATCH, "", Some(json!({}))),
@@ -503,18 +469,13 @@ async fn soft_delete_is_gone_but_listable() {
             "/process",
             Some(json!({"action": "no-such-action"})),
         ),
-    ] {
-        assert_eq!(
-            c.call(method, &format!("{path}{suffix}"), body).await.0,
-            StatusCode::GONE,
-            "{suffix}"
-        );
+    ];
+    for (method, suffix, body) in writes {
+        let (status, _) = c.call(method, &format!("{path}{suffix}"), body).await;
+        assert_eq!(status, StatusCode::GONE, "{suffix}");
     }
-    let (_, listed) = c.call(Method::GET, "/v1/chats", None).await;
-    assert_eq!(listed["items"], json!([]));
-    let (_, listed) = c
-        .call(Method::GET, "/v1/chats?includeDeleted=true", None)
-        .await;
+    assert_eq!(c.get("/v1/chats").await.1["items"], json!([]));
+    let (_, listed) = c.get("/v1/chats?includeDeleted=true").await;
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
 }
 
@@ -523,53 +484,40 @@ async fn soft_delete_is_gone_but_listable() {
 async fn malformed_requests_are_refused() {
     let (_dir, api) = start().await;
     let c = &api.client;
+    let (status, body) = c.get("/v1/tasks/not-a-uuid").await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid UID")
+    );
     let unknown = format!("/v1/tasks/{}", Uuid::new_v4());
-    let (status, body) = c.call(Method::GET, "/v1/tasks/not-a-uuid", None).await;
-    assert_eq!(
-        (status, &body["error"]),
-        (StatusCode::BAD_REQUEST, &json!("invalid UID"))
-    );
-    assert_eq!(
-        c.call(Method::GET, &unknown, None).await.0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(c.get(&unknown).await.0, StatusCode::NOT_FOUND);
     assert_eq!(
         c.call(Method::PUT, &unknown, Some(json!({}))).await.0,
         StatusCode::NOT_FOUND
     );
-    let bad_json = c
-        .entity(Method::POST, "/v1/tasks")
-        .body("{bad")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(bad_json.status(), StatusCode::BAD_REQUEST);
+    let (status, body) = json_of(c.entity(Method::POST, "/v1/tasks").body("{bad")).await;
     assert_eq!(
-        bad_json.json::<Value>().await.expect("json")["error"],
-        "invalid JSON"
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid JSON")
     );
-    assert_eq!(
-        c.call(Method::POST, "/v1/tasks", Some(Value::Null)).await.0,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        c.call(Method::POST, "/v1/tasks", Some(json!({"uid": "nope"})))
-            .await
-            .0,
-        StatusCode::BAD_REQUEST
-    );
+    for bad in [
+        Value::Null,
+        json!([1]),
+        json!({"uid": "nope"}),
+        json!({"uid": 7}),
+    ] {
+        let (status, _) = c.call(Method::POST, "/v1/tasks", Some(bad.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
     // Process reads the body before looking the item up.
-    let bad_process = c
+    let process = c
         .entity(Method::POST, &format!("{unknown}/process"))
-        .body("{bad")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(bad_process.status(), StatusCode::BAD_REQUEST);
+        .body("{bad");
+    assert_eq!(status_of(process).await, StatusCode::BAD_REQUEST);
     // Upper-case and braced uids name the same item.
     let uid = uid_of(&c.create("/v1/tasks", json!({})).await);
     let braced = format!("/v1/tasks/{{{}}}", uid.to_uppercase());
-    assert_eq!(c.call(Method::GET, &braced, None).await.0, StatusCode::OK);
+    assert_eq!(c.get(&braced).await.0, StatusCode::OK);
 }
 
 /// Notes: archive sets status; pin/unpin/unarchive; unknown action is 400.
@@ -577,16 +525,16 @@ async fn malformed_requests_are_refused() {
 async fn note_archive_and_actions() {
     let (_dir, api) = start().await;
     let c = &api.client;
-    let path = format!(
-        "/v1/notes/{}",
-        uid_of(&c.create("/v1/notes", json!({"title": "n"})).await)
-    );
-    let (_, archived) = c.call(Method::POST, &format!("{path}/archive"), None).await;
-    assert_eq!(archived["payload"]["status"], "archived");
+    let path = c.create_at("/v1/notes", json!({"title": "n"})).await;
+    assert_eq!(c.archive(&path).await["payload"]["status"], "archived");
     assert_eq!(c.process(&path, "pin").await.1["payload"]["pinned"], true);
     assert_eq!(
         c.process(&path, "unpin").await.1["payload"]["pinned"],
         false
+    );
+    assert_eq!(
+        c.process(&path, "archive").await.1["payload"]["status"],
+        "archived"
     );
     assert_eq!(
         c.process(&path, "unarchive").await.1["payload"]["status"],
@@ -594,8 +542,8 @@ async fn note_archive_and_actions() {
     );
     let (status, body) = c.process(&path, "explode").await;
     assert_eq!(
-        (status, &body["error"]),
-        (StatusCode::BAD_REQUEST, &json!("invalid action: explode"))
+        (status, error_of(&body)),
+        (StatusCode::BAD_REQUEST, "invalid action: explode")
     );
 }
 
@@ -604,32 +552,23 @@ async fn note_archive_and_actions() {
 async fn task_archive_and_actions() {
     let (_dir, api) = start().await;
     let c = &api.client;
-    let path = format!(
-        "/v1/tasks/{}",
-        uid_of(&c.create("/v1/tasks", json!({"title": "t"})).await)
-    );
-    let (_, archived) = c.call(Method::POST, &format!("{path}/archive"), None).await;
-    assert_eq!(
-        (&archived["payload"]["status"], &archived["payload"]["done"]),
-        (&json!("archived"), &json!(true))
-    );
-    for (action, status, done) in [
+    let path = c.create_at("/v1/tasks", json!({"title": "t"})).await;
+    let archived = c.archive(&path).await;
+    let state = |item: &Value| {
+        (
+            item["payload"]["status"].clone(),
+            item["payload"]["done"].clone(),
+        )
+    };
+    assert_eq!(state(&archived), (json!("archived"), json!(true)));
+    let moves = [
         ("start", "in_progress", false),
         ("complete", "completed", true),
         ("reopen", "open", false),
-    ] {
-        let (_, item) = c
-            .call(
-                Method::POST,
-                &format!("{path}/process"),
-                Some(json!({"action": action})),
-            )
-            .await;
-        assert_eq!(
-            (&item["payload"]["status"], &item["payload"]["done"]),
-            (&json!(status), &json!(done)),
-            "{action}"
-        );
+    ];
+    for (action, status, done) in moves {
+        let (_, item) = c.process(&path, action).await;
+        assert_eq!(state(&item), (json!(status), json!(done)), "{action}");
     }
 }
 
@@ -639,37 +578,27 @@ async fn chat_message_parent_and_actions() {
     let (_dir, api) = start().await;
     let c = &api.client;
     let chat = uid_of(&c.create("/v1/chats", json!({"title": "c"})).await);
-    let orphan = c
+    let orphan = json!({"chatUid": Uuid::new_v4().to_string()});
+    let (status, body) = c
+        .call(Method::POST, "/v1/chat_messages", Some(orphan))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(error_of(&body).starts_with("parent chat "));
+    let no_chat = c
         .call(
             Method::POST,
             "/v1/chat_messages",
-            Some(json!({"chatUid": Uuid::new_v4().to_string()})),
+            Some(json!({"content": "hi"})),
         )
         .await;
-    assert_eq!(orphan.0, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        c.call(
-            Method::POST,
-            "/v1/chat_messages",
-            Some(json!({"content": "hi"}))
-        )
-        .await
-        .0,
-        StatusCode::BAD_REQUEST
-    );
-    let message = c
-        .create(
+    assert_eq!(no_chat.0, StatusCode::BAD_REQUEST);
+    let path = c
+        .create_at(
             "/v1/chat_messages",
             json!({"chatUid": chat, "content": "hi"}),
         )
         .await;
-    let path = format!("/v1/chat_messages/{}", uid_of(&message));
-    assert_eq!(
-        c.call(Method::POST, &format!("{path}/archive"), None)
-            .await
-            .1["payload"]["archived"],
-        true
-    );
+    assert_eq!(c.archive(&path).await["payload"]["archived"], true);
     assert_eq!(
         c.process(&path, "mark_read").await.1["payload"]["read"],
         true
@@ -686,47 +615,25 @@ async fn chat_message_parent_and_actions() {
 async fn chat_and_comment_actions() {
     let (_dir, api) = start().await;
     let c = &api.client;
-    let chat = format!(
-        "/v1/chats/{}",
-        uid_of(&c.create("/v1/chats", json!({})).await)
+    let chat = c.create_at("/v1/chats", json!({})).await;
+    assert_eq!(c.archive(&chat).await["payload"]["archived"], true);
+    assert_eq!(
+        c.process(&chat, "resolve").await.1["payload"]["status"],
+        "resolved"
     );
     assert_eq!(
-        c.call(Method::POST, &format!("{chat}/archive"), None)
-            .await
-            .1["payload"]["archived"],
-        true
+        c.process(&chat, "reopen").await.1["payload"]["status"],
+        "active"
     );
-    let resolved = c
-        .call(
-            Method::POST,
-            &format!("{chat}/process"),
-            Some(json!({"action": "resolve"})),
-        )
-        .await;
-    assert_eq!(resolved.1["payload"]["status"], "resolved");
-    let reopened = c
-        .call(
-            Method::POST,
-            &format!("{chat}/process"),
-            Some(json!({"action": "reopen"})),
-        )
-        .await;
-    assert_eq!(reopened.1["payload"]["status"], "active");
 
     let note = uid_of(&c.create("/v1/notes", json!({})).await);
-    let comment = c
-        .create(
+    let path = c
+        .create_at(
             "/v1/comments",
             json!({"parentType": "note", "parentUid": note}),
         )
         .await;
-    let path = format!("/v1/comments/{}", uid_of(&comment));
-    assert_eq!(
-        c.call(Method::POST, &format!("{path}/archive"), None)
-            .await
-            .1["payload"]["status"],
-        "archived"
-    );
+    assert_eq!(c.archive(&path).await["payload"]["status"], "archived");
     assert_eq!(
         c.process(&path, "resolve").await.1["payload"]["status"],
         "resolved"
@@ -745,67 +652,43 @@ async fn comment_parents_are_checked_on_every_write_but_delete() {
     let missing = json!({"parentType": "task", "parentUid": Uuid::new_v4().to_string()});
     let (status, body) = c.call(Method::POST, "/v1/comments", Some(missing)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        body["error"]
-            .as_str()
-            .is_some_and(|m| m.contains("does not exist or is deleted"))
-    );
+    assert!(error_of(&body).ends_with("does not exist or is deleted"));
     let chat_parent = json!({"parentType": "chat", "parentUid": Uuid::new_v4().to_string()});
-    assert_eq!(
-        c.call(Method::POST, "/v1/comments", Some(chat_parent))
-            .await
-            .0,
-        StatusCode::BAD_REQUEST
-    );
-
-    let note = uid_of(&c.create("/v1/notes", json!({})).await);
-    let comment = c
-        .create(
-            "/v1/comments",
-            json!({"parentType": "note", "parentUid": note, "content": "x"}),
-        )
+    let (status, _) = c
+        .call(Method::POST, "/v1/comments", Some(chat_parent))
         .await;
-    let path = format!("/v1/comments/{}", uid_of(&comment));
-    assert_eq!(
-        c.call(Method::PUT, &path, Some(json!({"content": "no parent"})))
-            .await
-            .0,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        c.call(Method::PATCH, &path, Some(json!({"parentType": "chat"})))
-            .await
-            .0,
-        StatusCode::BAD_REQUEST
-    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    assert_eq!(
-        c.call(Method::DELETE, &format!("/v1/notes/{note}"), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
-    for (method, suffix, body) in [
+    let note_uid = uid_of(&c.create("/v1/notes", json!({})).await);
+    let note = format!("/v1/notes/{note_uid}");
+    let comment = json!({"parentType": "note", "parentUid": note_uid});
+    let path = c.create_at("/v1/comments", comment.clone()).await;
+    let no_parent = c
+        .call(Method::PUT, &path, Some(json!({"content": "orphan"})))
+        .await;
+    assert_eq!(no_parent.0, StatusCode::BAD_REQUEST);
+    let to_chat = c
+        .call(Method::PATCH, &path, Some(json!({"parentType": "chat"})))
+        .await;
+    assert_eq!(to_chat.0, StatusCode::BAD_REQUEST);
+
+    assert_eq!(c.call(Method::DELETE, &note, None).await.0, StatusCode::OK);
+    let writes = [
         (Method::PATCH, "", Some(json!({"content": "y"}))),
         (Method::POST, "/archive", None),
         (Method::POST, "/process", Some(json!({"action": "resolve"}))),
-    ] {
-        assert_eq!(
-            c.call(method, &format!("{path}{suffix}"), body).await.0,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{suffix}"
-        );
+    ];
+    for (method, suffix, body) in writes {
+        let (status, _) = c.call(method, &format!("{path}{suffix}"), body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{suffix}");
     }
-    let revived = json!({"parentType": "note", "parentUid": note, "content": "x"});
-    assert_eq!(
-        c.call(Method::POST, "/v1/comments", Some(revived)).await.0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    let (status, _) = c.call(Method::POST, "/v1/comments", Some(comment)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(c.call(Method::DELETE, &path, None).await.0, StatusCode::OK);
 }
 
 /// Reads every page of `collection`, checking each page's cursor; `between`
-/// runs after each page.
+/// runs after each non-empty page.
 async fn read_all_pages(
     c: &Client,
     collection: &str,
@@ -813,17 +696,10 @@ async fn read_all_pages(
     mut between: impl AsyncFnMut(usize),
 ) -> Vec<String> {
     let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
+    let mut cursor = String::new();
     for page in 0.. {
-        let query = cursor
-            .as_ref()
-            .map_or(String::new(), |cur| format!("&cursor={cur}"));
         let (status, body) = c
-            .call(
-                Method::GET,
-                &format!("{collection}?limit={limit}{query}"),
-                None,
-            )
+            .get(&format!("{collection}?limit={limit}&cursor={cursor}"))
             .await;
         assert_eq!(status, StatusCode::OK);
         let items = body["items"].as_array().cloned().unwrap_or_default();
@@ -831,17 +707,15 @@ async fn read_all_pages(
         if items.is_empty() {
             assert!(
                 body.get("nextCursor").is_none(),
-                "empty page carries no cursor"
+                "an empty page carries no cursor"
             );
             break;
         }
         seen.extend(items.iter().map(uid_of));
-        cursor = Some(
-            body["nextCursor"]
-                .as_str()
-                .expect("non-empty page has a cursor")
-                .to_owned(),
-        );
+        cursor = body["nextCursor"]
+            .as_str()
+            .expect("a non-empty page has a cursor")
+            .to_owned();
         between(page).await;
     }
     seen
@@ -858,13 +732,10 @@ async fn pagination_yields_each_item_once() {
     }
     let mut pages = 0;
     let seen = read_all_pages(c, "/v1/notes", 10, async |_| pages += 1).await;
-    assert_eq!(pages, 3);
-    assert_eq!(seen.len(), 25);
+    assert_eq!((pages, seen.len()), (3, 25));
     assert_eq!(seen.into_iter().collect::<HashSet<_>>(), created);
     // An undecodable cursor restarts from the beginning.
-    let (_, restarted) = c
-        .call(Method::GET, "/v1/notes?limit=1&cursor=garbage", None)
-        .await;
+    let (_, restarted) = c.get("/v1/notes?limit=1&cursor=garbage").await;
     assert_eq!(restarted["items"].as_array().map(Vec::len), Some(1));
 }
 
@@ -877,15 +748,13 @@ async fn pagination_survives_concurrent_updates() {
     for i in 0..25 {
         created.push(uid_of(&c.create("/v1/tasks", json!({"n": i})).await));
     }
+    // Touch an item already read, one not yet read, and one on the next page.
     let touched = [created[2].clone(), created[24].clone(), created[12].clone()];
     let seen = read_all_pages(c, "/v1/tasks", 10, async |page| {
         if let Some(uid) = touched.get(page) {
+            let path = format!("/v1/tasks/{uid}");
             let (status, _) = c
-                .call(
-                    Method::PATCH,
-                    &format!("/v1/tasks/{uid}"),
-                    Some(json!({"touched": page})),
-                )
+                .call(Method::PATCH, &path, Some(json!({"page": page})))
                 .await;
             assert_eq!(status, StatusCode::OK);
         }
@@ -907,65 +776,38 @@ async fn rate_limits_apply_per_route_group() {
         bootstrap_per_minute: 1,
         bootstrap_burst: 2,
     };
-    let api = start_at(&dir.path().join("api.db"), limits).await; // spends one bootstrap token
+    let api = start_at(&dir.path().join("api.db"), limits).await; // spends a bootstrap token
     let c = &api.client;
-    let first = c
-        .entity(Method::GET, "/v1/notes")
-        .send()
-        .await
-        .expect("send");
+    let first = send(c.entity(Method::GET, "/v1/notes")).await;
     assert_eq!(first.status(), StatusCode::OK);
-    let headers = first.headers();
+    let limit = [
+        "x-ratelimit-limit",
+        "x-ratelimit-burst",
+        "x-ratelimit-remaining",
+    ];
+    assert_eq!(limit.map(|name| header(&first, name)), ["1", "2", "1"]);
+    assert!(header(&first, "x-ratelimit-reset").parse::<u64>().is_ok());
     assert_eq!(
-        (&headers["x-ratelimit-limit"], &headers["x-ratelimit-burst"]),
-        (&"1".parse().expect("hv"), &"2".parse().expect("hv"))
-    );
-    assert_eq!(headers["x-ratelimit-remaining"], "1");
-    assert!(
-        headers["x-ratelimit-reset"]
-            .to_str()
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some()
-    );
-    assert_eq!(
-        c.entity(Method::GET, "/v1/notes")
-            .send()
-            .await
-            .expect("send")
-            .status(),
+        status_of(c.entity(Method::GET, "/v1/notes")).await,
         StatusCode::OK
     );
-    let limited = c
-        .entity(Method::GET, "/v1/notes")
-        .send()
-        .await
-        .expect("send");
+
+    let limited = send(c.entity(Method::GET, "/v1/notes")).await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(
-        limited.headers()["retry-after"]
-            .to_str()
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|s| s >= 1)
+        header(&limited, "retry-after")
+            .parse::<u64>()
+            .is_ok_and(|s| s >= 1)
     );
-    assert_eq!(limited.headers()["x-ratelimit-remaining"], "0");
+    assert_eq!(header(&limited, "x-ratelimit-remaining"), "0");
     assert!(limited.json::<Value>().await.expect("json")["correlation_id"].is_string());
 
     assert_eq!(
-        c.authed(Method::GET, "/v1/auth/tenant")
-            .send()
-            .await
-            .expect("send")
-            .status(),
+        status_of(c.authed(Method::GET, "/v1/auth/tenant")).await,
         StatusCode::OK
     );
-    let tenant = c
-        .authed(Method::GET, "/v1/auth/tenant")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(tenant.status(), StatusCode::TOO_MANY_REQUESTS);
+    let tenant = status_of(c.authed(Method::GET, "/v1/auth/tenant")).await;
+    assert_eq!(tenant, StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// X-Correlation-ID is echoed on success and error; one is generated when absent.
@@ -973,46 +815,38 @@ async fn rate_limits_apply_per_route_group() {
 async fn correlation_ids_are_echoed_or_generated() {
     let (_dir, api) = start().await;
     let c = &api.client;
-    let ok = c
-        .entity(Method::GET, "/v1/notes")
-        .header("X-Correlation-ID", "abc-123")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(ok.headers()["x-correlation-id"], "abc-123");
-    let error = c
+    let ok = send(
+        c.entity(Method::GET, "/v1/notes")
+            .header("X-Correlation-ID", "abc-1"),
+    )
+    .await;
+    assert_eq!(header(&ok, "x-correlation-id"), "abc-1");
+    let failed = c
         .entity(Method::GET, "/v1/notes/nope")
-        .header("X-Correlation-ID", "abc-456")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(error.headers()["x-correlation-id"], "abc-456");
+        .header("X-Correlation-ID", "abc-2");
+    let failed = send(failed).await;
+    assert_eq!(header(&failed, "x-correlation-id"), "abc-2");
     assert_eq!(
-        error.json::<Value>().await.expect("json")["correlation_id"],
-        "abc-456"
+        failed.json::<Value>().await.expect("json")["correlation_id"],
+        "abc-2"
     );
-    let generated = c.http.get(c.url("/healthz")).send().await.expect("send");
-    let id = generated.headers()["x-correlation-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    assert!(Uuid::parse_str(&id).is_ok());
+    let generated = send(c.http.get(c.url("/healthz"))).await;
+    assert!(Uuid::parse_str(header(&generated, "x-correlation-id")).is_ok());
 }
 
-/// Unknown routes are a plain-text 404; a wrong method is an empty 405.
+/// Unknown routes are a plain-text 404; a wrong method is an empty 405, both before auth.
 #[tokio::test]
 async fn unknown_routes_and_methods() {
     let (_dir, api) = start().await;
     let c = &api.client;
-    let (status, body) = text(c.authed(Method::GET, "/v1/widgets")).await;
+    let not_found = plain(StatusCode::NOT_FOUND, "404 page not found");
+    assert_eq!(text(c.authed(Method::GET, "/v1/widgets")).await, not_found);
+    assert_eq!(text(c.http.get(c.url("/v1/widgets"))).await, not_found);
+    let not_allowed = plain(StatusCode::METHOD_NOT_ALLOWED, "");
+    assert_eq!(text(c.entity(Method::PUT, "/v1/notes")).await, not_allowed);
     assert_eq!(
-        (status, body.as_str()),
-        (StatusCode::NOT_FOUND, "404 page not found")
-    );
-    let (status, body) = text(c.entity(Method::PUT, "/v1/notes")).await;
-    assert_eq!(
-        (status, body.as_str()),
-        (StatusCode::METHOD_NOT_ALLOWED, "")
+        text(c.http.put(c.url("/v1/sync/sessions"))).await,
+        not_allowed
     );
 }
 
@@ -1023,38 +857,27 @@ async fn instances_sharing_a_database_agree() {
     let second = start_at(&dir.path().join("api.db"), RateLimits::default()).await;
     let note = first
         .client
-        .create("/v1/notes", json!({"title": "shared"}))
+        .create_at("/v1/notes", json!({"title": "shared"}))
         .await;
-    let (status, seen) = second
-        .client
-        .call(Method::GET, &format!("/v1/notes/{}", uid_of(&note)), None)
-        .await;
+    let (code, seen) = second.client.get(&note).await;
     assert_eq!(
-        (status, &seen["payload"]["title"]),
+        (code, &seen["payload"]["title"]),
         (StatusCode::OK, &json!("shared"))
     );
-    // The second process's session is unknown to the first.
+    // Sessions are per process: the second's is unknown to the first.
     let foreign = Client {
         session: second.client.session.clone(),
         ..first.client.clone()
     };
     assert_eq!(
-        foreign.call(Method::GET, "/v1/notes", None).await.0,
+        foreign.get("/v1/notes").await.0,
         StatusCode::PRECONDITION_REQUIRED
     );
 
-    assert_eq!(
-        first
-            .client
-            .entity(Method::POST, "/v1/sync/wipe")
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        StatusCode::OK
-    );
-    let (status, body) = second.client.call(Method::GET, "/v1/notes", None).await;
-    assert_eq!((status, &body["epoch"]), (StatusCode::CONFLICT, &json!(2)));
+    let wipe = first.client.entity(Method::POST, "/v1/sync/wipe");
+    assert_eq!(status_of(wipe).await, StatusCode::OK);
+    let (code, body) = second.client.get("/v1/notes").await;
+    assert_eq!((code, &body["epoch"]), (StatusCode::CONFLICT, &json!(2)));
 }
 
 /// Concurrent writes through two instances lose and duplicate nothing.
@@ -1062,17 +885,15 @@ async fn instances_sharing_a_database_agree() {
 async fn concurrent_writers_lose_nothing() {
     let (dir, first) = start().await;
     let second = start_at(&dir.path().join("api.db"), RateLimits::default()).await;
-    let target = format!(
-        "/v1/tasks/{}",
-        uid_of(&first.client.create("/v1/tasks", json!({})).await)
-    );
+    let target = first.client.create_at("/v1/tasks", json!({})).await;
     let mut writers = tokio::task::JoinSet::new();
     for i in 0..20 {
         let c = if i % 2 == 0 {
-            first.client.clone()
+            &first.client
         } else {
-            second.client.clone()
-        };
+            &second.client
+        }
+        .clone();
         let target = target.clone();
         writers.spawn(async move {
             let created = c
@@ -1092,12 +913,8 @@ async fn concurrent_writers_lose_nothing() {
             (StatusCode::CREATED, StatusCode::OK)
         );
     }
-    let (_, item) = first.client.call(Method::GET, &target, None).await;
-    assert_eq!(item["version"], 21);
-    let (_, page) = second
-        .client
-        .call(Method::GET, "/v1/tasks?limit=1000", None)
-        .await;
+    assert_eq!(first.client.get(&target).await.1["version"], 21);
+    let (_, page) = second.client.get("/v1/tasks?limit=1000").await;
     assert_eq!(page["items"].as_array().map(Vec::len), Some(21));
 }
 
@@ -1107,21 +924,18 @@ async fn writes_survive_a_restart() {
     let (dir, api) = start().await;
     let note = api
         .client
-        .create("/v1/notes", json!({"title": "durable"}))
+        .create_at("/v1/notes", json!({"title": "durable"}))
         .await;
     api.running.shutdown().await;
     let reopened = start_at(&dir.path().join("api.db"), RateLimits::default()).await;
-    let (status, item) = reopened
-        .client
-        .call(Method::GET, &format!("/v1/notes/{}", uid_of(&note)), None)
-        .await;
+    let (status, item) = reopened.client.get(&note).await;
     assert_eq!(
         (status, &item["payload"]["title"]),
         (StatusCode::OK, &json!("durable"))
     );
 }
 
-/// The database's parent directories are created; a bad path is a clear error.
+/// The database's parent directories are created; an impossible path is a clear error.
 #[tokio::test]
 async fn store_paths_are_created_or_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1137,7 +951,7 @@ async fn store_paths_are_created_or_reported() {
     let error = embedded::spawn(config)
         .await
         .err()
-        .expect("a file cannot be a directory");
+        .expect("a file is not a directory");
     assert!(
         error.to_string().contains("cannot create directory"),
         "{error}"
@@ -1155,9 +969,10 @@ async fn router_serves_in_memory() {
         limits: RateLimits::default(),
     };
     let router = embedded::router(embedded::AppState::open(config).await.expect("open"));
-    let request = axum::http::Request::get("/healthz")
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let response = router.oneshot(request).await.expect("infallible");
-    assert_eq!(response.status(), axum::http::StatusCode::OK);
+    let request = axum::http::Request::get("/healthz").body(axum::body::Body::empty());
+    let response = router
+        .oneshot(request.expect("request"))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
 }

@@ -75,8 +75,21 @@ pub struct EntitySpec {
     pub parent: Option<ParentRule>,
 }
 
-const STATUS_ARCHIVED: (&str, Lit) = ("status", Lit::Str("archived"));
-const ARCHIVED_FLAG: (&str, Lit) = ("archived", Lit::Bool(true));
+const fn status(value: &'static str) -> (&'static str, Lit) {
+    ("status", Lit::Str(value))
+}
+
+const fn flag(key: &'static str, value: bool) -> (&'static str, Lit) {
+    (key, Lit::Bool(value))
+}
+
+const fn action(name: &'static str, sets: Effect) -> Action {
+    Action { name, sets }
+}
+
+const fn kind(name: &'static str, entity: &'static str) -> ParentKind {
+    ParentKind { name, entity }
+}
 
 /// The five entities, in the contract's order.
 pub static ENTITIES: [EntitySpec; 5] = [
@@ -84,24 +97,12 @@ pub static ENTITIES: [EntitySpec; 5] = [
         key: "notes",
         path: "/v1/notes",
         name: "note",
-        archive: &[STATUS_ARCHIVED],
+        archive: &[status("archived")],
         actions: &[
-            Action {
-                name: "pin",
-                sets: &[("pinned", Lit::Bool(true))],
-            },
-            Action {
-                name: "unpin",
-                sets: &[("pinned", Lit::Bool(false))],
-            },
-            Action {
-                name: "archive",
-                sets: &[STATUS_ARCHIVED],
-            },
-            Action {
-                name: "unarchive",
-                sets: &[("status", Lit::Str("active"))],
-            },
+            action("pin", &[flag("pinned", true)]),
+            action("unpin", &[flag("pinned", false)]),
+            action("archive", &[status("archived")]),
+            action("unarchive", &[status("active")]),
         ],
         parent: None,
     },
@@ -109,23 +110,11 @@ pub static ENTITIES: [EntitySpec; 5] = [
         key: "tasks",
         path: "/v1/tasks",
         name: "task",
-        archive: &[STATUS_ARCHIVED, ("done", Lit::Bool(true))],
+        archive: &[status("archived"), flag("done", true)],
         actions: &[
-            Action {
-                name: "start",
-                sets: &[
-                    ("status", Lit::Str("in_progress")),
-                    ("done", Lit::Bool(false)),
-                ],
-            },
-            Action {
-                name: "complete",
-                sets: &[("status", Lit::Str("completed")), ("done", Lit::Bool(true))],
-            },
-            Action {
-                name: "reopen",
-                sets: &[("status", Lit::Str("open")), ("done", Lit::Bool(false))],
-            },
+            action("start", &[status("in_progress"), flag("done", false)]),
+            action("complete", &[status("completed"), flag("done", true)]),
+            action("reopen", &[status("open"), flag("done", false)]),
         ],
         parent: None,
     },
@@ -133,46 +122,25 @@ pub static ENTITIES: [EntitySpec; 5] = [
         key: "comments",
         path: "/v1/comments",
         name: "comment",
-        archive: &[STATUS_ARCHIVED],
+        archive: &[status("archived")],
         actions: &[
-            Action {
-                name: "resolve",
-                sets: &[("status", Lit::Str("resolved"))],
-            },
-            Action {
-                name: "reopen",
-                sets: &[("status", Lit::Str("open"))],
-            },
+            action("resolve", &[status("resolved")]),
+            action("reopen", &[status("open")]),
         ],
         parent: Some(ParentRule {
             kind_key: Some("parentType"),
             uid_key: "parentUid",
-            kinds: &[
-                ParentKind {
-                    name: "note",
-                    entity: "notes",
-                },
-                ParentKind {
-                    name: "task",
-                    entity: "tasks",
-                },
-            ],
+            kinds: &[kind("note", "notes"), kind("task", "tasks")],
         }),
     },
     EntitySpec {
         key: "chats",
         path: "/v1/chats",
         name: "chat",
-        archive: &[ARCHIVED_FLAG],
+        archive: &[flag("archived", true)],
         actions: &[
-            Action {
-                name: "resolve",
-                sets: &[("status", Lit::Str("resolved"))],
-            },
-            Action {
-                name: "reopen",
-                sets: &[("status", Lit::Str("active"))],
-            },
+            action("resolve", &[status("resolved")]),
+            action("reopen", &[status("active")]),
         ],
         parent: None,
     },
@@ -180,24 +148,15 @@ pub static ENTITIES: [EntitySpec; 5] = [
         key: "chat_messages",
         path: "/v1/chat_messages",
         name: "chat message",
-        archive: &[ARCHIVED_FLAG],
+        archive: &[flag("archived", true)],
         actions: &[
-            Action {
-                name: "mark_read",
-                sets: &[("read", Lit::Bool(true))],
-            },
-            Action {
-                name: "mark_delivered",
-                sets: &[("delivered", Lit::Bool(true))],
-            },
+            action("mark_read", &[flag("read", true)]),
+            action("mark_delivered", &[flag("delivered", true)]),
         ],
         parent: Some(ParentRule {
             kind_key: None,
             uid_key: "chatUid",
-            kinds: &[ParentKind {
-                name: "chat",
-                entity: "chats",
-            }],
+            kinds: &[kind("chat", "chats")],
         }),
     },
 ];

@@ -177,6 +177,7 @@ pub async fn spawn(config: ApiConfig) -> Result<RunningApi, Error> {
 
 /// The API started by [`spawn`]. Dropping it stops the server too, without
 /// waiting; [`RunningApi::shutdown`] waits (boundedly).
+#[derive(Debug)]
 pub struct RunningApi {
     addr: SocketAddr,
     stop: oneshot::Sender<()>,

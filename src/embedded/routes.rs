@@ -7,7 +7,7 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use super::clock::rfc3339;
 use super::entities::{ENTITIES, EntitySpec};
 use super::error::{ApiError, SYNC_EPOCH, correlate};
+use super::gate;
 use super::items::{self, MAX_LIMIT};
 use super::rate_limit::TokenBucket;
 use super::sessions::{Session, Sessions};
@@ -65,51 +66,52 @@ impl AppState {
     }
 }
 
-/// The whole API. Gates are route layers, so an unknown path is a plain
-/// `404` and a known path with a wrong method a bare `405` before any auth.
+/// The whole API. Gates wrap each route's handlers, not the route, so an
+/// unknown path is a plain `404` and a known path with a wrong method a bare
+/// `405`, before any credentials are checked.
 pub fn router(state: AppState) -> Router {
-    let bootstrap = Router::new()
-        .route("/v1/auth/tenant", get(tenant))
-        .route("/v1/sync/sessions", post(begin_session))
-        .route(
-            "/v1/sync/sessions/{id}",
-            get(get_session).delete(end_session),
-        )
-        .route_layer(from_fn_with_state(state.clone(), super::gate::bootstrap));
-    let wipe = Router::new()
-        .route("/v1/sync/wipe", post(wipe))
-        .route_layer(from_fn_with_state(state.clone(), super::gate::wipe));
-    let entities = ENTITIES
-        .iter()
-        .fold(Router::new(), |router, spec| {
-            router.merge(entity_routes(spec))
-        })
-        .route_layer(from_fn_with_state(state.clone(), super::gate::entity));
-    Router::new()
+    let bootstrap =
+        |route: Route| route.route_layer(from_fn_with_state(state.clone(), gate::bootstrap));
+    let entity = |route: Route| route.route_layer(from_fn_with_state(state.clone(), gate::entity));
+    let wipe_gate = from_fn_with_state(state.clone(), gate::wipe);
+    let base = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/sync/info", get(info))
-        .merge(bootstrap)
-        .merge(wipe)
-        .merge(entities)
+        .route("/v1/auth/tenant", bootstrap(get(tenant)))
+        .route("/v1/sync/sessions", bootstrap(post(begin_session)))
+        .route(
+            "/v1/sync/sessions/{id}",
+            bootstrap(get(get_session).delete(end_session)),
+        )
+        .route("/v1/sync/wipe", post(wipe).route_layer(wipe_gate));
+    ENTITIES
+        .iter()
+        .fold(base, |router, spec| {
+            router.merge(entity_routes(spec, &entity))
+        })
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
         .layer(from_fn(correlate))
         .with_state(state)
 }
 
+type Route = MethodRouter<AppState>;
+
 /// The eight routes of one entity, all served by the generic handlers.
-fn entity_routes(spec: &'static EntitySpec) -> Router<AppState> {
+fn entity_routes(spec: &'static EntitySpec, gated: &impl Fn(Route) -> Route) -> Router<AppState> {
     let item = format!("{}/{{uid}}", spec.path);
     Router::new()
-        .route(spec.path, get(items::list).post(items::create))
+        .route(spec.path, gated(get(items::list).post(items::create)))
         .route(
             &item,
-            get(items::get)
-                .put(items::update)
-                .patch(items::patch)
-                .delete(items::delete),
+            gated(
+                get(items::get)
+                    .put(items::update)
+                    .patch(items::patch)
+                    .delete(items::delete),
+            ),
         )
-        .route(&format!("{item}/archive"), post(items::archive))
-        .route(&format!("{item}/process"), post(items::process))
+        .route(&format!("{item}/archive"), gated(post(items::archive)))
+        .route(&format!("{item}/process"), gated(post(items::process)))
         .layer(Extension(spec))
 }
 

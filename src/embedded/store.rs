@@ -355,7 +355,8 @@ fn select(conn: &Connection, entity: &str, uid: Uuid) -> Result<Option<Record>, 
 }
 
 fn upsert(conn: &Connection, entity: &str, record: &Record) -> Result<(), StoreError> {
-    let payload = Value::Object(record.payload.clone()).to_string();
+    let payload = serde_json::to_string(&record.payload)
+        .map_err(|e| StoreError::Corrupt(format!("payload of {}: {e}", record.uid)))?;
     conn.prepare_cached(
         "INSERT INTO items (entity, uid, version, updated_ms, deleted_ms, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
