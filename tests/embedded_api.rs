@@ -950,8 +950,7 @@ async fn store_paths_are_created_or_reported() {
     };
     let error = embedded::spawn(config)
         .await
-        .err()
-        .expect("a file is not a directory");
+        .expect_err("a file is not a directory");
     assert!(
         error.to_string().contains("cannot create directory"),
         "{error}"
