@@ -10,9 +10,12 @@
 //!   constant time; one tenant, [`TENANT_ID`]. `GET /v1/auth/tenant` answers
 //!   `200 {"tenantId":"local"}` (the real one fails without an identity
 //!   provider).
-//! - `POST /v1/sync/wipe` raises the epoch and ends this process's sessions
-//!   but deletes no data, and needs no confirmation body. Other processes'
-//!   sessions are caught by the epoch check, which reads the database.
+//! - `POST /v1/sync/wipe` (auth and a session, no epoch check) raises the
+//!   epoch and ends this process's sessions but deletes no data, needs no
+//!   confirmation body, and answers `{"epoch":N}`. Other processes' sessions
+//!   are caught by the epoch check, which reads the database.
+//! - Sessions live in each process's memory: a session begun on one process
+//!   sharing the database is unknown (`428`) to another.
 //! - A `null` or non-object body is `400` (the real one: `500`, empty body).
 //! - A non-UUID `uid` in a create body is `400` (the real one replaces it).
 //! - An unparseable `If-Match` is `400` (the real one ignores it and writes).
