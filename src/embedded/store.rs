@@ -1,0 +1,569 @@
+//! The SQLite store behind the embedded API.
+//!
+//! One database file may be shared by several processes (several sidecars
+//! started by different MCP clients), so:
+//! - the journal is WAL, and `locking_mode` stays NORMAL: no process holds a
+//!   lock while idle, and readers never block the writer;
+//! - every write is one `BEGIN IMMEDIATE` transaction that reads the current
+//!   item, decides, stamps and writes it: the write lock is taken before the
+//!   read, so two processes can neither lose nor duplicate an update;
+//! - `busy_timeout` makes a process wait for another's short write instead of
+//!   failing with `SQLITE_BUSY`;
+//! - the epoch and the write clock live in the database, so every process
+//!   agrees on them.
+//!
+//! rusqlite is blocking; async callers go through [`blocking`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::Error;
+use super::clock::{now_ms, rfc3339_ms};
+use super::entities::Payload;
+
+/// How long a write waits for another process's transaction to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Forward migrations; step `i` takes the schema from version `i` to `i + 1`.
+/// Append only: a released step must never change.
+const MIGRATIONS: &[&str] = &[
+    // 1: items of every entity in one table, plus the shared counters.
+    "CREATE TABLE items (
+         entity     TEXT    NOT NULL,
+         uid        TEXT    NOT NULL,
+         version    INTEGER NOT NULL,
+         updated_ms INTEGER NOT NULL,
+         deleted_ms INTEGER,
+         payload    TEXT    NOT NULL,
+         PRIMARY KEY (entity, uid)
+     ) WITHOUT ROWID;
+     CREATE INDEX items_by_update ON items (entity, updated_ms, uid);
+     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+     INSERT INTO meta (key, value) VALUES ('epoch', 1), ('clock_ms', 0);",
+];
+
+/// A failure while using an open store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored item is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store worker failed: {0}")]
+    Worker(#[from] tokio::task::JoinError),
+}
+
+/// One stored item, with its payload already stamped with the server keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub uid: Uuid,
+    pub version: i64,
+    pub updated_ms: i64,
+    pub deleted_ms: Option<i64>,
+    pub payload: Payload,
+}
+
+/// What a write decided: the next payload, and whether the item is deleted.
+#[derive(Debug)]
+pub struct NewState {
+    pub payload: Payload,
+    pub deleted: bool,
+}
+
+/// A position in an entity's listing order `(updated_ms, uid)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub updated_ms: i64,
+    pub uid: Uuid,
+}
+
+/// Read access to other items from inside a write transaction.
+pub struct ParentLookup<'a> {
+    conn: &'a Connection,
+}
+
+impl ParentLookup<'_> {
+    /// Whether `entity` has an item `uid` that is not soft-deleted.
+    pub fn is_live(&self, entity: &str, uid: Uuid) -> Result<bool, StoreError> {
+        let found = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM items WHERE entity = ?1 AND uid = ?2 AND deleted_ms IS NULL",
+                params![entity, uid.to_string()],
+                |_| Ok(()),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+}
+
+pub struct Store {
+    // One connection per process is plenty for a local sidecar; the mutex
+    // serialises this process's calls, SQLite serialises processes.
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        create_parent_dir(path)?;
+        let open_failed = |source| Error::OpenStore {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_failed)?;
+        configure(&conn).map_err(open_failed)?;
+        migrate(&mut conn, path)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while the lock was held cannot leave a transaction open:
+        // rusqlite's `Transaction` rolls back when dropped during unwinding.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The tenant's current epoch.
+    pub fn epoch(&self) -> Result<i64, StoreError> {
+        Ok(read_meta(&self.lock(), "epoch")?)
+    }
+
+    /// Raises the epoch by one and returns the new value.
+    pub fn bump_epoch(&self) -> Result<i64, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let epoch = read_meta(&tx, "epoch")? + 1;
+        write_meta(&tx, "epoch", epoch)?;
+        tx.commit()?;
+        Ok(epoch)
+    }
+
+    /// The item `uid` of `entity`, deleted or not.
+    pub fn get(&self, entity: &str, uid: Uuid) -> Result<Option<Record>, StoreError> {
+        select(&self.lock(), entity, uid)
+    }
+
+    /// Up to `limit` items after `after` in `(updated_ms, uid)` order. One
+    /// statement, so the page is a consistent snapshot.
+    pub fn list(
+        &self,
+        entity: &str,
+        after: Option<Position>,
+        limit: usize,
+        include_deleted: bool,
+    ) -> Result<Vec<Record>, StoreError> {
+        // The empty string sorts before every uid, so (MIN, "") is "from the start".
+        let (after_ms, after_uid) = after.map_or((i64::MIN, String::new()), |p| {
+            (p.updated_ms, p.uid.to_string())
+        });
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT uid, version, updated_ms, deleted_ms, payload FROM items
+             WHERE entity = ?1 AND (updated_ms, uid) > (?2, ?3) AND (?4 OR deleted_ms IS NULL)
+             ORDER BY updated_ms, uid LIMIT ?5",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(
+            params![entity, after_ms, after_uid, include_deleted, limit],
+            RawRecord::read,
+        )?;
+        rows.map(|row| row?.parse()).collect()
+    }
+
+    /// Reads item `uid`, lets `decide` choose its next state, then stamps and
+    /// stores it, all in one `BEGIN IMMEDIATE` transaction. Nothing is written
+    /// when `decide` fails.
+    pub fn write<E>(
+        &self,
+        entity: &str,
+        uid: Uuid,
+        decide: impl FnOnce(Option<&Record>, &ParentLookup<'_>) -> Result<NewState, E>,
+    ) -> Result<Record, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let current = select(&tx, entity, uid)?;
+        let next = decide(current.as_ref(), &ParentLookup { conn: &tx })?;
+        let version = current.map_or(1, |c| c.version + 1);
+        let record = stamp(uid, version, next_timestamp(&tx)?, next);
+        upsert(&tx, entity, &record)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(record)
+    }
+}
+
+/// Runs `call` against the store on the blocking pool, off the async runtime.
+pub async fn blocking<T, E>(
+    store: &Arc<Store>,
+    call: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || call(&store))
+        .await
+        .map_err(|e| E::from(StoreError::from(e)))?
+}
+
+fn create_parent_dir(path: &Path) -> Result<(), Error> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // Set first, so the pragmas below also wait for a concurrent opener.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Persistent in the file; readers and the one writer proceed in parallel.
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(%mode, "embedded store could not switch to WAL");
+    }
+    // Under WAL, NORMAL already survives a killed process (a commit is in
+    // the OS page cache before we answer), but can lose the last commits on
+    // power loss or an OS crash. A 201 is a promise the note exists, and a
+    // local sidecar writes rarely, so pay one fsync per commit: FULL.
+    conn.pragma_update(None, "synchronous", "FULL")
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
+    let failed = |source| Error::OpenStore {
+        path: path.to_owned(),
+        source,
+    };
+    let known = MIGRATIONS.len();
+    // Check without the write lock first: opening an up-to-date database
+    // must not contend with other processes.
+    if check_version(conn, known, path)? == known {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(failed)?;
+    // Another process may have migrated between the check and the lock.
+    let from = check_version(&tx, known, path)?;
+    for step in &MIGRATIONS[from..] {
+        tx.execute_batch(step).map_err(failed)?;
+    }
+    // user_version lives in the file header, so it commits with the steps.
+    tx.pragma_update(
+        None,
+        "user_version",
+        i64::try_from(known).unwrap_or(i64::MAX),
+    )
+    .map_err(failed)?;
+    tx.commit().map_err(failed)?;
+    tracing::info!(path = %path.display(), from, to = known, "embedded store migrated");
+    Ok(())
+}
+
+/// The schema version, refusing one newer than this binary knows.
+fn check_version(conn: &Connection, known: usize, path: &Path) -> Result<usize, Error> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|source| Error::OpenStore {
+            path: path.to_owned(),
+            source,
+        })?;
+    match usize::try_from(version) {
+        Ok(v) if v <= known => Ok(v),
+        _ => Err(Error::NewerSchema {
+            path: PathBuf::from(path),
+            found: version,
+            supported: known,
+        }),
+    }
+}
+
+fn read_meta(conn: &Connection, key: &str) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+        row.get(0)
+    })
+}
+
+fn write_meta(conn: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE meta SET value = ?2 WHERE key = ?1",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// The write's timestamp: now, but always after the previous write's, so
+/// `(updated_ms, uid)` strictly grows with every write across processes and
+/// a listing cursor never skips an item updated behind it (the clock may
+/// step back, two writes may share a millisecond). Needs the write lock.
+fn next_timestamp(conn: &Connection) -> Result<i64, StoreError> {
+    let last = read_meta(conn, "clock_ms")?;
+    let ts = now_ms().max(last.saturating_add(1));
+    write_meta(conn, "clock_ms", ts)?;
+    Ok(ts)
+}
+
+/// Writes the server-maintained payload keys and builds the record.
+fn stamp(uid: Uuid, version: i64, updated_ms: i64, next: NewState) -> Record {
+    let NewState {
+        mut payload,
+        deleted,
+    } = next;
+    let deleted_ms = deleted.then_some(updated_ms);
+    let mut sync = json!({ "version": version, "isDeleted": deleted });
+    if let (Some(ms), Value::Object(map)) = (deleted_ms, &mut sync) {
+        map.insert("deletedAt".into(), rfc3339_ms(ms).into());
+    }
+    payload.insert("uid".into(), uid.to_string().into());
+    payload.insert("updatedTs".into(), updated_ms.into());
+    payload.insert("updateTime".into(), rfc3339_ms(updated_ms).into());
+    payload.insert("sync".into(), sync);
+    Record {
+        uid,
+        version,
+        updated_ms,
+        deleted_ms,
+        payload,
+    }
+}
+
+fn select(conn: &Connection, entity: &str, uid: Uuid) -> Result<Option<Record>, StoreError> {
+    let raw = conn
+        .prepare_cached(
+            "SELECT uid, version, updated_ms, deleted_ms, payload FROM items WHERE entity = ?1 AND uid = ?2",
+        )?
+        .query_row(params![entity, uid.to_string()], RawRecord::read)
+        .optional()?;
+    raw.map(RawRecord::parse).transpose()
+}
+
+fn upsert(conn: &Connection, entity: &str, record: &Record) -> Result<(), StoreError> {
+    let payload = serde_json::to_string(&record.payload)
+        .map_err(|e| StoreError::Corrupt(format!("payload of {}: {e}", record.uid)))?;
+    conn.prepare_cached(
+        "INSERT INTO items (entity, uid, version, updated_ms, deleted_ms, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (entity, uid) DO UPDATE SET
+             version = excluded.version, updated_ms = excluded.updated_ms,
+             deleted_ms = excluded.deleted_ms, payload = excluded.payload",
+    )?
+    .execute(params![
+        entity,
+        record.uid.to_string(),
+        record.version,
+        record.updated_ms,
+        record.deleted_ms,
+        payload
+    ])?;
+    Ok(())
+}
+
+/// A row as SQLite returns it, before the uid and payload are parsed.
+struct RawRecord {
+    uid: String,
+    version: i64,
+    updated_ms: i64,
+    deleted_ms: Option<i64>,
+    payload: String,
+}
+
+impl RawRecord {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            uid: row.get(0)?,
+            version: row.get(1)?,
+            updated_ms: row.get(2)?,
+            deleted_ms: row.get(3)?,
+            payload: row.get(4)?,
+        })
+    }
+
+    fn parse(self) -> Result<Record, StoreError> {
+        let uid = Uuid::parse_str(&self.uid)
+            .map_err(|e| StoreError::Corrupt(format!("uid {:?}: {e}", self.uid)))?;
+        let payload = match serde_json::from_str(&self.payload) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                return Err(StoreError::Corrupt(format!(
+                    "payload of {uid} is not an object"
+                )));
+            }
+            Err(e) => return Err(StoreError::Corrupt(format!("payload of {uid}: {e}"))),
+        };
+        Ok(Record {
+            uid,
+            version: self.version,
+            updated_ms: self.updated_ms,
+            deleted_ms: self.deleted_ms,
+            payload,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_temp() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("nested/dir/api.db")).expect("open");
+        (dir, store)
+    }
+
+    fn put(store: &Store, uid: Uuid, title: &str) -> Record {
+        let payload = json!({ "title": title })
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        store
+            .write::<StoreError>("notes", uid, |_, _| {
+                Ok(NewState {
+                    payload,
+                    deleted: false,
+                })
+            })
+            .expect("write")
+    }
+
+    #[test]
+    fn opening_creates_parent_dirs_and_starts_at_epoch_one() {
+        let (_dir, store) = open_temp();
+        assert_eq!(store.epoch().ok(), Some(1));
+        assert_eq!(store.bump_epoch().ok(), Some(2));
+        assert_eq!(store.epoch().ok(), Some(2));
+    }
+
+    #[test]
+    fn writes_stamp_server_keys_and_raise_versions() {
+        let (_dir, store) = open_temp();
+        let uid = Uuid::new_v4();
+        let first = put(&store, uid, "a");
+        let second = put(&store, uid, "b");
+        assert_eq!((first.version, second.version), (1, 2));
+        assert!(second.updated_ms > first.updated_ms);
+        assert_eq!(second.payload["uid"], json!(uid.to_string()));
+        assert_eq!(
+            second.payload["sync"],
+            json!({ "version": 2, "isDeleted": false })
+        );
+        assert_eq!(store.get("notes", uid).ok().flatten(), Some(second));
+    }
+
+    #[test]
+    fn a_refused_write_changes_nothing() {
+        let (_dir, store) = open_temp();
+        let uid = Uuid::new_v4();
+        put(&store, uid, "a");
+        let refused = store.write("notes", uid, |_, _| Err(StoreError::Corrupt("no".into())));
+        assert!(refused.is_err());
+        assert_eq!(
+            store.get("notes", uid).ok().flatten().map(|r| r.version),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn list_pages_in_update_order_and_hides_deleted() {
+        let (_dir, store) = open_temp();
+        let uids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        for uid in &uids {
+            put(&store, *uid, "x");
+        }
+        store
+            .write::<StoreError>("notes", uids[1], |cur, _| {
+                let payload = cur.map(|c| c.payload.clone()).unwrap_or_default();
+                Ok(NewState {
+                    payload,
+                    deleted: true,
+                })
+            })
+            .expect("delete");
+        let live: Vec<Uuid> = store
+            .list("notes", None, 10, false)
+            .expect("list")
+            .iter()
+            .map(|r| r.uid)
+            .collect();
+        assert_eq!(live, vec![uids[0], uids[2]]);
+        let all = store.list("notes", None, 10, true).expect("list");
+        let after = Position {
+            updated_ms: all[0].updated_ms,
+            uid: all[0].uid,
+        };
+        let rest: Vec<Uuid> = store
+            .list("notes", Some(after), 10, true)
+            .expect("list")
+            .iter()
+            .map(|r| r.uid)
+            .collect();
+        assert_eq!(rest, vec![uids[2], uids[1]]);
+    }
+
+    #[test]
+    fn parent_lookup_sees_only_live_items() {
+        let (_dir, store) = open_temp();
+        let parent = Uuid::new_v4();
+        put(&store, parent, "p");
+        let seen = store.write::<StoreError>("comments", Uuid::new_v4(), |_, parents| {
+            assert!(parents.is_live("notes", parent)?);
+            assert!(!parents.is_live("tasks", parent)?);
+            Ok(NewState {
+                payload: Payload::new(),
+                deleted: false,
+            })
+        });
+        assert!(seen.is_ok());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("api.db");
+        drop(Store::open(&path).expect("open"));
+        let conn = Connection::open(&path).expect("raw open");
+        conn.pragma_update(None, "user_version", 99).expect("bump");
+        drop(conn);
+        match Store::open(&path) {
+            Err(Error::NewerSchema {
+                found: 99,
+                supported,
+                ..
+            }) => assert_eq!(supported, MIGRATIONS.len()),
+            other => panic!("expected NewerSchema, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_does_not_remigrate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("api.db");
+        let uid = Uuid::new_v4();
+        put(&Store::open(&path).expect("open"), uid, "kept");
+        let again = Store::open(&path).expect("reopen");
+        assert_eq!(
+            again
+                .get("notes", uid)
+                .ok()
+                .flatten()
+                .map(|r| r.payload["title"].clone()),
+            Some(json!("kept"))
+        );
+    }
+}
