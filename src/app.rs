@@ -253,11 +253,13 @@ pub async fn serve_api(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!(
-        "toolbridge-mcp: embedded API on http://{listen} (database {}; tenant `{}`)",
+        "toolbridge-mcp: embedded API on http://{bound} (database {}; tenant `{}`)",
         db_path.display(),
         embedded::TENANT_ID
     );
+    tracing::info!(%bound, db_path = %db_path.display(), "serving the embedded API");
     let config = ApiConfig {
         db_path: db_path.clone(),
         secret,

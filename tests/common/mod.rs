@@ -261,6 +261,16 @@ impl McpProcess {
         status
     }
 
+    /// Kills the server with SIGKILL (no chance to clean up) and reaps it.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("kill");
+        let _ = self.child.wait().await;
+        if let Some(done) = self.stdout_done.take() {
+            let _ = done.await;
+        }
+        self.assert_clean_stdout();
+    }
+
     pub fn assert_clean_stdout(&self) {
         let bad = self.bad_lines.lock().unwrap();
         assert!(bad.is_empty(), "non-JSON-RPC lines on stdout: {bad:?}");
