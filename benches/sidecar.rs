@@ -1,0 +1,2 @@
+//! Placeholder: the sidecar benchmark lands here.
+fn main() {}
