@@ -14,7 +14,7 @@ use crate::error::ToolError;
 use crate::mcp::{McpServer, to_mcp_tool};
 use crate::service::Service;
 use crate::stdio;
-use crate::upstream::{Auth, Client};
+use crate::upstream::{Auth, Client, run_token_command};
 
 /// The service and, on the embedded default, the API it talks to.
 pub struct Backend {
@@ -24,7 +24,11 @@ pub struct Backend {
 
 impl Backend {
     pub async fn start(config: &mut Config) -> Result<Self, String> {
-        let auth = std::mem::replace(&mut config.auth, Auth::None);
+        let mut auth = std::mem::replace(&mut config.auth, Auth::None);
+        if let Some(argv) = &config.token_command {
+            let token = run_token_command(argv).await.map_err(|e| e.message)?;
+            auth = Auth::Bearer(token);
+        }
         let (client_config, embedded) = match &config.upstream {
             Upstream::Remote { base_url } => {
                 tracing::info!(upstream = %base_url, "using a remote ToolBridge API");
@@ -51,9 +55,14 @@ impl Backend {
                 (client_config, Some(api))
             }
         };
-        let client = Client::new(client_config).map_err(|e| e.message)?;
+        let client = Arc::new(Client::new(client_config).map_err(|e| e.message)?);
+        // Pace requests by the upstream's published limits, once it says them.
+        tokio::spawn({
+            let client = client.clone();
+            async move { client.discover_limits().await }
+        });
         let catalog = Catalog::select(&config.selection);
-        let service = Service::new(catalog, Arc::new(client), config.call_timeout);
+        let service = Service::new(catalog, client, config.call_timeout);
         Ok(Self {
             service: Arc::new(service),
             embedded,

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::catalog::{Selection, toolset_names};
-use crate::upstream::{Auth, ClientConfig, RetryPolicy};
+use crate::upstream::{Auth, ClientConfig, Rate, RetryPolicy};
 
 const APP: &str = "toolbridge-mcp";
 
@@ -92,6 +92,30 @@ pub struct Options {
     /// Largest upstream response accepted, in bytes.
     #[arg(long, env = "TOOLBRIDGE_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024, global = true)]
     pub max_response_bytes: usize,
+    /// Consecutive failed attempts that open the circuit breaker (0: never).
+    #[arg(
+        long,
+        env = "TOOLBRIDGE_BREAKER_THRESHOLD",
+        default_value_t = 5,
+        global = true
+    )]
+    pub breaker_threshold: u32,
+    /// Seconds the open circuit fails calls fast before probing again.
+    #[arg(long, env = "TOOLBRIDGE_BREAKER_COOLDOWN", default_value = "15", value_parser = parse_seconds, global = true)]
+    pub breaker_cooldown: Duration,
+    /// Requests per minute to the upstream (0: unpaced); default: what the
+    /// upstream publishes in /v1/sync/info.
+    #[arg(long, env = "TOOLBRIDGE_RATE_LIMIT", global = true)]
+    pub rate_limit: Option<u32>,
+    /// Upstream requests in flight at once.
+    #[arg(long, env = "TOOLBRIDGE_MAX_IN_FLIGHT", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024), global = true)]
+    pub max_in_flight: u32,
+    /// Command printing the bearer token (run without a shell; re-run on 401).
+    #[arg(long, env = "TOOLBRIDGE_TOKEN_COMMAND", global = true)]
+    pub token_command: Option<String>,
+    /// PEM file of extra CA certificates to trust.
+    #[arg(long, env = "TOOLBRIDGE_CA_BUNDLE", global = true)]
+    pub ca_bundle: Option<PathBuf>,
     /// Entities to expose, comma-separated: notes,tasks,comments,chats,chat_messages.
     #[arg(
         long,
@@ -173,6 +197,13 @@ pub struct Config {
     pub call_timeout: Duration,
     pub retry: RetryPolicy,
     pub max_response_bytes: usize,
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: Duration,
+    pub rate: Option<Rate>,
+    pub max_in_flight: usize,
+    /// The credential helper, when the token comes from one.
+    pub token_command: Option<Vec<String>>,
+    pub ca_bundle: Option<PathBuf>,
     pub selection: Selection,
     pub log_level: String,
     pub log_dir: PathBuf,
@@ -187,6 +218,7 @@ impl Config {
             None => {
                 if o.token.is_some()
                     || o.token_file.is_some()
+                    || o.token_command.is_some()
                     || o.dev_subject.is_some()
                     || o.tenant_id.is_some()
                 {
@@ -197,21 +229,43 @@ impl Config {
                 Upstream::Embedded { db_path: o.db_path }
             }
         };
-        let auth = match (o.token, o.token_file, o.dev_subject) {
-            (Some(token), None, None) => Auth::Bearer(non_empty_token(token, "TOOLBRIDGE_TOKEN")?),
-            (None, Some(path), None) => {
-                let token = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
-                Auth::Bearer(non_empty_token(token, &path.display().to_string())?)
-            }
-            (None, None, Some(sub)) if !sub.trim().is_empty() => {
-                Auth::DevSubject(sub.trim().to_owned())
-            }
-            (None, None, None) => Auth::None,
-            _ => {
-                return Err("set only one of TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE and TOOLBRIDGE_DEV_SUBJECT".into());
-            }
+        let sources = [
+            o.token.is_some(),
+            o.token_file.is_some(),
+            o.dev_subject.is_some(),
+            o.token_command.is_some(),
+        ];
+        if sources.iter().filter(|set| **set).count() > 1 {
+            return Err("set only one of TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE, TOOLBRIDGE_TOKEN_COMMAND and TOOLBRIDGE_DEV_SUBJECT".into());
+        }
+        let token_command = match &o.token_command {
+            Some(line) => match shlex::split(line) {
+                Some(argv) if !argv.is_empty() => Some(argv),
+                _ => {
+                    return Err(format!(
+                        "TOOLBRIDGE_TOKEN_COMMAND `{line}` is not a command line"
+                    ));
+                }
+            },
+            None => None,
         };
+        let auth = if let Some(token) = o.token {
+            Auth::Bearer(non_empty_token(token, "TOOLBRIDGE_TOKEN")?)
+        } else if let Some(path) = o.token_file {
+            let token = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+            Auth::Bearer(non_empty_token(token, &path.display().to_string())?)
+        } else if let Some(sub) = o.dev_subject.filter(|s| !s.trim().is_empty()) {
+            Auth::DevSubject(sub.trim().to_owned())
+        } else {
+            // A token command runs when the client starts (it may prompt).
+            Auth::None
+        };
+        if let Some(path) = &o.ca_bundle
+            && !path.is_file()
+        {
+            return Err(format!("the CA bundle {} does not exist", path.display()));
+        }
         let known = toolset_names();
         let toolsets: Vec<String> = o
             .toolsets
@@ -244,6 +298,15 @@ impl Config {
                 ..RetryPolicy::default()
             },
             max_response_bytes: o.max_response_bytes,
+            breaker_threshold: o.breaker_threshold,
+            breaker_cooldown: o.breaker_cooldown,
+            rate: o.rate_limit.map(|per_minute| Rate {
+                per_minute,
+                burst: (per_minute / 5).max(1),
+            }),
+            max_in_flight: o.max_in_flight as usize,
+            token_command,
+            ca_bundle: o.ca_bundle,
             selection: Selection {
                 toolsets,
                 read_only: o.read_only,
@@ -268,6 +331,12 @@ impl Config {
             attempt_timeout: self.attempt_timeout,
             retry: self.retry.clone(),
             max_response_bytes: self.max_response_bytes,
+            breaker_threshold: self.breaker_threshold,
+            breaker_cooldown: self.breaker_cooldown,
+            rate: self.rate,
+            max_in_flight: self.max_in_flight,
+            token_command: self.token_command.clone(),
+            ca_bundle: self.ca_bundle.clone(),
         }
     }
 }

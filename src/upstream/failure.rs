@@ -60,6 +60,29 @@ impl Failure {
         self.transient && (self.reached == Reached::No || class != RetryClass::Conditional)
     }
 
+    /// The breaker is open: fail fast, and say when the next probe goes out.
+    pub fn circuit_open(wait: Duration) -> Self {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut error = ToolError::new(
+            ErrorCode::UpstreamUnavailable,
+            format!("circuit open: the upstream kept failing; next probe in {secs} s"),
+        );
+        error.retry_after_s = Some(secs);
+        // Retrying inside this call would only meet the open circuit again.
+        Self::new(error, Reached::No, false)
+    }
+
+    /// The upstream asked for a pause that outlasts this call's deadline.
+    pub fn paused(wait: Duration) -> Self {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut error = ToolError::new(
+            ErrorCode::RateLimited,
+            format!("the upstream asked to wait {secs} s, longer than this call may take"),
+        );
+        error.retry_after_s = Some(secs);
+        Self::new(error, Reached::No, false)
+    }
+
     /// A transport error from reqwest.
     pub fn transport(err: &reqwest::Error, base_url: &str) -> Self {
         if err.is_connect() {

@@ -7,8 +7,10 @@
 //! deadline no call outlives. Every failure leaves it as a normalized
 //! [`ToolError`].
 
+mod breaker;
 mod failure;
 mod session;
+mod throttle;
 
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
 use std::time::Duration;
@@ -23,9 +25,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Method, Request};
 use crate::error::{ErrorCode, ToolError};
+use breaker::{Breaker, Outcome};
 pub use failure::RetryClass;
 use failure::{Failure, Reached};
 use session::{Session, SessionSlot};
+pub use throttle::Rate;
+use throttle::Throttle;
 
 pub const HEADER_TENANT: &str = "x-tb-tenant-id";
 pub const HEADER_SESSION: &str = "x-sync-session";
@@ -80,6 +85,16 @@ pub struct ClientConfig {
     pub attempt_timeout: Duration,
     pub retry: RetryPolicy,
     pub max_response_bytes: usize,
+    /// Consecutive failed attempts that open the circuit; 0 disables it.
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: Duration,
+    /// Client-side pacing; `None` follows the upstream's published limits.
+    pub rate: Option<Rate>,
+    pub max_in_flight: usize,
+    /// Re-run to get a fresh token when the upstream answers 401.
+    pub token_command: Option<Vec<String>>,
+    /// Extra trusted CA certificates (PEM), for enterprise networks.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 /// One tool call as the client sees it: its correlation id, deadline and
@@ -124,9 +139,13 @@ impl Call {
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
-    /// Authorization and identity headers, built once; the token inside is
-    /// marked sensitive so it never shows in a debug print.
-    identity: HeaderMap,
+    /// Authorization and identity headers; the token inside is marked
+    /// sensitive so it never shows in a debug print. Replaced only when a
+    /// token command yields a fresh token.
+    identity: std::sync::RwLock<HeaderMap>,
+    token_command: Option<Vec<String>>,
+    breaker: Breaker,
+    throttle: Throttle,
     tenant: tokio::sync::OnceCell<HeaderValue>,
     session: SessionSlot,
     attempt_timeout: Duration,
@@ -184,7 +203,10 @@ impl Client {
         Ok(Self {
             http,
             base_url: config.base_url.trim_end_matches('/').to_owned(),
-            identity,
+            identity: std::sync::RwLock::new(identity),
+            token_command: config.token_command,
+            breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
+            throttle: Throttle::new(config.rate, config.max_in_flight),
             tenant,
             session: SessionSlot::default(),
             attempt_timeout: config.attempt_timeout,
@@ -219,13 +241,13 @@ impl Client {
         call: &Call,
     ) -> Result<Response, ToolError> {
         let class = retry_class(request);
-        let resessioned = AtomicBool::new(false);
+        let replays = Replays::default();
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.min_delay)
             .with_max_delay(self.retry.max_delay)
             .with_max_times(self.retry.max_retries)
             .with_jitter();
-        let attempt = || self.attempt(request, call, &resessioned);
+        let attempt = || self.attempt(request, call, &replays);
         attempt
             .retry(backoff)
             .sleep(tokio::time::sleep)
@@ -250,24 +272,51 @@ impl Client {
             .map_err(|f| f.error)
     }
 
-    /// One attempt; a session or epoch rejection is repaired and replayed once
-    /// per call, inside the attempt, so it never spends a retry.
+    /// One attempt. A session or epoch rejection is repaired (new session) and
+    /// so is a 401 when a token command can mint a new token; each is replayed
+    /// once per call, inside the attempt, so it never spends a retry.
     async fn attempt(
         &self,
         request: &Request,
         call: &Call,
-        resessioned: &AtomicBool,
+        replays: &Replays,
     ) -> Result<Response, Failure> {
         let session = self.session(call).await?;
-        match self.send_once(request, call, &session).await {
-            Err(f) if f.resession && !resessioned.swap(true, Ordering::Relaxed) => {
-                tracing::info!(correlation_id = %call.correlation_id, status = f.error.http_status, "renewing the sync session");
-                self.session.invalidate(&session).await;
-                let session = self.session(call).await?;
-                self.send_once(request, call, &session).await
-            }
-            other => other,
+        let failure = match self.send_once(request, call, &session).await {
+            Err(f) => f,
+            ok => return ok,
+        };
+        if failure.resession && !replays.resession.swap(true, Ordering::Relaxed) {
+            tracing::info!(correlation_id = %call.correlation_id, status = failure.error.http_status, "renewing the sync session");
+            self.session.invalidate(&session).await;
+            let session = self.session(call).await?;
+            return self.send_once(request, call, &session).await;
         }
+        if failure.error.http_status == Some(401)
+            && self.token_command.is_some()
+            && !replays.reauth.swap(true, Ordering::Relaxed)
+        {
+            self.refresh_token()
+                .await
+                .map_err(|e| Failure::new(e, Reached::No, false))?;
+            return self.send_once(request, call, &session).await;
+        }
+        Err(failure)
+    }
+
+    /// Runs the token command again and adopts what it prints.
+    pub async fn refresh_token(&self) -> Result<(), ToolError> {
+        let Some(argv) = &self.token_command else {
+            return Ok(());
+        };
+        let token = run_token_command(argv).await?;
+        let value = bearer(&token)?;
+        self.identity
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(AUTHORIZATION, value);
+        tracing::info!("refreshed the token from the token command");
+        Ok(())
     }
 
     async fn send_once(
@@ -342,9 +391,14 @@ impl Client {
 
     fn bare_request(&self, method: HttpMethod, path: &str, call: &Call) -> reqwest::RequestBuilder {
         let remaining = call.deadline.saturating_duration_since(Instant::now());
+        let identity = self
+            .identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         self.http
             .request(method, format!("{}{}", self.base_url, path))
-            .headers(self.identity.clone())
+            .headers(identity)
             .header(HEADER_CORRELATION, &call.correlation_id)
             .timeout(self.attempt_timeout.min(remaining))
     }
@@ -355,7 +409,37 @@ impl Client {
         builder: reqwest::RequestBuilder,
         call: &Call,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Failure> {
+        self.breaker.admit().map_err(Failure::circuit_open)?;
+        let _slot = self
+            .throttle
+            .acquire(call.deadline)
+            .await
+            .map_err(Failure::paused)?;
         call.attempts.fetch_add(1, Ordering::Relaxed);
+        let result = self.send_and_read(builder, call).await;
+        let outcome = match &result {
+            Ok((status, _, _)) if status.is_server_error() => Outcome::Failed,
+            Ok((status, _, _)) if *status == StatusCode::TOO_MANY_REQUESTS => Outcome::Neutral,
+            Ok(_) => Outcome::Healthy,
+            Err(f) if f.error.http_status.is_some() => Outcome::Neutral,
+            Err(_) => Outcome::Failed,
+        };
+        self.breaker.record(outcome);
+        if let Ok((status, headers, _)) = &result {
+            self.throttle.observe(
+                status.as_u16(),
+                headers,
+                failure::parse_retry_after(headers),
+            );
+        }
+        result
+    }
+
+    async fn send_and_read(
+        &self,
+        builder: reqwest::RequestBuilder,
+        call: &Call,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Failure> {
         let mut response = builder
             .send()
             .await
@@ -477,12 +561,113 @@ impl Client {
         }
     }
 
+    /// Sizes the client-side rate limit from `GET /v1/sync/info` (best
+    /// effort: the contract default stays when it cannot be read).
+    pub async fn discover_limits(&self) {
+        let call = Call::new(Duration::from_secs(5), CancellationToken::new());
+        let builder = self.bare_request(HttpMethod::GET, "/v1/sync/info", &call);
+        let Ok((status, _, body)) = self.send_and_read(builder, &call).await else {
+            return;
+        };
+        let info: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let limit = &info["rateLimit"];
+        let (Some(max), Some(window)) = (
+            limit["maxRequests"].as_u64(),
+            limit["windowSeconds"].as_u64(),
+        ) else {
+            tracing::debug!(
+                status = status.as_u16(),
+                "no rate limit published in /v1/sync/info"
+            );
+            return;
+        };
+        if window == 0 {
+            return;
+        }
+        let per_minute = (max * 60 / window).min(u32::MAX as u64) as u32;
+        let burst = limit["burst"]
+            .as_u64()
+            .map_or(per_minute, |b| b.min(u32::MAX as u64) as u32);
+        self.throttle.adopt(Rate { per_minute, burst });
+    }
+
+    /// The breaker's state in words, for `doctor` and the logs.
+    pub fn breaker_state(&self) -> String {
+        self.breaker.describe()
+    }
+
     /// `GET /healthz`, for `doctor`.
     pub async fn health(&self, call: &Call) -> Result<u16, ToolError> {
         let builder = self.bare_request(HttpMethod::GET, "/healthz", call);
         let (status, _, _) = self.exchange(builder, call).await.map_err(|f| f.error)?;
         Ok(status.as_u16())
     }
+}
+
+/// Repairs replayed at most once per call.
+#[derive(Default)]
+struct Replays {
+    resession: AtomicBool,
+    reauth: AtomicBool,
+}
+
+fn bearer(token: &SecretString) -> Result<HeaderValue, ToolError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret().trim()))
+        .map_err(|_| {
+            ToolError::invalid_input("the token contains characters not allowed in a header")
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// How long a token command may take (a credential helper may prompt or hit
+/// the network).
+const TOKEN_COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs a credential helper (`op read ...`, `gh auth token`): an argument
+/// list, no shell; its trimmed stdout is the token.
+pub async fn run_token_command(argv: &[String]) -> Result<SecretString, ToolError> {
+    let fail = |why: String| {
+        ToolError::new(
+            ErrorCode::Unauthorized,
+            format!("the token command failed: {why}"),
+        )
+    };
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| fail("it is empty".into()))?;
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| fail(format!("cannot run `{program}`: {e}")))?;
+    let output = tokio::time::timeout(TOKEN_COMMAND_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| {
+            fail(format!(
+                "`{program}` did not finish within {} s",
+                TOKEN_COMMAND_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| fail(e.to_string()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(fail(format!(
+            "`{program}` exited with {}: {}",
+            output.status,
+            stderr.trim()
+        )));
+    }
+    let token =
+        String::from_utf8(output.stdout).map_err(|_| fail("its output is not UTF-8".into()))?;
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(fail("it printed nothing".into()));
+    }
+    Ok(SecretString::from(token.to_owned()))
 }
 
 pub fn retry_class(request: &Request) -> RetryClass {

@@ -1,0 +1,194 @@
+//! A circuit breaker around the upstream: after a run of failed attempts,
+//! calls fail fast for a cooldown instead of each waiting out its own
+//! retries; then one probe is let through, and its outcome closes or reopens
+//! the circuit.
+//!
+//! No small, well-kept crate does this (failsafe is dormant, tower has none),
+//! and the states fit in a screen.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// The cooldown is over and one probe is out.
+    HalfOpen,
+}
+
+/// What an attempt's outcome means to the breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The upstream answered (any status but 5xx): it is there.
+    Healthy,
+    /// A connection failure, a timeout, or a 5xx.
+    Failed,
+    /// Says nothing about health (429: it is there but busy).
+    Neutral,
+}
+
+pub struct Breaker {
+    /// Consecutive failed attempts that open the circuit; 0 disables it.
+    threshold: u32,
+    cooldown: Duration,
+    state: Mutex<State>,
+}
+
+impl Breaker {
+    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+        Self {
+            threshold,
+            cooldown,
+            state: Mutex::new(State::Closed { failures: 0 }),
+        }
+    }
+
+    /// Lets an attempt through, or says how long until the next probe.
+    pub fn admit(&self) -> Result<(), Duration> {
+        if self.threshold == 0 {
+            return Ok(());
+        }
+        let mut state = self.lock();
+        match *state {
+            State::Closed { .. } => Ok(()),
+            State::Open { until } => {
+                let now = Instant::now();
+                if now >= until {
+                    tracing::info!("circuit half-open: probing the upstream");
+                    *state = State::HalfOpen;
+                    Ok(())
+                } else {
+                    Err(until - now)
+                }
+            }
+            // The probe is out; everyone else waits for its verdict.
+            State::HalfOpen => Err(Duration::from_secs(1)),
+        }
+    }
+
+    pub fn record(&self, outcome: Outcome) {
+        if self.threshold == 0 {
+            return;
+        }
+        let mut state = self.lock();
+        let next = match (*state, outcome) {
+            (_, Outcome::Neutral) => return,
+            (State::Closed { .. }, Outcome::Healthy) => State::Closed { failures: 0 },
+            (_, Outcome::Healthy) => {
+                tracing::info!("circuit closed: the upstream answered");
+                State::Closed { failures: 0 }
+            }
+            (State::Closed { failures }, Outcome::Failed) if failures + 1 < self.threshold => {
+                State::Closed {
+                    failures: failures + 1,
+                }
+            }
+            // An attempt admitted before the circuit opened fails late: the
+            // circuit stays open for the cooldown it already has.
+            (State::Open { .. }, Outcome::Failed) => return,
+            (_, Outcome::Failed) => {
+                tracing::warn!(
+                    cooldown_s = self.cooldown.as_secs_f64(),
+                    threshold = self.threshold,
+                    "circuit opened: the upstream keeps failing"
+                );
+                State::Open {
+                    until: Instant::now() + self.cooldown,
+                }
+            }
+        };
+        *state = next;
+    }
+
+    /// `closed`, `open (next probe in N s)` or `half-open`, for `doctor`.
+    pub fn describe(&self) -> String {
+        match *self.lock() {
+            _ if self.threshold == 0 => "disabled".into(),
+            State::Closed { failures } => format!("closed ({failures} recent failures)"),
+            State::Open { until } => format!(
+                "open (next probe in {:.0} s)",
+                until
+                    .saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+                    .ceil()
+            ),
+            State::HalfOpen => "half-open".into(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means a panic elsewhere; the state is plain data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opens after the threshold, fails fast during the cooldown, lets one
+    /// probe through after it, and closes on the probe's success.
+    #[tokio::test(start_paused = true)]
+    async fn opens_fails_fast_half_opens_and_closes() {
+        let breaker = Breaker::new(3, Duration::from_secs(10));
+        for _ in 0..2 {
+            breaker.admit().unwrap();
+            breaker.record(Outcome::Failed);
+        }
+        assert!(breaker.admit().is_ok(), "still closed below the threshold");
+        breaker.record(Outcome::Failed);
+        let wait = breaker.admit().unwrap_err();
+        assert_eq!(wait, Duration::from_secs(10));
+
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(breaker.admit().unwrap_err(), Duration::from_secs(6));
+
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(breaker.admit().is_ok(), "the probe goes through");
+        assert!(breaker.admit().is_err(), "only one probe at a time");
+        breaker.record(Outcome::Healthy);
+        assert!(breaker.admit().is_ok());
+        assert_eq!(breaker.describe(), "closed (0 recent failures)");
+    }
+
+    /// A failed probe reopens the circuit for a full cooldown.
+    #[tokio::test(start_paused = true)]
+    async fn failed_probe_reopens() {
+        let breaker = Breaker::new(1, Duration::from_secs(5));
+        breaker.record(Outcome::Failed);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        breaker.admit().unwrap();
+        breaker.record(Outcome::Failed);
+        assert_eq!(breaker.admit().unwrap_err(), Duration::from_secs(5));
+    }
+
+    /// A success resets the run; 429s and 4xx do not count as failures.
+    #[tokio::test(start_paused = true)]
+    async fn success_resets_and_neutral_does_not_count() {
+        let breaker = Breaker::new(2, Duration::from_secs(5));
+        breaker.record(Outcome::Failed);
+        breaker.record(Outcome::Healthy);
+        breaker.record(Outcome::Failed);
+        breaker.record(Outcome::Neutral);
+        assert!(breaker.admit().is_ok());
+        breaker.record(Outcome::Failed);
+        assert!(breaker.admit().is_err());
+    }
+
+    #[test]
+    fn zero_threshold_disables() {
+        let breaker = Breaker::new(0, Duration::from_secs(5));
+        for _ in 0..100 {
+            breaker.record(Outcome::Failed);
+        }
+        assert!(breaker.admit().is_ok());
+        assert_eq!(breaker.describe(), "disabled");
+    }
+}
