@@ -7,7 +7,7 @@ use rmcp::ServiceExt;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{Catalog, ToolDef};
+use crate::catalog::{Catalog, ToolDef, reference};
 use crate::config::{Config, Upstream};
 use crate::embedded::{self, ApiConfig, RunningApi};
 use crate::error::ToolError;
@@ -139,9 +139,9 @@ pub async fn call(
         .await
         .map_err(CallFailure::Setup)?;
     let result = match backend.service.catalog().get(tool) {
-        None => Err(CallFailure::Setup(unknown_tool(
-            backend.service.catalog(),
-            tool,
+        None => Err(CallFailure::Setup(format!(
+            "{}; run `toolbridge-mcp tools` to list them",
+            backend.service.catalog().refusal(tool)
         ))),
         Some(def) => match parse_call_args(def, args, json) {
             Ok(arguments) => backend
@@ -161,14 +161,6 @@ pub enum CallFailure {
     Setup(String),
     /// The tool ran and failed.
     Tool(ToolError),
-}
-
-fn unknown_tool(catalog: &Catalog, name: &str) -> String {
-    let names: Vec<&str> = catalog.tools().iter().map(|t| t.name.as_str()).collect();
-    format!(
-        "unknown tool `{name}`; run `toolbridge-mcp tools` to list them ({} enabled)",
-        names.len()
-    )
 }
 
 /// `--json` first, then each `--arg key=value` over it. A value is parsed as
@@ -216,26 +208,203 @@ fn parse_call_args(
     Ok(map)
 }
 
-/// `toolbridge-mcp tools`: one line per tool, or the full definitions.
-pub fn tools(config: &Config, json: bool) -> String {
-    let catalog = Catalog::select(&config.selection);
-    if json {
-        let tools: Vec<_> = catalog.tools().iter().map(to_mcp_tool).collect();
-        serde_json::to_string_pretty(&tools).unwrap_or_default()
-    } else {
-        let width = catalog
-            .tools()
-            .iter()
-            .map(|t| t.name.len())
-            .max()
-            .unwrap_or(0);
-        catalog
-            .tools()
-            .iter()
-            .map(|t| format!("{:width$}  {}", t.name, t.description))
-            .collect::<Vec<_>>()
-            .join("\n")
+/// `toolbridge-mcp doctor`: each check on one line, PASS or FAIL, with a fix
+/// under each failure. True when everything passed.
+pub async fn doctor(mut config: Config) -> bool {
+    let mut report = Report::default();
+    match &config.upstream {
+        Upstream::Remote { base_url } => {
+            report.pass("configuration", format!("remote API {base_url}"))
+        }
+        Upstream::Embedded { db_path } => report.pass(
+            "configuration",
+            format!("embedded API, database {}", db_path.display()),
+        ),
     }
+    match check_log_dir(&config.log_dir) {
+        Ok(()) => report.pass("log directory", config.log_dir.display().to_string()),
+        Err(e) => report.fail(
+            "log directory",
+            format!("{}: {e}", config.log_dir.display()),
+            "set TOOLBRIDGE_LOG_DIR to a writable directory",
+        ),
+    }
+    let backend = match Backend::start(&mut config).await {
+        Ok(backend) => backend,
+        Err(e) => {
+            report.fail(
+                "startup",
+                e,
+                "see the message; for the embedded API check TOOLBRIDGE_DB_PATH",
+            );
+            return report.finish();
+        }
+    };
+    let client = backend.service.client();
+    let call = || crate::upstream::Call::new(config.call_timeout, CancellationToken::new());
+    let checks_passed = match client.health(&call()).await {
+        Ok(200) => {
+            report.pass(
+                "reachability",
+                format!("GET {}/healthz answered 200", client.base_url()),
+            );
+            true
+        }
+        Ok(status) => {
+            report.fail(
+                "reachability",
+                format!("GET /healthz answered {status}"),
+                "check TOOLBRIDGE_API_URL points at the API's base URL",
+            );
+            false
+        }
+        Err(e) => {
+            report.fail("reachability", e.message, "check TOOLBRIDGE_API_URL and that the API is running (behind a proxy, set HTTPS_PROXY)");
+            false
+        }
+    };
+    if checks_passed {
+        match client.check_session(&call()).await {
+            Ok((tenant, epoch)) => {
+                report.pass(
+                    "auth and tenant",
+                    format!("tenant `{tenant}` accepted the credentials"),
+                );
+                report.pass("session", format!("opened a sync session (epoch {epoch})"));
+                let read = match backend
+                    .service
+                    .catalog()
+                    .get("list_notes")
+                    .or_else(|| backend.service.catalog().tools().first())
+                {
+                    Some(tool) => {
+                        let args = serde_json::json!({"limit": 1});
+                        let result = backend
+                            .service
+                            .run(tool, args.as_object().cloned(), CancellationToken::new())
+                            .await;
+                        Some((tool.name.clone(), result))
+                    }
+                    None => None,
+                };
+                match read {
+                    Some((name, Ok(_))) => report.pass("read", format!("{name} answered")),
+                    Some((name, Err(e))) => {
+                        report.fail("read", format!("{name}: {}", e.summary()), fix_for(&e))
+                    }
+                    None => {}
+                }
+            }
+            Err(e) => report.fail("auth and tenant", e.summary(), fix_for(&e)),
+        }
+    }
+    report.pass("circuit breaker", client.breaker_state());
+    backend.shutdown().await;
+    report.finish()
+}
+
+fn fix_for(error: &ToolError) -> &'static str {
+    use crate::error::ErrorCode::*;
+    match error.code {
+        Unauthorized => {
+            "set TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE or TOOLBRIDGE_TOKEN_COMMAND (TOOLBRIDGE_DEV_SUBJECT for a dev-mode API), and TOOLBRIDGE_TENANT_ID if the API cannot tell your tenant"
+        }
+        Forbidden => "check TOOLBRIDGE_TENANT_ID: the credentials do not belong to that tenant",
+        Timeout => {
+            "the API is slow or unreachable: check the network, or raise TOOLBRIDGE_CALL_TIMEOUT"
+        }
+        RateLimited => "the API is rate limiting this user: wait and run doctor again",
+        UpstreamUnavailable => "check TOOLBRIDGE_API_URL and that the API is running",
+        _ => "see the message; the log file has the details under its correlation id",
+    }
+}
+
+fn check_log_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(".doctor-probe");
+    std::fs::write(&probe, b"ok")?;
+    std::fs::remove_file(probe)
+}
+
+/// Doctor's output, one line per check.
+#[derive(Default)]
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn pass(&mut self, check: &str, detail: impl std::fmt::Display) {
+        println!("PASS  {check:<16} {detail}");
+    }
+
+    fn fail(&mut self, check: &str, detail: impl std::fmt::Display, fix: &str) {
+        self.failed = true;
+        println!("FAIL  {check:<16} {detail}\n      fix: {fix}");
+    }
+
+    fn finish(self) -> bool {
+        !self.failed
+    }
+}
+
+/// What `toolbridge-mcp tools` prints.
+pub enum ToolsFormat {
+    Lines,
+    Json,
+    Markdown,
+}
+
+/// `toolbridge-mcp tools`: one line per tool, the full definitions, or the
+/// README's reference tables.
+pub fn tools(config: &Config, format: ToolsFormat) -> String {
+    let catalog = Catalog::select(&config.selection);
+    match format {
+        ToolsFormat::Json => {
+            let tools: Vec<_> = catalog.tools().iter().map(to_mcp_tool).collect();
+            serde_json::to_string_pretty(&tools).unwrap_or_default()
+        }
+        ToolsFormat::Markdown => reference::markdown(&catalog),
+        ToolsFormat::Lines => {
+            let width = catalog
+                .tools()
+                .iter()
+                .map(|t| t.name.len())
+                .max()
+                .unwrap_or(0);
+            catalog
+                .tools()
+                .iter()
+                .map(|t| format!("{:width$}  {}", t.name, t.description))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    }
+}
+
+/// Writes the checked-in catalog: one pretty JSON file per tool, so every
+/// change to what models see shows up in review. Stale files are removed.
+pub fn write_catalog(config: &Config, dir: &std::path::Path) -> Result<usize, String> {
+    let catalog = Catalog::select(&config.selection);
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let wanted: Vec<String> = catalog
+        .tools()
+        .iter()
+        .map(|t| format!("{}.json", t.name))
+        .collect();
+    for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") && !wanted.contains(&name) {
+            std::fs::remove_file(entry.path()).map_err(|e| e.to_string())?;
+        }
+    }
+    for tool in catalog.tools() {
+        let mut text =
+            serde_json::to_string_pretty(&to_mcp_tool(tool)).map_err(|e| e.to_string())?;
+        text.push('\n');
+        let path = dir.join(format!("{}.json", tool.name));
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(catalog.tools().len())
 }
 
 /// `toolbridge-mcp serve-api`: the embedded API on a fixed address.

@@ -47,9 +47,18 @@ pub enum Command {
     },
     /// List the tools (name and description; --json for full definitions).
     Tools {
-        #[arg(long)]
+        /// Print the full definitions as JSON.
+        #[arg(long, conflicts_with = "markdown")]
         json: bool,
+        /// Print the reference tables the README carries.
+        #[arg(long)]
+        markdown: bool,
+        /// Write one JSON file per tool into this directory (the `tools/` catalog).
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["json", "markdown"])]
+        write: Option<PathBuf>,
     },
+    /// Check configuration, reachability, auth, tenant, session, a read and the logs.
+    Doctor,
     /// Serve the embedded ToolBridge-compatible API over HTTP.
     ServeApi {
         #[arg(long, env = "TOOLBRIDGE_LISTEN", default_value = "127.0.0.1:8081")]

@@ -3,19 +3,44 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use toolbridge_mcp::app::{self, CallFailure};
+use toolbridge_mcp::app::{self, CallFailure, ToolsFormat};
 use toolbridge_mcp::config::{Cli, Command, Config};
 use toolbridge_mcp::{logging, stdio};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
     let config = match Config::from_options(cli.options) {
         Ok(config) => config,
+        Err(message) if matches!(command, Command::Doctor) => {
+            println!(
+                "FAIL  configuration    {message}\n      fix: correct the flag or environment variable named above"
+            );
+            return ExitCode::FAILURE;
+        }
         Err(message) => return fail(&message),
     };
-    let command = cli.command.unwrap_or(Command::Serve);
-    if let Command::Tools { json } = command {
-        println!("{}", app::tools(&config, json));
+    if let Command::Tools {
+        json,
+        markdown,
+        write,
+    } = &command
+    {
+        if let Some(dir) = write {
+            return match app::write_catalog(&config, dir) {
+                Ok(n) => {
+                    eprintln!("wrote {n} tool definitions to {}", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(message) => fail(&message),
+            };
+        }
+        let format = match (json, markdown) {
+            (true, _) => ToolsFormat::Json,
+            (_, true) => ToolsFormat::Markdown,
+            _ => ToolsFormat::Lines,
+        };
+        println!("{}", app::tools(&config, format));
         return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -64,6 +89,14 @@ fn main() -> ExitCode {
                 match app::serve_api(&config, listen, secret).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(message) => fail(&message),
+                }
+            }
+            Command::Doctor => {
+                let _log = logging::init(&config.log_dir, &config.log_level);
+                if app::doctor(config).await {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
                 }
             }
             Command::Tools { .. } => ExitCode::SUCCESS,

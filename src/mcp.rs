@@ -91,7 +91,7 @@ impl ServerHandler for McpServer {
         // An unknown tool is protocol misuse, not a tool failure.
         let Some(tool) = self.service.catalog().get(&request.name) else {
             return Err(McpError::invalid_params(
-                format!("unknown tool: {}", request.name),
+                self.service.catalog().refusal(&request.name),
                 None,
             ));
         };

@@ -213,7 +213,8 @@ pub struct CommentFields {
     pub tags: Option<Vec<String>>,
 }
 
-/// The upstream accepts comments on notes and tasks only.
+// The upstream accepts comments on notes and tasks only (not as a doc
+// comment: schemars would make it every `parent_type` description).
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ParentType {

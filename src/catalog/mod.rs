@@ -7,6 +7,7 @@
 
 pub mod entities;
 pub mod operations;
+pub mod reference;
 pub mod schema;
 
 use std::sync::Arc;
@@ -176,6 +177,15 @@ impl Catalog {
 
     pub fn get(&self, name: &str) -> Option<&ToolDef> {
         self.tools.iter().find(|t| t.name == name)
+    }
+
+    /// Why `name` cannot be called: unknown, or known but not enabled.
+    pub fn refusal(&self, name: &str) -> String {
+        if Catalog::all().get(name).is_some() {
+            format!("tool `{name}` is not enabled on this server (--read-only or --toolsets)")
+        } else {
+            format!("unknown tool: {name}")
+        }
     }
 }
 

@@ -591,6 +591,14 @@ impl Client {
         self.throttle.adopt(Rate { per_minute, burst });
     }
 
+    /// Resolves the tenant and opens a session, for `doctor`: the tenant and
+    /// the session's epoch.
+    pub async fn check_session(&self, call: &Call) -> Result<(String, u64), ToolError> {
+        let tenant = self.tenant(call).await.map_err(|f| f.error)?;
+        let session = self.session(call).await.map_err(|f| f.error)?;
+        Ok((tenant.to_str().unwrap_or("?").to_owned(), session.epoch))
+    }
+
     /// The breaker's state in words, for `doctor` and the logs.
     pub fn breaker_state(&self) -> String {
         self.breaker.describe()
