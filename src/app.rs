@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, ToolDef, reference};
 use crate::config::{Config, Upstream};
-use crate::embedded::{self, ApiConfig, RunningApi};
+use crate::embedded::{self, ApiConfig, RateLimits, RunningApi};
 use crate::error::ToolError;
 use crate::mcp::{McpServer, to_mcp_tool};
 use crate::service::Service;
@@ -42,7 +42,7 @@ impl Backend {
                 let api = embedded::spawn(ApiConfig {
                     db_path: db_path.clone(),
                     secret: secret.clone(),
-                    limits: Default::default(),
+                    limits: RateLimits::in_process(),
                 })
                 .await
                 .map_err(|e| format!("cannot start the embedded API: {e}"))?;

@@ -500,6 +500,6 @@ async fn tools_list_is_exactly_the_40_tools() {
 
     let size = serde_json::to_string(&tools).unwrap().len();
     eprintln!("tools/list: {size} bytes for {} tools", tools.len());
-    assert!(size < 32 * 1024, "the catalog grew to {size} bytes");
+    assert!(size < 24 * 1024, "the catalog grew to {size} bytes");
     mcp.shutdown().await;
 }

@@ -275,14 +275,13 @@ struct ListParams {
     limit: Option<u32>,
     /// Previous page's nextCursor.
     cursor: Option<String>,
-    /// Include deleted items.
+    // Explained once, in the server instructions.
     include_deleted: Option<bool>,
 }
 
 #[derive(Deserialize, JsonSchema)]
 struct GetParams {
     uid: Uuid,
-    /// Return the item even if deleted.
     include_deleted: Option<bool>,
 }
 
@@ -293,7 +292,7 @@ struct Target {
 
 #[derive(Deserialize, JsonSchema)]
 struct Guard {
-    /// Expected current version.
+    // Explained once, in the server instructions.
     #[schemars(range(min = 1))]
     if_version: Option<u64>,
 }
@@ -370,17 +369,9 @@ fn payload(e: &Entity, args: &JsonObject) -> Result<JsonObject, ToolError> {
 }
 
 /// An item's shape, kept to what a host validates: every tool repeats it, and
-/// every byte of it is spent from the model's context.
+/// every byte of it is spent from the model's context on every conversation.
 fn item_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "uid": {"type": "string"},
-            "version": {"type": "integer"},
-            "payload": {"type": "object"}
-        },
-        "required": ["uid", "version", "payload"]
-    })
+    json!({"type": "object", "required": ["uid", "version", "payload"]})
 }
 
 fn as_object(value: Value) -> JsonObject {

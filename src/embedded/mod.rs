@@ -98,6 +98,19 @@ impl Default for RateLimits {
     }
 }
 
+impl RateLimits {
+    /// For the API a sidecar starts for itself: its only client is that
+    /// sidecar, so the limits only stop a runaway loop, not a busy model.
+    pub fn in_process() -> Self {
+        Self {
+            entity_per_minute: 60_000,
+            entity_burst: 1_000,
+            bootstrap_per_minute: 600,
+            bootstrap_burst: 100,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot create directory {} for the embedded API database: {source}", path.display())]

@@ -34,6 +34,33 @@ pub enum Outcome {
     Neutral,
 }
 
+/// An admitted attempt; see [`Breaker::admit`].
+pub struct Permit<'a> {
+    breaker: &'a Breaker,
+    probe: bool,
+}
+
+impl Permit<'_> {
+    pub fn record(mut self, outcome: Outcome) {
+        self.breaker.record(outcome, self.probe);
+        self.probe = false;
+    }
+}
+
+impl std::fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit").field("probe", &self.probe).finish()
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.probe {
+            self.breaker.abandon_probe();
+        }
+    }
+}
+
 pub struct Breaker {
     /// Consecutive failed attempts that open the circuit; 0 disables it.
     threshold: u32,
@@ -50,20 +77,28 @@ impl Breaker {
         }
     }
 
-    /// Lets an attempt through, or says how long until the next probe.
-    pub fn admit(&self) -> Result<(), Duration> {
+    /// Lets an attempt through, or says how long until the next probe. The
+    /// permit must be given the attempt's outcome; one dropped without it (a
+    /// cancelled call, a request refused before it went out) gives its probe
+    /// back, so the circuit never stays half-open with no probe out.
+    pub fn admit(&self) -> Result<Permit<'_>, Duration> {
+        let mut permit = Permit {
+            breaker: self,
+            probe: false,
+        };
         if self.threshold == 0 {
-            return Ok(());
+            return Ok(permit);
         }
         let mut state = self.lock();
         match *state {
-            State::Closed { .. } => Ok(()),
+            State::Closed { .. } => Ok(permit),
             State::Open { until } => {
                 let now = Instant::now();
                 if now >= until {
                     tracing::info!("circuit half-open: probing the upstream");
                     *state = State::HalfOpen;
-                    Ok(())
+                    permit.probe = true;
+                    Ok(permit)
                 } else {
                     Err(until - now)
                 }
@@ -73,12 +108,18 @@ impl Breaker {
         }
     }
 
-    pub fn record(&self, outcome: Outcome) {
+    fn record(&self, outcome: Outcome, probe: bool) {
         if self.threshold == 0 {
             return;
         }
         let mut state = self.lock();
         let next = match (*state, outcome) {
+            // A probe that got any answer but a failure found the upstream
+            // there (a 429 is busy, not down).
+            (State::HalfOpen, Outcome::Healthy | Outcome::Neutral) if probe => {
+                tracing::info!("circuit closed: the upstream answered the probe");
+                State::Closed { failures: 0 }
+            }
             (_, Outcome::Neutral) => return,
             (State::Closed { .. }, Outcome::Healthy) => State::Closed { failures: 0 },
             (_, Outcome::Healthy) => {
@@ -105,6 +146,16 @@ impl Breaker {
             }
         };
         *state = next;
+    }
+
+    /// A probe that ended without a verdict: the next attempt probes again.
+    fn abandon_probe(&self) {
+        let mut state = self.lock();
+        if *state == State::HalfOpen {
+            *state = State::Open {
+                until: Instant::now(),
+            };
+        }
     }
 
     /// `closed`, `open (next probe in N s)` or `half-open`, for `doctor`.
@@ -139,11 +190,12 @@ mod tests {
     async fn opens_fails_fast_half_opens_and_closes() {
         let breaker = Breaker::new(3, Duration::from_secs(10));
         for _ in 0..2 {
-            breaker.admit().unwrap();
-            breaker.record(Outcome::Failed);
+            breaker.admit().unwrap().record(Outcome::Failed);
         }
-        assert!(breaker.admit().is_ok(), "still closed below the threshold");
-        breaker.record(Outcome::Failed);
+        breaker
+            .admit()
+            .expect("still closed below the threshold")
+            .record(Outcome::Failed);
         let wait = breaker.admit().unwrap_err();
         assert_eq!(wait, Duration::from_secs(10));
 
@@ -151,9 +203,9 @@ mod tests {
         assert_eq!(breaker.admit().unwrap_err(), Duration::from_secs(6));
 
         tokio::time::advance(Duration::from_secs(6)).await;
-        assert!(breaker.admit().is_ok(), "the probe goes through");
+        let probe = breaker.admit().expect("the probe goes through");
         assert!(breaker.admit().is_err(), "only one probe at a time");
-        breaker.record(Outcome::Healthy);
+        probe.record(Outcome::Healthy);
         assert!(breaker.admit().is_ok());
         assert_eq!(breaker.describe(), "closed (0 recent failures)");
     }
@@ -162,23 +214,40 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn failed_probe_reopens() {
         let breaker = Breaker::new(1, Duration::from_secs(5));
-        breaker.record(Outcome::Failed);
+        breaker.admit().unwrap().record(Outcome::Failed);
         tokio::time::advance(Duration::from_secs(5)).await;
-        breaker.admit().unwrap();
-        breaker.record(Outcome::Failed);
+        breaker.admit().unwrap().record(Outcome::Failed);
         assert_eq!(breaker.admit().unwrap_err(), Duration::from_secs(5));
+    }
+
+    /// A probe that ends without a verdict (cancelled, refused before it went
+    /// out) lets the next attempt probe; a probe answered 429 closes.
+    #[tokio::test(start_paused = true)]
+    async fn abandoned_or_busy_probe_does_not_wedge() {
+        let breaker = Breaker::new(1, Duration::from_secs(5));
+        breaker.admit().unwrap().record(Outcome::Failed);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        drop(breaker.admit().expect("probe"));
+        let probe = breaker
+            .admit()
+            .expect("a new probe after the abandoned one");
+        probe.record(Outcome::Neutral);
+        assert_eq!(breaker.describe(), "closed (0 recent failures)");
     }
 
     /// A success resets the run; 429s and 4xx do not count as failures.
     #[tokio::test(start_paused = true)]
     async fn success_resets_and_neutral_does_not_count() {
         let breaker = Breaker::new(2, Duration::from_secs(5));
-        breaker.record(Outcome::Failed);
-        breaker.record(Outcome::Healthy);
-        breaker.record(Outcome::Failed);
-        breaker.record(Outcome::Neutral);
-        assert!(breaker.admit().is_ok());
-        breaker.record(Outcome::Failed);
+        for outcome in [
+            Outcome::Failed,
+            Outcome::Healthy,
+            Outcome::Failed,
+            Outcome::Neutral,
+        ] {
+            breaker.admit().unwrap().record(outcome);
+        }
+        breaker.admit().unwrap().record(Outcome::Failed);
         assert!(breaker.admit().is_err());
     }
 
@@ -186,7 +255,7 @@ mod tests {
     fn zero_threshold_disables() {
         let breaker = Breaker::new(0, Duration::from_secs(5));
         for _ in 0..100 {
-            breaker.record(Outcome::Failed);
+            breaker.admit().unwrap().record(Outcome::Failed);
         }
         assert!(breaker.admit().is_ok());
         assert_eq!(breaker.describe(), "disabled");

@@ -409,7 +409,7 @@ impl Client {
         builder: reqwest::RequestBuilder,
         call: &Call,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Failure> {
-        self.breaker.admit().map_err(Failure::circuit_open)?;
+        let permit = self.breaker.admit().map_err(Failure::circuit_open)?;
         let _slot = self
             .throttle
             .acquire(call.deadline)
@@ -424,7 +424,7 @@ impl Client {
             Err(f) if f.error.http_status.is_some() => Outcome::Neutral,
             Err(_) => Outcome::Failed,
         };
-        self.breaker.record(outcome);
+        permit.record(outcome);
         if let Ok((status, headers, _)) = &result {
             self.throttle.observe(
                 status.as_u16(),

@@ -22,14 +22,6 @@ pub struct Rate {
     pub burst: u32,
 }
 
-impl Rate {
-    /// The contract's entity-route limit.
-    pub const UPSTREAM_DEFAULT: Rate = Rate {
-        per_minute: 600,
-        burst: 120,
-    };
-}
-
 pub struct Throttle {
     /// `None` when pacing is off.
     limiter: RwLock<Option<Arc<DefaultDirectRateLimiter>>>,
@@ -42,13 +34,13 @@ pub struct Throttle {
 
 impl Throttle {
     /// `rate`: `Some(r)` paces at `r` (a `per_minute` of 0 turns pacing off);
-    /// `None` paces at the contract's default until the upstream says more.
+    /// `None` paces only once the upstream publishes its limits (until then,
+    /// and against an upstream that publishes none, 429s and `Retry-After`
+    /// still pause requests).
     pub fn new(rate: Option<Rate>, max_in_flight: usize) -> Self {
-        let configured = rate.is_some();
-        let rate = rate.unwrap_or(Rate::UPSTREAM_DEFAULT);
         Self {
-            limiter: RwLock::new(limiter(rate)),
-            configured,
+            limiter: RwLock::new(rate.and_then(limiter)),
+            configured: rate.is_some(),
             paused_until: Mutex::new(None),
             in_flight: Semaphore::new(max_in_flight.max(1)),
         }
