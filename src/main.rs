@@ -8,6 +8,7 @@ use toolbridge_mcp::config::{Cli, Command, Config};
 use toolbridge_mcp::{logging, stdio};
 
 fn main() -> ExitCode {
+    unset_empty_settings();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     let config = match Config::from_options(cli.options) {
@@ -102,6 +103,20 @@ fn main() -> ExitCode {
             Command::Tools { .. } => ExitCode::SUCCESS,
         }
     })
+}
+
+/// An MCP host fills a setting the user left blank with `""` (an `.mcpb`
+/// bundle's optional `user_config`, a client's env block): that means unset,
+/// not "the empty URL".
+fn unset_empty_settings() {
+    let empty: Vec<_> = std::env::vars_os()
+        .filter(|(key, value)| key.to_string_lossy().starts_with("TOOLBRIDGE_") && value.is_empty())
+        .map(|(key, _)| key)
+        .collect();
+    for key in empty {
+        // SAFETY: the first thing main does, before any thread is started.
+        unsafe { std::env::remove_var(key) };
+    }
 }
 
 fn fail(message: &str) -> ExitCode {

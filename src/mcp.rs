@@ -101,12 +101,13 @@ impl ServerHandler for McpServer {
             .await
         {
             Ok(value) => success(value),
-            Err(error) => {
-                let structured = serde_json::to_value(&error).unwrap_or(Value::Null);
-                let mut result = CallToolResult::structured_error(structured);
-                result.content = vec![ContentBlock::text(error.summary())];
-                result
-            }
+            // The error travels as JSON text, not `structuredContent`: the
+            // Inspector and the TypeScript SDK validate structured content
+            // against the tool's output schema even on errors, and would
+            // swallow the error the model needs to see.
+            Err(error) => CallToolResult::error(vec![ContentBlock::text(
+                serde_json::to_string(&error).unwrap_or_else(|_| error.summary()),
+            )]),
         };
         Ok(result.into())
     }

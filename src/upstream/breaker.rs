@@ -49,7 +49,9 @@ impl Permit<'_> {
 
 impl std::fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Permit").field("probe", &self.probe).finish()
+        f.debug_struct("Permit")
+            .field("probe", &self.probe)
+            .finish()
     }
 }
 

@@ -13,6 +13,7 @@ check. Run by tests/real_clients.rs.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
 from typing import Any
@@ -142,8 +143,11 @@ async def modern_era(argv: list[str]) -> None:
 
         bad = await client.call_tool("get_note", {"uid": "not-a-uuid"})
         check(bad.is_error is True, f"get_note with a bad uid did not return isError: {bad}")
-        err = bad.structured_content
-        check(isinstance(err, dict), f"error result has no structuredContent: {bad}")
+        # Errors travel as JSON text: structuredContent must match the output
+        # schema, which describes the item, not the error.
+        check(bad.structured_content is None, f"error result carries structuredContent: {bad}")
+        err = json.loads(bad.content[0].text)
+        check(isinstance(err, dict), f"error text is not a JSON object: {bad}")
         check(err.get("code") == "invalid_input", f"error code is {err.get('code')!r}, expected invalid_input: {err}")
         check(bool(err.get("message")), f"error result has no message: {err}")
         print(f"modern era: {client.protocol_version}, {len(listed.tools)} tools, chain of 8 calls ok, error ok")

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod faulty;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -193,6 +194,14 @@ impl McpProcess {
         (id, rx)
     }
 
+    /// A receiver for the response to a request with this id that was sent
+    /// raw (with [`Self::send_raw`]).
+    pub fn expect_response(&self, id: u64) -> oneshot::Receiver<Value> {
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(id, tx);
+        rx
+    }
+
     /// Sends a request and waits (at most 60 s) for its response message.
     pub async fn request(&mut self, method: &str, params: Value) -> Value {
         let (_, rx) = self.start_request(method, params).await;
@@ -245,6 +254,11 @@ impl McpProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
+    }
+
+    /// The exit status if the server has exited, without waiting.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait")
     }
 
     /// Closes stdin, waits for exit, and checks stdout carried only JSON-RPC.
@@ -301,8 +315,14 @@ pub fn ok(result: &Value) -> &Value {
     &result["structuredContent"]
 }
 
-/// The structured error of a failed tool result.
-pub fn err(result: &Value) -> &Value {
+/// The error of a failed tool result: the JSON in its text content (errors
+/// carry no `structuredContent`, which must match the output schema).
+pub fn err(result: &Value) -> Value {
     assert_eq!(result["isError"], json!(true), "tool succeeded: {result}");
-    &result["structuredContent"]
+    assert!(
+        result.get("structuredContent").is_none(),
+        "an error with structured content: {result}"
+    );
+    let text = result["content"][0]["text"].as_str().expect("error text");
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("error text is not JSON ({e}): {text}"))
 }

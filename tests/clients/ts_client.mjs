@@ -1,0 +1,118 @@
+// Drive toolbridge-mcp with the official TypeScript SDK (@modelcontextprotocol/sdk v1).
+//
+// Usage: node ts_client.mjs SCENARIO BIN DBPATH LOGDIR [EXTRA_SERVER_ARGS...]
+//   SCENARIO "chain":      connect, listTools (40), create_task, process_task complete.
+//   SCENARIO "tool-error": a call the server refuses must come back as an isError result.
+//
+// Client.callTool validates structuredContent against the tool's outputSchema
+// (cached by listTools), so every successful call below also proves the result
+// matches its declared schema. Exits non-zero with a message on the first failed
+// check. Run by tests/real_clients.rs with NODE_PATH unset, from the directory
+// where `npm ci` installed the SDK.
+
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+
+const EXPECTED_TOOLS = 40;
+
+class CheckFailed extends Error {}
+
+function check(condition, message) {
+  if (!condition) throw new CheckFailed(message);
+}
+
+async function connect(bin, dbPath, logDir, extra) {
+  const transport = new StdioClientTransport({
+    command: bin,
+    args: ["--db-path", dbPath, ...extra],
+    // The SDK passes only a few default variables (HOME, PATH, ...); the rest
+    // is given explicitly, as a host's config would.
+    env: { TOOLBRIDGE_LOG_DIR: logDir },
+    stderr: "inherit",
+  });
+  const client = new Client({ name: "toolbridge-ts-test", version: "1.0.0" });
+  await client.connect(transport);
+  const server = client.getServerVersion();
+  check(server?.name === "toolbridge-mcp", `server name is ${JSON.stringify(server)}`);
+  return client;
+}
+
+async function listAllTools(client) {
+  const { tools, nextCursor } = await client.listTools();
+  check(nextCursor === undefined, "tools/list is paginated; expected one page");
+  const names = tools.map((t) => t.name);
+  check(tools.length === EXPECTED_TOOLS, `expected ${EXPECTED_TOOLS} tools, got ${tools.length}: ${names}`);
+  for (const t of tools) {
+    check(t.outputSchema !== undefined, `${t.name} has no outputSchema`);
+  }
+  return tools;
+}
+
+async function call(client, name, args) {
+  // Throws McpError -32602 when structuredContent does not match the outputSchema.
+  const result = await client.callTool({ name, arguments: args });
+  const text = (result.content ?? []).map((c) => c.text ?? "").join(" ");
+  check(result.isError !== true, `${name}(${JSON.stringify(args)}) failed: ${text}`);
+  check(result.structuredContent !== undefined, `${name} returned no structuredContent`);
+  check(JSON.stringify(JSON.parse(text)) === JSON.stringify(result.structuredContent),
+    `${name}: text content is not the same JSON as structuredContent`);
+  return result.structuredContent;
+}
+
+async function chain(client) {
+  const tools = await listAllTools(client);
+  // The SDK compiled a validator for each output schema while listing: the
+  // callTool path below is the validating one, not a pass-through.
+  check(typeof client.getToolOutputValidator === "function", "SDK has no getToolOutputValidator (API changed?)");
+  check(client.getToolOutputValidator("process_task") !== undefined,
+    "SDK compiled no output validator for process_task: callTool would skip validation");
+
+  const title = `ts chain ${Date.now()}`;
+  const task = await call(client, "create_task", { title, priority: "high", tags: ["sdk"] });
+  check(task.payload.title === title, `create_task payload: ${JSON.stringify(task)}`);
+  const done = await call(client, "process_task", { uid: task.uid, action: "complete" });
+  check(done.uid === task.uid, `process_task answered for another uid: ${JSON.stringify(done)}`);
+  check(done.payload.status === "completed", `process_task complete: status is ${done.payload.status}`);
+  check(done.version > task.version, `process_task did not raise the version: ${task.version} -> ${done.version}`);
+  const got = await call(client, "get_task", { uid: task.uid });
+  check(got.payload.status === "completed" && got.payload.done === true, `get_task after complete: ${JSON.stringify(got)}`);
+  console.log(`chain ok: ${tools.length} tools, create_task -> process_task complete -> get_task, all schema-validated`);
+}
+
+async function toolError(client) {
+  await listAllTools(client);
+  let result;
+  try {
+    result = await client.callTool({ name: "get_task", arguments: { uid: "not-a-uuid" } });
+  } catch (e) {
+    throw new CheckFailed(
+      `a refused call (get_task with a bad uid) must resolve to an isError result the model can read, ` +
+        `but the SDK threw instead: ${e?.message ?? e}`,
+    );
+  }
+  check(result.isError === true, `get_task with a bad uid did not return isError: ${JSON.stringify(result)}`);
+  // The code is in structuredContent, or (for hosts that only show text) in the text.
+  const text = (result.content ?? []).map((c) => c.text ?? "").join(" ");
+  const code = result.structuredContent?.code ?? (text.includes("invalid_input") ? "invalid_input" : undefined);
+  check(code === "invalid_input", `error code is ${code}, expected invalid_input: ${JSON.stringify(result)}`);
+  console.log("tool-error ok: isError result with code invalid_input");
+}
+
+const [scenario, bin, dbPath, logDir, ...extra] = process.argv.slice(2);
+const scenarios = { chain, "tool-error": toolError };
+if (!scenarios[scenario] || !logDir) {
+  console.error("usage: node ts_client.mjs chain|tool-error BIN DBPATH LOGDIR [EXTRA_SERVER_ARGS...]");
+  process.exit(2);
+}
+let client;
+try {
+  client = await connect(bin, dbPath, logDir, extra);
+  await scenarios[scenario](client);
+  console.log("ts_client.mjs: all checks passed");
+} catch (e) {
+  const what = e instanceof CheckFailed ? "CHECK FAILED" : "ERROR";
+  console.error(`ts_client.mjs: ${what}: ${e instanceof CheckFailed ? e.message : (e?.stack ?? e)}`);
+  process.exitCode = 1;
+} finally {
+  await client?.close();
+}
