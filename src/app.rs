@@ -90,6 +90,16 @@ pub async fn serve(
         );
     }
     let backend = Backend::start(&mut config).await?;
+    let (reader, writer) = channel;
+    let reader = stdio::skip_to_first_request(reader)
+        .await
+        .map_err(|e| format!("cannot read stdin: {e}"))?;
+    let Some(reader) = reader else {
+        tracing::info!("stdin closed before the first request");
+        backend.shutdown().await;
+        return Ok(());
+    };
+    let channel = (reader, writer);
     let server = McpServer::new(backend.service.clone());
     tracing::info!(
         tools = server.tools().len(),

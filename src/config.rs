@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::catalog::{Selection, toolset_names};
-use crate::upstream::{Auth, ClientConfig, Rate, RetryPolicy};
+use crate::upstream::{Auth, ClientConfig, ClientSettings, Rate, RetryPolicy};
 
 const APP: &str = "toolbridge-mcp";
 
@@ -201,18 +201,10 @@ pub struct Config {
     pub upstream: Upstream,
     pub auth: Auth,
     pub tenant_id: Option<String>,
-    pub connect_timeout: Duration,
-    pub attempt_timeout: Duration,
-    pub call_timeout: Duration,
-    pub retry: RetryPolicy,
-    pub max_response_bytes: usize,
-    pub breaker_threshold: u32,
-    pub breaker_cooldown: Duration,
-    pub rate: Option<Rate>,
-    pub max_in_flight: usize,
     /// The credential helper, when the token comes from one.
     pub token_command: Option<Vec<String>>,
-    pub ca_bundle: Option<PathBuf>,
+    pub call_timeout: Duration,
+    pub client: ClientSettings,
     pub selection: Selection,
     pub log_level: String,
     pub log_dir: PathBuf,
@@ -298,24 +290,26 @@ impl Config {
                 .tenant_id
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty()),
-            connect_timeout: o.connect_timeout,
-            // An attempt never outlives its call.
-            attempt_timeout: o.attempt_timeout.min(o.call_timeout),
-            call_timeout: o.call_timeout,
-            retry: RetryPolicy {
-                max_retries: o.max_retries as usize,
-                ..RetryPolicy::default()
-            },
-            max_response_bytes: o.max_response_bytes,
-            breaker_threshold: o.breaker_threshold,
-            breaker_cooldown: o.breaker_cooldown,
-            rate: o.rate_limit.map(|per_minute| Rate {
-                per_minute,
-                burst: (per_minute / 5).max(1),
-            }),
-            max_in_flight: o.max_in_flight as usize,
             token_command,
-            ca_bundle: o.ca_bundle,
+            call_timeout: o.call_timeout,
+            client: ClientSettings {
+                connect_timeout: o.connect_timeout,
+                // An attempt never outlives its call.
+                attempt_timeout: o.attempt_timeout.min(o.call_timeout),
+                retry: RetryPolicy {
+                    max_retries: o.max_retries as usize,
+                    ..RetryPolicy::default()
+                },
+                max_response_bytes: o.max_response_bytes,
+                breaker_threshold: o.breaker_threshold,
+                breaker_cooldown: o.breaker_cooldown,
+                rate: o.rate_limit.map(|per_minute| Rate {
+                    per_minute,
+                    burst: (per_minute / 5).max(1),
+                }),
+                max_in_flight: o.max_in_flight as usize,
+                ca_bundle: o.ca_bundle,
+            },
             selection: Selection {
                 toolsets,
                 read_only: o.read_only,
@@ -325,7 +319,7 @@ impl Config {
         })
     }
 
-    /// The client settings for an upstream at `base_url`.
+    /// The client's configuration for an upstream at `base_url`.
     pub fn client_config(
         &self,
         base_url: String,
@@ -336,16 +330,8 @@ impl Config {
             base_url,
             auth,
             tenant_id,
-            connect_timeout: self.connect_timeout,
-            attempt_timeout: self.attempt_timeout,
-            retry: self.retry.clone(),
-            max_response_bytes: self.max_response_bytes,
-            breaker_threshold: self.breaker_threshold,
-            breaker_cooldown: self.breaker_cooldown,
-            rate: self.rate,
-            max_in_flight: self.max_in_flight,
             token_command: self.token_command.clone(),
-            ca_bundle: self.ca_bundle.clone(),
+            settings: self.client.clone(),
         }
     }
 }

@@ -143,3 +143,25 @@ async fn sigterm_ends_the_session_and_exits_cleanly() {
         )
     );
 }
+
+/// A host that launches the server twice closes the spare before any request:
+/// that process exits 0 at once, having written nothing.
+#[tokio::test]
+async fn stdin_closed_before_the_handshake_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(common::BIN)
+        .arg("--db-path")
+        .arg(dir.path().join("t.db"))
+        .env_clear()
+        .env("TOOLBRIDGE_LOG_DIR", dir.path().join("logs"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty());
+}

@@ -74,6 +74,8 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Where the client goes and as whom: these differ between a remote API and
+/// the embedded one.
 #[derive(Debug)]
 pub struct ClientConfig {
     /// Without a trailing slash.
@@ -81,7 +83,16 @@ pub struct ClientConfig {
     pub auth: Auth,
     /// Resolved from `GET /v1/auth/tenant` on first use when not given.
     pub tenant_id: Option<String>,
+    /// Re-run to get a fresh token when the upstream answers 401.
+    pub token_command: Option<Vec<String>>,
+    pub settings: ClientSettings,
+}
+
+/// How the client behaves: the same for every upstream.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
     pub connect_timeout: Duration,
+    /// One HTTP attempt; never longer than what remains of the call.
     pub attempt_timeout: Duration,
     pub retry: RetryPolicy,
     pub max_response_bytes: usize,
@@ -91,8 +102,6 @@ pub struct ClientConfig {
     /// Client-side pacing; `None` follows the upstream's published limits.
     pub rate: Option<Rate>,
     pub max_in_flight: usize,
-    /// Re-run to get a fresh token when the upstream answers 401.
-    pub token_command: Option<Vec<String>>,
     /// Extra trusted CA certificates (PEM), for enterprise networks.
     pub ca_bundle: Option<std::path::PathBuf>,
 }
@@ -161,8 +170,9 @@ pub struct Response {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, ToolError> {
+        let settings = config.settings;
         let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
+            .connect_timeout(settings.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("toolbridge-mcp/", env!("CARGO_PKG_VERSION")))
             .tcp_nodelay(true)
@@ -205,13 +215,13 @@ impl Client {
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             identity: std::sync::RwLock::new(identity),
             token_command: config.token_command,
-            breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
-            throttle: Throttle::new(config.rate, config.max_in_flight),
+            breaker: Breaker::new(settings.breaker_threshold, settings.breaker_cooldown),
+            throttle: Throttle::new(settings.rate, settings.max_in_flight),
             tenant,
             session: SessionSlot::default(),
-            attempt_timeout: config.attempt_timeout,
-            retry: config.retry,
-            max_response_bytes: config.max_response_bytes,
+            attempt_timeout: settings.attempt_timeout,
+            retry: settings.retry,
+            max_response_bytes: settings.max_response_bytes,
         })
     }
 
