@@ -10,11 +10,14 @@
 //!   deadlines and error normalization.
 //! - [`embedded`]: a ToolBridge-compatible API on SQLite, served in-process on
 //!   loopback when no upstream URL is configured.
-//! - [`logging`]: JSON lines to a rotating file, never to stdout.
+//! - [`logging`]: JSON lines to a rotating file, never to stdout; [`stdio`]:
+//!   the MCP channel, guarded so nothing else reaches stdout.
+//! - [`app`] and [`doctor`]: the commands `main` dispatches to.
 
 pub mod app;
 pub mod catalog;
 pub mod config;
+pub mod doctor;
 pub mod embedded;
 pub mod error;
 pub mod logging;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use toolbridge_mcp::app::{self, CallFailure, ToolsFormat};
 use toolbridge_mcp::config::{Cli, Command, Config};
-use toolbridge_mcp::{logging, stdio};
+use toolbridge_mcp::{doctor, logging, stdio};
 
 fn main() -> ExitCode {
     unset_empty_settings();
@@ -94,7 +94,7 @@ fn main() -> ExitCode {
             }
             Command::Doctor => {
                 let _log = logging::init(&config.log_dir, &config.log_level);
-                if app::doctor(config).await {
+                if doctor::run(config).await {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE

@@ -109,7 +109,7 @@ impl Service {
             ErrorCode::Conflict if error.http_status == Some(412) => {
                 let current = self.current_version(&plan.request.path, call).await;
                 let mut error = error;
-                if let Some(version) = current {
+                if let Ok(Some(version)) = current {
                     error.message = format!("{}; the current version is {version}", error.message);
                 }
                 Err(error)
@@ -118,25 +118,18 @@ impl Service {
         }
     }
 
-    async fn current_version(&self, path: &str, call: &Call) -> Option<u64> {
-        let item_path = path
-            .trim_end_matches("/archive")
-            .trim_end_matches("/process");
-        let response = self
-            .client
-            .send(&Request::get(item_path.to_owned()), call)
-            .await
-            .ok()?;
-        response.body.get("version").and_then(Value::as_u64)
-    }
-
-    /// The upstream does not check `If-Match` on delete: compare first.
-    async fn check_version(&self, path: &str, expected: u64, call: &Call) -> Result<(), ToolError> {
+    /// The item's version now, as the upstream reports it.
+    async fn current_version(&self, path: &str, call: &Call) -> Result<Option<u64>, ToolError> {
         let response = self
             .client
             .send(&Request::get(path.to_owned()), call)
             .await?;
-        match response.body.get("version").and_then(Value::as_u64) {
+        Ok(response.body.get("version").and_then(Value::as_u64))
+    }
+
+    /// The upstream does not check `If-Match` on delete: compare first.
+    async fn check_version(&self, path: &str, expected: u64, call: &Call) -> Result<(), ToolError> {
+        match self.current_version(path, call).await? {
             Some(actual) if actual == expected => Ok(()),
             actual => Err(ToolError::new(
                 ErrorCode::Conflict,

@@ -1,0 +1,147 @@
+//! `toolbridge-mcp doctor`: checks what a working setup needs, in the order a
+//! person would debug it, and says how to fix each failure.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Backend;
+use crate::config::{Config, Upstream};
+use crate::error::ToolError;
+
+/// `toolbridge-mcp doctor`: each check on one line, PASS or FAIL, with a fix
+/// under each failure. True when everything passed.
+pub async fn run(mut config: Config) -> bool {
+    let mut report = Report::default();
+    match &config.upstream {
+        Upstream::Remote { base_url } => {
+            report.pass("configuration", format!("remote API {base_url}"))
+        }
+        Upstream::Embedded { db_path } => report.pass(
+            "configuration",
+            format!("embedded API, database {}", db_path.display()),
+        ),
+    }
+    match check_log_dir(&config.log_dir) {
+        Ok(()) => report.pass("log directory", config.log_dir.display().to_string()),
+        Err(e) => report.fail(
+            "log directory",
+            format!("{}: {e}", config.log_dir.display()),
+            "set TOOLBRIDGE_LOG_DIR to a writable directory",
+        ),
+    }
+    let backend = match Backend::start(&mut config).await {
+        Ok(backend) => backend,
+        Err(e) => {
+            report.fail(
+                "startup",
+                e,
+                "see the message; for the embedded API check TOOLBRIDGE_DB_PATH",
+            );
+            return report.finish();
+        }
+    };
+    let client = backend.service.client();
+    let call = || crate::upstream::Call::new(config.call_timeout, CancellationToken::new());
+    let checks_passed = match client.health(&call()).await {
+        Ok(200) => {
+            report.pass(
+                "reachability",
+                format!("GET {}/healthz answered 200", client.base_url()),
+            );
+            true
+        }
+        Ok(status) => {
+            report.fail(
+                "reachability",
+                format!("GET /healthz answered {status}"),
+                "check TOOLBRIDGE_API_URL points at the API's base URL",
+            );
+            false
+        }
+        Err(e) => {
+            report.fail("reachability", e.message, "check TOOLBRIDGE_API_URL and that the API is running (behind a proxy, set HTTPS_PROXY)");
+            false
+        }
+    };
+    if checks_passed {
+        match client.check_session(&call()).await {
+            Ok((tenant, epoch)) => {
+                report.pass(
+                    "auth and tenant",
+                    format!("tenant `{tenant}` accepted the credentials"),
+                );
+                report.pass("session", format!("opened a sync session (epoch {epoch})"));
+                let read = match backend
+                    .service
+                    .catalog()
+                    .get("list_notes")
+                    .or_else(|| backend.service.catalog().tools().first())
+                {
+                    Some(tool) => {
+                        let args = serde_json::json!({"limit": 1});
+                        let result = backend
+                            .service
+                            .run(tool, args.as_object().cloned(), CancellationToken::new())
+                            .await;
+                        Some((tool.name.clone(), result))
+                    }
+                    None => None,
+                };
+                match read {
+                    Some((name, Ok(_))) => report.pass("read", format!("{name} answered")),
+                    Some((name, Err(e))) => {
+                        report.fail("read", format!("{name}: {}", e.summary()), fix_for(&e))
+                    }
+                    None => {}
+                }
+            }
+            Err(e) => report.fail("auth and tenant", e.summary(), fix_for(&e)),
+        }
+    }
+    report.pass("circuit breaker", client.breaker_state());
+    backend.shutdown().await;
+    report.finish()
+}
+
+fn fix_for(error: &ToolError) -> &'static str {
+    use crate::error::ErrorCode::*;
+    match error.code {
+        Unauthorized => {
+            "set TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE or TOOLBRIDGE_TOKEN_COMMAND (TOOLBRIDGE_DEV_SUBJECT for a dev-mode API), and TOOLBRIDGE_TENANT_ID if the API cannot tell your tenant"
+        }
+        Forbidden => "check TOOLBRIDGE_TENANT_ID: the credentials do not belong to that tenant",
+        Timeout => {
+            "the API is slow or unreachable: check the network, or raise TOOLBRIDGE_CALL_TIMEOUT"
+        }
+        RateLimited => "the API is rate limiting this user: wait and run doctor again",
+        UpstreamUnavailable => "check TOOLBRIDGE_API_URL and that the API is running",
+        _ => "see the message; the log file has the details under its correlation id",
+    }
+}
+
+fn check_log_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(".doctor-probe");
+    std::fs::write(&probe, b"ok")?;
+    std::fs::remove_file(probe)
+}
+
+/// Doctor's output, one line per check.
+#[derive(Default)]
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn pass(&mut self, check: &str, detail: impl std::fmt::Display) {
+        println!("PASS  {check:<16} {detail}");
+    }
+
+    fn fail(&mut self, check: &str, detail: impl std::fmt::Display, fix: &str) {
+        self.failed = true;
+        println!("FAIL  {check:<16} {detail}\n      fix: {fix}");
+    }
+
+    fn finish(self) -> bool {
+        !self.failed
+    }
+}
