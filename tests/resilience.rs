@@ -718,3 +718,92 @@ async fn the_token_is_never_logged() {
     assert!(!logs.contains(TOKEN), "token in the log file");
     assert!(!stderr.contains(TOKEN), "token on stderr");
 }
+
+/// A token from a credential helper (`--token-command`, no shell) is sent as
+/// the bearer; on a 401 the helper runs again and the request is replayed
+/// once with the fresh token.
+#[tokio::test]
+async fn token_command_supplies_and_refreshes_the_token() {
+    let server = server_with_sessions(&[1]).await;
+    Mock::given(method("GET"))
+        .and(path(item_path()))
+        .respond_with(|r: &Request| match upstream::header(r, "authorization") {
+            Some("Bearer fresh-2") => ResponseTemplate::new(200).set_body_json(item(UID, 1)),
+            _ => ResponseTemplate::new(401).set_body_string("unauthorized"),
+        })
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("n");
+    // Prints fresh-1, then fresh-2, ...: a helper whose token rotates.
+    let script = format!(
+        "n=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}; echo fresh-$n",
+        c = counter.display()
+    );
+    let mut mcp = Launch::remote(&server.uri())
+        .without_env("TOOLBRIDGE_TOKEN")
+        .env("TOOLBRIDGE_TOKEN_COMMAND", &format!("sh -c '{script}'"))
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    let result = mcp.call_tool("get_note", json!({"uid": UID})).await;
+    assert_eq!(ok(&result)["uid"], UID);
+    let gets: Vec<Request> = all_requests(&server)
+        .await
+        .into_iter()
+        .filter(|r| r.url.path() == item_path())
+        .collect();
+    assert_eq!(gets.len(), 2);
+    assert_eq!(
+        upstream::header(&gets[0], "authorization"),
+        Some("Bearer fresh-1")
+    );
+    assert_eq!(
+        upstream::header(&gets[1], "authorization"),
+        Some("Bearer fresh-2")
+    );
+    let stderr = mcp.stderr();
+    mcp.shutdown().await;
+    assert!(!stderr.contains("fresh-"), "a token reached stderr");
+}
+
+/// `--ca-bundle` must be a PEM file: a bad one stops startup with a clear
+/// line; a good one is accepted.
+#[test]
+fn ca_bundle_is_checked_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let good = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/extra-ca.pem");
+    let run = |bundle: &str| {
+        std::process::Command::new(common::BIN)
+            .args([
+                "call",
+                "list_notes",
+                "--api-url",
+                "https://127.0.0.1:9",
+                "--tenant-id",
+                "t",
+            ])
+            .args(["--max-retries", "0", "--ca-bundle", bundle])
+            .env_clear()
+            .env("TOOLBRIDGE_LOG_DIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    let refused = run(bad.to_str().unwrap());
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("CA bundle"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // Accepted: the call gets as far as the (absent) upstream.
+    let accepted = run(good);
+    assert_eq!(
+        accepted.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+}

@@ -171,25 +171,26 @@ pub struct Response {
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, ToolError> {
         let settings = config.settings;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
+            // A redirect would carry the token wherever it points.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("toolbridge-mcp/", env!("CARGO_PKG_VERSION")))
-            .tcp_nodelay(true)
+            .tcp_nodelay(true);
+        if config.base_url.starts_with("http://") {
+            // No TLS to this upstream, and no redirect can lead to TLS: skip
+            // loading the platform trust store (about half of startup).
+            builder = builder.tls_certs_only(Vec::new());
+        } else if let Some(path) = &settings.ca_bundle {
+            builder = builder.tls_certs_merge(read_ca_bundle(path)?);
+        }
+        let http = builder
             .build()
             .map_err(|e| ToolError::invalid_input(format!("cannot build the HTTP client: {e}")))?;
         let mut identity = HeaderMap::new();
         match &config.auth {
             Auth::Bearer(token) => {
-                let mut value =
-                    HeaderValue::from_str(&format!("Bearer {}", token.expose_secret().trim()))
-                        .map_err(|_| {
-                            ToolError::invalid_input(
-                                "the token contains characters not allowed in a header",
-                            )
-                        })?;
-                value.set_sensitive(true);
-                identity.insert(AUTHORIZATION, value);
+                identity.insert(AUTHORIZATION, bearer(token)?);
             }
             Auth::DevSubject(sub) => {
                 let value = HeaderValue::from_str(sub).map_err(|_| {
@@ -627,6 +628,23 @@ impl Client {
 struct Replays {
     resession: AtomicBool,
     reauth: AtomicBool,
+}
+
+/// Extra trusted CA certificates, for networks that intercept TLS.
+fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ToolError> {
+    let pem = std::fs::read(path).map_err(|e| {
+        ToolError::invalid_input(format!("cannot read the CA bundle {}: {e}", path.display()))
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        ToolError::invalid_input(format!("the CA bundle {} is not PEM: {e}", path.display()))
+    })?;
+    if certs.is_empty() {
+        return Err(ToolError::invalid_input(format!(
+            "the CA bundle {} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
 }
 
 fn bearer(token: &SecretString) -> Result<HeaderValue, ToolError> {
