@@ -21,9 +21,8 @@ async fn sidecar(db: &Path) -> McpProcess {
 async fn burst(mcp: &mut McpProcess, prefix: &str, n: usize) -> Vec<oneshot::Receiver<Value>> {
     let mut pending = Vec::with_capacity(n);
     for i in 0..n {
-        let params =
-            json!({"name": "create_note", "arguments": {"title": format!("{prefix}-{i}")}});
-        pending.push(mcp.start_request("tools/call", params).await.1);
+        let args = json!({"title": format!("{prefix}-{i}")});
+        pending.push(mcp.start_tool_call("create_note", args).await);
     }
     pending
 }

@@ -550,13 +550,7 @@ async fn session_lost_mid_burst() {
     let started = Instant::now();
     let mut pending = Vec::new();
     for _ in 0..20 {
-        let (_, rx) = mcp
-            .start_request(
-                "tools/call",
-                json!({"name": "get_note", "arguments": {"uid": UID}}),
-            )
-            .await;
-        pending.push(rx);
+        pending.push(mcp.start_tool_call("get_note", json!({"uid": UID})).await);
     }
     for rx in pending {
         let response = mcp.wait(rx).await;
@@ -596,13 +590,10 @@ async fn epoch_bump_mid_burst() {
     let started = Instant::now();
     let mut pending = Vec::new();
     for i in 0..20 {
-        let (_, rx) = mcp
-            .start_request(
-                "tools/call",
-                json!({"name": "create_note", "arguments": {"title": format!("n{i}")}}),
-            )
-            .await;
-        pending.push(rx);
+        pending.push(
+            mcp.start_tool_call("create_note", json!({"title": format!("n{i}")}))
+                .await,
+        );
     }
     let mut uids = std::collections::HashSet::new();
     for rx in pending {
@@ -865,13 +856,7 @@ async fn breaker_opens_fails_fast_half_opens_and_closes() {
     tokio::time::sleep_until(reopened + secs(1.2)).await;
     let mut pending = Vec::new();
     for _ in 0..3 {
-        let (_, rx) = mcp
-            .start_request(
-                "tools/call",
-                json!({"name": "get_note", "arguments": get()}),
-            )
-            .await;
-        pending.push(rx);
+        pending.push(mcp.start_tool_call("get_note", get()).await);
     }
     let mut succeeded = 0;
     for rx in pending {
@@ -1146,13 +1131,7 @@ async fn max_in_flight_bounds_upstream_concurrency() {
     let started = Instant::now();
     let mut pending = Vec::new();
     for _ in 0..10 {
-        let (_, rx) = mcp
-            .start_request(
-                "tools/call",
-                json!({"name": "get_note", "arguments": {"uid": UID}}),
-            )
-            .await;
-        pending.push(rx);
+        pending.push(mcp.start_tool_call("get_note", json!({"uid": UID})).await);
     }
     for rx in pending {
         let response = mcp.wait(rx).await;

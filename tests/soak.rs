@@ -40,13 +40,7 @@ async fn run_calls(mcp: &mut McpProcess, count: usize) {
         let n = WINDOW.min(count - done);
         let mut pending = Vec::with_capacity(n);
         for _ in 0..n {
-            let (_, rx) = mcp
-                .start_request(
-                    "tools/call",
-                    json!({"name": "get_note", "arguments": {"uid": UID}}),
-                )
-                .await;
-            pending.push(rx);
+            pending.push(mcp.start_tool_call("get_note", json!({"uid": UID})).await);
         }
         for rx in pending {
             let response = mcp.wait(rx).await;

@@ -202,6 +202,13 @@ impl McpProcess {
         rx
     }
 
+    /// Starts a `tools/call` without waiting for it, as a host that
+    /// pipelines calls does; the receiver yields the whole response message.
+    pub async fn start_tool_call(&mut self, name: &str, args: Value) -> oneshot::Receiver<Value> {
+        let params = json!({"name": name, "arguments": args});
+        self.start_request("tools/call", params).await.1
+    }
+
     /// Sends a request and waits (at most 60 s) for its response message.
     pub async fn request(&mut self, method: &str, params: Value) -> Value {
         let (_, rx) = self.start_request(method, params).await;
