@@ -4,8 +4,7 @@
 use serde::Serialize;
 
 /// What went wrong, in words a model can branch on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidInput,
     NotFound,
@@ -51,6 +50,13 @@ impl ErrorCode {
             | Self::UpstreamUnavailable
             | Self::UpstreamError => 6,
         }
+    }
+}
+
+/// On the wire as [`ErrorCode::as_str`]: one spelling of each code.
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
