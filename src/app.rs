@@ -83,6 +83,10 @@ pub async fn serve(
     mut config: Config,
     channel: (stdio::Reader, stdio::Writer),
 ) -> Result<(), String> {
+    // Installed before anything else: a host may terminate a spare launch at
+    // any moment, and a SIGTERM that lands before the handler exists kills
+    // the process without ending its upstream session or flushing the log.
+    let mut signals = ShutdownSignals::install();
     if std::io::stdin().is_terminal() {
         eprintln!(
             "toolbridge-mcp speaks MCP (JSON-RPC) on stdin/stdout and is meant to be launched by an MCP client.\n\
@@ -91,9 +95,15 @@ pub async fn serve(
     }
     let backend = Backend::start(&mut config).await?;
     let (reader, writer) = channel;
-    let reader = stdio::skip_to_first_request(reader)
-        .await
-        .map_err(|e| format!("cannot read stdin: {e}"))?;
+    let first = tokio::select! {
+        first = stdio::skip_to_first_request(reader) => first,
+        signal = signals.recv() => {
+            tracing::info!(signal, "signal before the first request");
+            backend.shutdown().await;
+            return Ok(());
+        }
+    };
+    let reader = first.map_err(|e| format!("cannot read stdin: {e}"))?;
     let Some(reader) = reader else {
         tracing::info!("stdin closed before the first request");
         backend.shutdown().await;
@@ -106,36 +116,72 @@ pub async fn serve(
         version = env!("CARGO_PKG_VERSION"),
         "serving MCP on stdio"
     );
-    let running = server
-        .serve(channel)
-        .await
-        .map_err(|e| format!("MCP session failed to start: {e}"))?;
-    let stop = running.cancellation_token();
     let reason = tokio::select! {
-        reason = running.waiting() => format!("{reason:?}"),
-        signal = shutdown_signal() => {
-            stop.cancel();
-            format!("signal {signal}")
+        started = server.serve(channel) => {
+            let running = started.map_err(|e| format!("MCP session failed to start: {e}"))?;
+            let stop = running.cancellation_token();
+            tokio::select! {
+                reason = running.waiting() => format!("{reason:?}"),
+                signal = signals.recv() => {
+                    stop.cancel();
+                    format!("signal {signal}")
+                }
+            }
         }
+        signal = signals.recv() => format!("signal {signal} during the handshake"),
     };
     tracing::info!(%reason, "MCP session ended");
     backend.shutdown().await;
     Ok(())
 }
 
-async fn shutdown_signal() -> &'static str {
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the moment of `install`.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => return "SIGTERM",
-                _ = tokio::signal::ctrl_c() => return "SIGINT",
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
     }
-    let _ = tokio::signal::ctrl_c().await;
-    "SIGINT"
+
+    /// Resolves with the signal's name when one arrives.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.term) => "SIGTERM",
+                _ = next(&mut self.int) => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
 }
 
 /// `toolbridge-mcp call`: one tool through the same path as MCP.
@@ -287,6 +333,7 @@ pub async fn serve_api(
     let Upstream::Embedded { db_path } = &config.upstream else {
         return Err("serve-api serves the embedded API; unset TOOLBRIDGE_API_URL".into());
     };
+    let mut signals = ShutdownSignals::install();
     let secret = match secret {
         Some(s) if !s.trim().is_empty() => secrecy::SecretString::from(s.trim().to_owned()),
         _ => {
@@ -314,8 +361,8 @@ pub async fn serve_api(
         secret,
         limits: Default::default(),
     };
-    embedded::serve(listener, config, async {
-        shutdown_signal().await;
+    embedded::serve(listener, config, async move {
+        signals.recv().await;
     })
     .await
     .map_err(|e| e.to_string())
