@@ -503,3 +503,43 @@ async fn tools_list_is_exactly_the_40_tools() {
     assert!(size < 24 * 1024, "the catalog grew to {size} bytes");
     mcp.shutdown().await;
 }
+
+/// An upstream served under a path (`https://host/toolbridge`): every request,
+/// session routes included, goes below that path.
+#[tokio::test]
+async fn a_base_url_with_a_path_prefixes_every_route() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/toolbridge/v1/sync/sessions"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(upstream::session_body(SESSION, EPOCH)),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/toolbridge/v1/notes/{UID}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(upstream::item(UID, 4)))
+        .mount(&server)
+        .await;
+    let mut mcp = Launch::remote(&format!("{}/toolbridge/", server.uri()))
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    let got = mcp.call_tool("get_note", json!({"uid": UID})).await;
+    assert_eq!(ok(&got)["version"], 4);
+    mcp.shutdown().await;
+    let paths: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert!(
+        paths.iter().all(|p| p.starts_with("/toolbridge/v1/")),
+        "{paths:?}"
+    );
+}

@@ -148,6 +148,8 @@ impl Call {
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
+    /// `base_url` parsed once; each request only sets its path on a copy.
+    base: reqwest::Url,
     /// Authorization and identity headers; the token inside is marked
     /// sensitive so it never shows in a debug print. Replaced only when a
     /// token command yields a fresh token.
@@ -187,6 +189,9 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| ToolError::invalid_input(format!("cannot build the HTTP client: {e}")))?;
+        let base_url = config.base_url.trim_end_matches('/').to_owned();
+        let base = reqwest::Url::parse(&base_url)
+            .map_err(|e| ToolError::invalid_input(format!("`{base_url}` is not a URL: {e}")))?;
         let mut identity = HeaderMap::new();
         match &config.auth {
             Auth::Bearer(token) => {
@@ -213,7 +218,8 @@ impl Client {
         }
         Ok(Self {
             http,
-            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            base_url,
+            base,
             identity: std::sync::RwLock::new(identity),
             token_command: config.token_command,
             breaker: Breaker::new(settings.breaker_threshold, settings.breaker_cooldown),
@@ -408,10 +414,21 @@ impl Client {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         self.http
-            .request(method, format!("{}{}", self.base_url, path))
+            .request(method, self.url(path))
             .headers(identity)
             .header(HEADER_CORRELATION, &call.correlation_id)
             .timeout(self.attempt_timeout.min(remaining))
+    }
+
+    /// `path` (already validated by the catalog) under the base URL, which may
+    /// itself have a path (`https://host/toolbridge`).
+    fn url(&self, path: &str) -> reqwest::Url {
+        let mut url = self.base.clone();
+        match self.base.path() {
+            "/" | "" => url.set_path(path),
+            prefix => url.set_path(&format!("{prefix}{path}")),
+        }
+        url
     }
 
     /// Sends and reads the whole body, refusing more than the configured cap.
