@@ -499,8 +499,23 @@ async fn tools_list_is_exactly_the_40_tools() {
     );
 
     let size = serde_json::to_string(&tools).unwrap().len();
-    eprintln!("tools/list: {size} bytes for {} tools", tools.len());
+    // Hosts hand a model each tool's name, description and input schema;
+    // annotations and output schemas stay with the host. That part is what
+    // every conversation pays for, and it stays under the brief's 20 KB.
+    let model_facing: Vec<Value> = tools
+        .iter()
+        .map(|t| json!({"name": t["name"], "description": t["description"], "inputSchema": t["inputSchema"]}))
+        .collect();
+    let model_size = serde_json::to_string(&model_facing).unwrap().len();
+    eprintln!(
+        "tools/list: {size} bytes for {} tools, {model_size} of them model-facing",
+        tools.len()
+    );
     assert!(size < 24 * 1024, "the catalog grew to {size} bytes");
+    assert!(
+        model_size < 20 * 1024,
+        "the model-facing catalog grew to {model_size} bytes"
+    );
     mcp.shutdown().await;
 }
 
