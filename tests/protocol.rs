@@ -165,3 +165,68 @@ async fn stdin_closed_before_the_handshake_exits_cleanly() {
     );
     assert!(output.stdout.is_empty());
 }
+
+/// Started by hand in a terminal, the server says on stderr what it is and
+/// how to use it instead of waiting in silence; Ctrl-D ends it, and nothing
+/// reaches stdout.
+#[cfg(unix)]
+#[test]
+fn a_terminal_on_stdin_gets_a_hint_and_ctrl_d_ends_it() {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::process::{Command, Stdio};
+
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new descriptors, owned just below.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both are open and owned by nothing else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::BIN)
+        .arg("--db-path")
+        .arg(dir.path().join("t.db"))
+        .env_clear()
+        .env("TOOLBRIDGE_LOG_DIR", dir.path().join("logs"))
+        .stdin(Stdio::from(slave))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    // A server that never prints the hint would leave the read below waiting.
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 1024];
+    while !seen.contains("Ctrl-D ends") {
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(n > 0, "stderr closed before the hint: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        seen.contains("meant to be launched by an MCP client"),
+        "{seen}"
+    );
+    assert!(seen.contains("toolbridge-mcp call list_notes"), "{seen}");
+
+    // Ctrl-D at the start of a line is end-of-file for a terminal reader.
+    let mut terminal = std::fs::File::from(master);
+    terminal.write_all(b"\x04").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    assert!(output.stdout.is_empty(), "{:?}", output.stdout);
+}
