@@ -405,15 +405,10 @@ async fn epoch_bump_is_invisible(backend: Backend) {
     api.wipe().await;
     let got = mcp.call_tool("get_note", json!({"uid": uid})).await;
     assert_eq!(ok(&got)["payload"]["title"], "before");
-    // The log writer is asynchronous: give the line a moment to land.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !mcp.log_text().contains("renewing the sync session") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no re-session in the log"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        common::wait_for_log_line(&mcp.log_dir, "renewing the sync session").await,
+        "no re-session in the log"
+    );
     mcp.shutdown().await;
     drop(api);
 }

@@ -230,3 +230,35 @@ fn a_terminal_on_stdin_gets_a_hint_and_ctrl_d_ends_it() {
     assert!(output.status.success(), "{:?}", output.status);
     assert!(output.stdout.is_empty(), "{:?}", output.stdout);
 }
+
+/// A host that terminates a spare launch before sending anything gets a clean
+/// exit, not death by signal, and the log says why it ended.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_before_the_first_request_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let mut child = tokio::process::Command::new(common::BIN)
+        .arg("--db-path")
+        .arg(dir.path().join("t.db"))
+        .env_clear()
+        .env("TOOLBRIDGE_LOG_DIR", &logs)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Held open: `Child::wait` would close it, and EOF is another way to end.
+    let _stdin = child.stdin.take();
+    // The embedded API starts after the handlers are installed.
+    let started = common::wait_for_log_line(&logs, "started the embedded API").await;
+    assert!(started, "the server never started its embedded API");
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("the server ignored SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(common::wait_for_log_line(&logs, "signal before the first request").await);
+}

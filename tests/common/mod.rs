@@ -299,14 +299,32 @@ impl McpProcess {
 
     /// Every log line written so far (all files in the log directory).
     pub fn log_text(&self) -> String {
-        let mut text = String::new();
-        if let Ok(entries) = std::fs::read_dir(&self.log_dir) {
-            for entry in entries.flatten() {
-                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
-            }
-        }
-        text
+        log_text(&self.log_dir)
     }
+}
+
+/// Every log line written so far to the files in `dir`.
+pub fn log_text(dir: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    text
+}
+
+/// Waits up to 10 s for a log line containing `needle`: the log writer is
+/// asynchronous, so a line shows up a little after the event.
+pub async fn wait_for_log_line(dir: &Path, needle: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        if log_text(dir).contains(needle) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }
 
 fn is_json_rpc(message: &Value) -> bool {
