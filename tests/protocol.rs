@@ -209,11 +209,16 @@ fn a_terminal_on_stdin_gets_a_hint_and_ctrl_d_ends_it() {
         .spawn()
         .unwrap();
     let pid = child.id() as i32;
-    // A server that never prints the hint would leave the read below waiting.
+    // A server that never prints the hint would leave the read below waiting;
+    // the watchdog stands down when `_test_done` is dropped, before the pid
+    // could belong to anyone else.
+    let (_test_done, watch) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(30));
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let timeout = std::time::Duration::from_secs(30);
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(timeout) {
+            // SAFETY: signalling our own child, which has not been reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     });
 
     let mut stderr = child.stderr.take().unwrap();
