@@ -11,7 +11,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::faulty::{Fault, FaultyServer, Recorded, UID};
+use common::faulty::{Fault, FaultyServer, Recorded};
+use common::upstream::UID;
 use common::{Launch, McpProcess, err, ok};
 use serde_json::{Value, json};
 use tokio::time::Instant;

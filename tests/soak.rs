@@ -7,7 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::faulty::{FaultyServer, UID};
+use common::faulty::FaultyServer;
+use common::upstream::UID;
 use common::{Launch, McpProcess};
 use serde_json::{Value, json};
 

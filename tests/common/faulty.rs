@@ -23,8 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-pub const TENANT: &str = "tenant-1";
-pub const UID: &str = "6f1c2a39-0f37-4a8e-9d55-2b8a3f6c9e10";
+use super::upstream::TENANT;
 
 /// What the server does with an entity request.
 #[derive(Debug, Clone)]
@@ -740,32 +739,9 @@ fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str>
         .map(|(_, v)| v.as_str())
 }
 
-/// The proper answer: a page for a collection GET, the created item (uid
-/// from the body) for a create, the item at the path otherwise.
+/// The proper answer, as every stand-in gives it.
 fn plausible(head: &Head) -> (u16, Value) {
-    let segments: Vec<&str> = head.path.trim_matches('/').split('/').collect();
-    match (head.method.as_str(), segments.len()) {
-        ("GET", 2) => (
-            200,
-            json!({"items": [item(UID, 1)], "nextCursor": "c-next"}),
-        ),
-        ("POST", 2) => {
-            let body: Value = serde_json::from_slice(&head.body).unwrap_or_default();
-            let uid = body["uid"].as_str().unwrap_or(UID).to_owned();
-            (201, item(&uid, 1))
-        }
-        _ => (200, item(segments.get(2).copied().unwrap_or(UID), 2)),
-    }
-}
-
-pub fn item(uid: &str, version: u64) -> Value {
-    json!({
-        "uid": uid,
-        "version": version,
-        "updatedAt": "2026-11-01T10:00:00.5Z",
-        "deletedAt": null,
-        "payload": {"uid": uid, "title": "from upstream", "sync": {"version": version, "isDeleted": false}}
-    })
+    super::upstream::plausible_answer(&head.method, &head.path, &head.body)
 }
 
 fn reason(status: u16) -> &'static str {

@@ -52,18 +52,28 @@ pub struct Plausible;
 
 impl Respond for Plausible {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let segments: Vec<&str> = request.url.path().trim_matches('/').split('/').collect();
-        match (request.method.as_str(), segments.len()) {
-            ("GET", 2) => ResponseTemplate::new(200)
-                .set_body_json(json!({"items": [item(UID, 1)], "nextCursor": "c-next"})),
-            ("POST", 2) => {
-                let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
-                let uid = body["uid"].as_str().unwrap_or(UID).to_owned();
-                ResponseTemplate::new(201).set_body_json(item(&uid, 1))
-            }
-            _ => ResponseTemplate::new(200)
-                .set_body_json(item(segments.get(2).copied().unwrap_or(UID), 2)),
+        let (status, body) =
+            plausible_answer(request.method.as_str(), request.url.path(), &request.body);
+        ResponseTemplate::new(status).set_body_json(body)
+    }
+}
+
+/// The plausible success for an entity request, for any stand-in: a page for
+/// a collection GET, the created item (uid from the body) for a create, the
+/// item at the path otherwise.
+pub fn plausible_answer(method: &str, path: &str, body: &[u8]) -> (u16, Value) {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segments.len()) {
+        ("GET", 2) => (
+            200,
+            json!({"items": [item(UID, 1)], "nextCursor": "c-next"}),
+        ),
+        ("POST", 2) => {
+            let body: Value = serde_json::from_slice(body).unwrap_or_default();
+            let uid = body["uid"].as_str().unwrap_or(UID).to_owned();
+            (201, item(&uid, 1))
         }
+        _ => (200, item(segments.get(2).copied().unwrap_or(UID), 2)),
     }
 }
 
