@@ -147,8 +147,8 @@ impl Call {
 
 pub struct Client {
     http: reqwest::Client,
-    base_url: String,
-    /// `base_url` parsed once; each request only sets its path on a copy.
+    /// The upstream's base URL, parsed once; each request only sets its path
+    /// on a copy.
     base: reqwest::Url,
     /// Authorization and identity headers; the token inside is marked
     /// sensitive so it never shows in a debug print. Replaced only when a
@@ -189,9 +189,9 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| ToolError::invalid_input(format!("cannot build the HTTP client: {e}")))?;
-        let base_url = config.base_url.trim_end_matches('/').to_owned();
-        let base = reqwest::Url::parse(&base_url)
-            .map_err(|e| ToolError::invalid_input(format!("`{base_url}` is not a URL: {e}")))?;
+        let base = reqwest::Url::parse(&config.base_url).map_err(|e| {
+            ToolError::invalid_input(format!("`{}` is not a URL: {e}", config.base_url))
+        })?;
         let mut identity = HeaderMap::new();
         match &config.auth {
             Auth::Bearer(token) => {
@@ -218,7 +218,6 @@ impl Client {
         }
         Ok(Self {
             http,
-            base_url,
             base,
             identity: std::sync::RwLock::new(identity),
             token_command: config.token_command,
@@ -232,8 +231,9 @@ impl Client {
         })
     }
 
+    /// Without a trailing slash, as configured.
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.base.as_str().trim_end_matches('/')
     }
 
     /// Sends an entity request with retries, within the call's deadline and
@@ -471,7 +471,7 @@ impl Client {
         let mut response = builder
             .send()
             .await
-            .map_err(|e| Failure::transport(&e, &self.base_url))?;
+            .map_err(|e| Failure::transport(&e, self.base_url()))?;
         let status = response.status();
         call.last_status.store(status.as_u16(), Ordering::Relaxed);
         let too_large = || {
@@ -496,7 +496,7 @@ impl Client {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| Failure::transport(&e, &self.base_url))?
+            .map_err(|e| Failure::transport(&e, self.base_url()))?
         {
             if body.len() + chunk.len() > self.max_response_bytes {
                 return Err(too_large());
