@@ -62,23 +62,28 @@ impl Failure {
 
     /// The breaker is open: fail fast, and say when the next probe goes out.
     pub fn circuit_open(wait: Duration) -> Self {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        let mut error = ToolError::new(
-            ErrorCode::UpstreamUnavailable,
-            format!("circuit open: the upstream kept failing; next probe in {secs} s"),
-        );
-        error.retry_after_s = Some(secs);
-        // Retrying inside this call would only meet the open circuit again.
-        Self::new(error, Reached::No, false)
+        Self::wait_before_retrying(ErrorCode::UpstreamUnavailable, wait, |secs| {
+            format!("circuit open: the upstream kept failing; next probe in {secs} s")
+        })
     }
 
     /// The upstream asked for a pause that outlasts this call's deadline.
     pub fn paused(wait: Duration) -> Self {
+        Self::wait_before_retrying(ErrorCode::RateLimited, wait, |secs| {
+            format!("the upstream asked to wait {secs} s, longer than this call may take")
+        })
+    }
+
+    /// A failure decided before anything was sent, telling the caller to wait
+    /// `wait` (in whole seconds, at least one). Not retried inside this call:
+    /// a retry would only meet the same open circuit or pause.
+    fn wait_before_retrying(
+        code: ErrorCode,
+        wait: Duration,
+        message: impl FnOnce(u64) -> String,
+    ) -> Self {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        let mut error = ToolError::new(
-            ErrorCode::RateLimited,
-            format!("the upstream asked to wait {secs} s, longer than this call may take"),
-        );
+        let mut error = ToolError::new(code, message(secs));
         error.retry_after_s = Some(secs);
         Self::new(error, Reached::No, false)
     }
