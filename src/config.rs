@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::catalog::{Selection, toolset_names};
+use crate::error::SetupError;
 use crate::upstream::{Auth, ClientConfig, ClientSettings, Rate, RetryPolicy};
 
 const APP: &str = "toolbridge-mcp";
@@ -64,8 +65,8 @@ pub enum Command {
         #[arg(long, env = "TOOLBRIDGE_LISTEN", default_value = "127.0.0.1:8081")]
         listen: SocketAddr,
         /// Bearer secret clients must send; generated and printed to stderr when not set.
-        #[arg(long, env = "TOOLBRIDGE_API_SECRET", hide_env_values = true)]
-        secret: Option<String>,
+        #[arg(long, env = "TOOLBRIDGE_API_SECRET", hide_env_values = true, value_parser = parse_secret)]
+        secret: Option<SecretString>,
     },
 }
 
@@ -75,8 +76,8 @@ pub struct Options {
     #[arg(long, env = "TOOLBRIDGE_API_URL", global = true)]
     pub api_url: Option<String>,
     /// Bearer token for the API.
-    #[arg(long, env = "TOOLBRIDGE_TOKEN", hide_env_values = true, global = true)]
-    pub token: Option<String>,
+    #[arg(long, env = "TOOLBRIDGE_TOKEN", hide_env_values = true, value_parser = parse_secret, global = true)]
+    pub token: Option<SecretString>,
     /// File holding the bearer token.
     #[arg(long, env = "TOOLBRIDGE_TOKEN_FILE", global = true)]
     pub token_file: Option<PathBuf>,
@@ -147,6 +148,12 @@ pub struct Options {
     pub log_dir: PathBuf,
 }
 
+/// Held as a secret from the moment it is parsed: `Debug` prints
+/// `[REDACTED]`, so no log or panic message can carry it.
+fn parse_secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .trim()
@@ -211,7 +218,11 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_options(o: Options) -> Result<Self, String> {
+    pub fn from_options(o: Options) -> Result<Self, SetupError> {
+        Self::validate(o).map_err(SetupError::Config)
+    }
+
+    fn validate(o: Options) -> Result<Self, String> {
         let upstream = match &o.api_url {
             Some(url) => Upstream::Remote {
                 base_url: validate_url(url)?,
@@ -251,11 +262,16 @@ impl Config {
             None => None,
         };
         let auth = if let Some(token) = o.token {
-            Auth::Bearer(non_empty_token(token, "TOOLBRIDGE_TOKEN")?)
+            Auth::Bearer(non_empty_token(token.expose_secret(), "TOOLBRIDGE_TOKEN")?)
         } else if let Some(path) = o.token_file {
-            let token = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
-            Auth::Bearer(non_empty_token(token, &path.display().to_string())?)
+            let token = SecretString::from(
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?,
+            );
+            Auth::Bearer(non_empty_token(
+                token.expose_secret(),
+                &path.display().to_string(),
+            )?)
         } else if let Some(sub) = o.dev_subject.filter(|s| !s.trim().is_empty()) {
             Auth::DevSubject(sub.trim().to_owned())
         } else {
@@ -336,7 +352,7 @@ impl Config {
     }
 }
 
-fn non_empty_token(token: String, source: &str) -> Result<SecretString, String> {
+fn non_empty_token(token: &str, source: &str) -> Result<SecretString, String> {
     let token = token.trim();
     if token.is_empty() {
         return Err(format!("the token from {source} is empty"));
@@ -362,4 +378,31 @@ fn validate_url(url: &str) -> Result<String, String> {
         return Err("TOOLBRIDGE_API_URL must not carry credentials; use TOOLBRIDGE_TOKEN".into());
     }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tokens and secrets are held as secrets from parsing on: no `Debug`
+    /// print of the command line or the configuration carries them.
+    #[test]
+    fn secrets_never_print_through_debug() {
+        let cli = Cli::try_parse_from([
+            "toolbridge-mcp",
+            "--api-url",
+            "https://api.example.com",
+            "--token",
+            "tok-SECRET-1",
+            "serve-api",
+            "--secret",
+            "api-SECRET-2",
+        ])
+        .unwrap();
+        let printed = format!("{cli:?}");
+        assert!(!printed.contains("SECRET"), "{printed}");
+        let config = Config::from_options(cli.options).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("SECRET"), "{printed}");
+    }
 }

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::catalog::repeat::{Applied, Verdict};
+
 /// What went wrong, in words a model can branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -61,7 +63,13 @@ impl Serialize for ErrorCode {
 }
 
 /// A normalized tool failure: `{code, message, http_status?, correlation_id,
-/// retryable, retry_after_s?}` on the wire.
+/// retryable, applied?, uid?, retry_after_s?}` on the wire.
+///
+/// `retryable`: calling the tool again with the same arguments may succeed
+/// (after `retry_after_s`, when given) and cannot duplicate anything.
+/// `applied` (writes only): `no` when no attempt can have reached the
+/// upstream, `unknown` when one may have: then the model must read the item
+/// before doing it again, and `retryable` is false.
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
 #[error("{code:?}: {message}")]
 pub struct ToolError {
@@ -73,6 +81,12 @@ pub struct ToolError {
     pub correlation_id: Option<String>,
     pub retryable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Applied>,
+    /// The item a write that may have been applied was about (for a create,
+    /// the uid it tried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<uuid::Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_s: Option<u64>,
 }
 
@@ -83,10 +97,11 @@ impl ToolError {
             message: message.into(),
             http_status: None,
             correlation_id: None,
-            retryable: matches!(
-                code,
-                ErrorCode::RateLimited | ErrorCode::Timeout | ErrorCode::UpstreamUnavailable
-            ),
+            // Only a failure of a request sent upstream can be worth repeating;
+            // the client sets it from the request's class (`with_verdict`).
+            retryable: false,
+            applied: None,
+            uid: None,
             retry_after_s: None,
         }
     }
@@ -97,6 +112,12 @@ impl ToolError {
 
     pub fn with_status(mut self, status: u16) -> Self {
         self.http_status = Some(status);
+        self
+    }
+
+    pub fn with_verdict(mut self, verdict: Verdict) -> Self {
+        self.retryable = verdict.retryable;
+        self.applied = verdict.applied;
         self
     }
 
@@ -113,4 +134,35 @@ impl ToolError {
         }
         line
     }
+}
+
+/// Why a command could not start or run: configuration, credentials, the
+/// embedded API, the terminal. Printed once, as one line, by `main`; never
+/// shown to a model (that is [`ToolError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A flag or environment variable is wrong; the message names it.
+    #[error("{0}")]
+    Config(String),
+    /// The token command, a token or a header value is unusable.
+    #[error("{0}")]
+    Credentials(String),
+    #[error(transparent)]
+    Embedded(#[from] crate::embedded::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot set up stdio: {0}")]
+    Stdio(#[source] std::io::Error),
+    #[error("MCP session failed to start: {0}")]
+    Handshake(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }

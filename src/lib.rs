@@ -12,12 +12,11 @@
 //!   loopback when no upstream URL is configured.
 //! - [`logging`]: JSON lines to a rotating file, never to stdout; [`stdio`]:
 //!   the MCP channel, guarded so nothing else reaches stdout.
-//! - [`app`] and [`doctor`]: the commands `main` dispatches to.
+//! - [`commands`]: the commands `main` dispatches to, one file each.
 
-pub mod app;
 pub mod catalog;
+pub mod commands;
 pub mod config;
-pub mod doctor;
 pub mod embedded;
 pub mod error;
 pub mod logging;

@@ -10,10 +10,15 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::catalog::repeat::Applied;
 use crate::catalog::schema::JsonObject;
 use crate::catalog::{Catalog, Finish, Operation, Plan, Request, ToolDef};
 use crate::error::{ErrorCode, ToolError};
 use crate::upstream::{Call, Client};
+
+/// Payload keys the upstream stamps on every write: an update never sends
+/// them back.
+const SERVER_KEYS: [&str; 4] = ["uid", "sync", "updatedTs", "updateTime"];
 
 /// A filtered list reads at most this many upstream pages per call before it
 /// returns what it found with a cursor to continue.
@@ -53,20 +58,26 @@ impl Service {
         let started = Instant::now();
         let call = Call::new(self.call_timeout, cancel);
         let result = match tool.plan(args) {
-            Ok(plan) => self.execute(tool, &plan, &call).await,
+            Ok(plan) => self
+                .execute(tool, &plan, &call)
+                .await
+                .map_err(|e| explain_unknown_outcome(tool, &plan, e)),
             Err(e) => Err(e.with_correlation_id(&call.correlation_id)),
         };
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.code.as_str(),
+        let (outcome, error) = match &result {
+            Ok(_) => ("ok", None),
+            Err(e) => (e.code.as_str(), Some(e.message.as_str())),
         };
         tracing::info!(
             tool = %tool.name,
             correlation_id = %call.correlation_id,
             attempts = call.attempts(),
+            retries = call.retries(),
             status = call.last_status(),
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            waited_ms = call.waited().as_secs_f64() * 1000.0,
             outcome,
+            error,
             "tool call"
         );
         result
@@ -77,12 +88,93 @@ impl Service {
             self.check_version(&plan.request.path, expected, call)
                 .await?;
         }
+        if let Some(parent) = &plan.requires {
+            self.check_parent(tool, parent, call).await?;
+        }
+        if let Some(replaced) = &plan.replaces {
+            return self.update(tool, plan, replaced, call).await;
+        }
         match &plan.finish {
             Finish::Item => match self.client.send(&plan.request, call).await {
                 Ok(response) => Ok(tidy_item(response.body)),
                 Err(e) => self.recover(tool, plan, call, e).await,
             },
             Finish::Page { limit, filter } => self.list(plan, *limit, *filter, call).await,
+        }
+    }
+
+    /// A full update replaces the fields a model can set and keeps the rest
+    /// (`pinned`, `status` set by process, keys from `additional_fields`):
+    /// read the item, write the merge guarded by its version, and once more
+    /// if someone wrote in between. A caller's own `if_version` guards the
+    /// write instead, and is never retried.
+    async fn update(
+        &self,
+        tool: &ToolDef,
+        plan: &Plan,
+        replaced: &[String],
+        call: &Call,
+    ) -> Result<Value, ToolError> {
+        let caller_guard = plan.request.if_match;
+        let mut tries = if caller_guard.is_some() { 1 } else { 2 };
+        loop {
+            tries -= 1;
+            let current = self
+                .client
+                .send(&Request::get(plan.request.path.clone()), call)
+                .await?
+                .body;
+            let version = current.get("version").and_then(Value::as_u64);
+            let mut body: JsonObject = current
+                .get("payload")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            body.retain(|key, _| {
+                !replaced.iter().any(|r| r == key) && !SERVER_KEYS.contains(&key.as_str())
+            });
+            if let Some(Value::Object(given)) = &plan.request.body {
+                body.extend(given.clone());
+            }
+            let mut request = plan.request.clone();
+            request.body = Some(Value::Object(body));
+            if let Some(guard) = caller_guard.or(version) {
+                request.guard(guard);
+            }
+            match self.client.send(&request, call).await {
+                Ok(response) => return Ok(tidy_item(response.body)),
+                Err(e) if tries > 0 && e.http_status == Some(412) => continue,
+                Err(e) => return self.recover(tool, plan, call, e).await,
+            }
+        }
+    }
+
+    /// A parent the upstream would not check must exist and not be deleted.
+    async fn check_parent(
+        &self,
+        tool: &ToolDef,
+        parent: &Request,
+        call: &Call,
+    ) -> Result<(), ToolError> {
+        let param = tool
+            .entity
+            .checked_parent
+            .as_ref()
+            .map_or("parent_uid", |p| p.param);
+        let uid = parent.path.rsplit('/').next().unwrap_or_default();
+        match self.client.send(parent, call).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ErrorCode::NotFound => Err(ToolError::invalid_input(format!(
+                "{param}: {} {uid} does not exist",
+                tool.entity.noun
+            ))
+            .with_correlation_id(&call.correlation_id)),
+            Err(e) if e.code == ErrorCode::Gone => Err(ToolError::invalid_input(format!(
+                "{param}: {} {uid} was deleted",
+                tool.entity.noun
+            ))
+            .with_correlation_id(&call.correlation_id)),
+            Err(e) => Err(e),
         }
     }
 
@@ -96,9 +188,13 @@ impl Service {
         error: ToolError,
     ) -> Result<Value, ToolError> {
         match error.code {
-            // A retried delete that meets 410 is our own first attempt having
-            // succeeded before its response was lost.
-            ErrorCode::Gone if tool.operation == Operation::Delete && call.retries() > 0 => {
+            // A delete that meets 410 after one of its own attempts may have
+            // reached the upstream: that attempt deleted it, and its answer
+            // was lost.
+            ErrorCode::Gone
+                if tool.operation == Operation::Delete
+                    && error.applied == Some(Applied::Unknown) =>
+            {
                 let mut get = Request::get(plan.request.path.clone());
                 get.query.push(("includeDeleted", "true".into()));
                 self.client
@@ -196,6 +292,30 @@ impl Service {
         }
         unreachable!("the page loop returns")
     }
+}
+
+/// A write that may have happened says so, names the item, and tells the
+/// model how to look before repeating it (a repeated create would make a
+/// second item; a repeated guarded update would meet its own write).
+fn explain_unknown_outcome(tool: &ToolDef, plan: &Plan, mut error: ToolError) -> ToolError {
+    if error.applied != Some(Applied::Unknown) {
+        return error;
+    }
+    error.uid = plan.target;
+    let check = match plan.target {
+        Some(uid) => format!("get_{} {uid}", tool.entity.singular),
+        None => format!("list_{}", tool.entity.plural),
+    };
+    let again = if tool.operation == Operation::Create {
+        "creating it again"
+    } else {
+        "repeating it"
+    };
+    error.message = format!(
+        "{}; the {} may have been applied: check with {check} before {again}",
+        error.message, tool.entity.noun
+    );
+    error
 }
 
 fn payload_uid(item: &Value, key: &str) -> Option<Uuid> {

@@ -361,8 +361,8 @@ fn patch() -> Value {
     json!({"uid": UID, "title": "patched"})
 }
 
-fn guarded_update() -> Value {
-    json!({"uid": UID, "title": "replaced", "if_version": 3})
+fn guarded_patch() -> Value {
+    json!({"uid": UID, "title": "changed", "if_version": 3})
 }
 
 /// A create meeting 500 is not retried (the upstream's 500 may mean a missing
@@ -415,19 +415,19 @@ async fn patch_504_retried() {
     write_5xx("patch_note", patch(), 504, "upstream_unavailable", 3).await;
 }
 
-/// An update with `if_version` meeting 500 is not retried.
+/// A patch with `if_version` meeting 500 is not retried.
 #[tokio::test]
-async fn guarded_update_500_not_retried() {
-    write_5xx("update_note", guarded_update(), 500, "upstream_error", 1).await;
+async fn guarded_patch_500_not_retried() {
+    write_5xx("patch_note", guarded_patch(), 500, "upstream_error", 1).await;
 }
 
-/// An update with `if_version` meeting 502 is not retried: it may have been
+/// A patch with `if_version` meeting 502 is not retried: it may have been
 /// applied, and a repeat would report a false conflict.
 #[tokio::test]
-async fn guarded_update_502_not_retried() {
+async fn guarded_patch_502_not_retried() {
     write_5xx(
-        "update_note",
-        guarded_update(),
+        "patch_note",
+        guarded_patch(),
         502,
         "upstream_unavailable",
         1,
@@ -435,12 +435,12 @@ async fn guarded_update_502_not_retried() {
     .await;
 }
 
-/// An update with `if_version` meeting 504 is not retried.
+/// A patch with `if_version` meeting 504 is not retried.
 #[tokio::test]
-async fn guarded_update_504_not_retried() {
+async fn guarded_patch_504_not_retried() {
     write_5xx(
-        "update_note",
-        guarded_update(),
+        "patch_note",
+        guarded_patch(),
         504,
         "upstream_unavailable",
         1,
@@ -448,15 +448,15 @@ async fn guarded_update_504_not_retried() {
     .await;
 }
 
-/// An update with `if_version` meeting 503 is retried: the upstream refused
+/// A patch with `if_version` meeting 503 is retried: the upstream refused
 /// before acting. Every attempt carries the same `If-Match`.
 #[tokio::test]
-async fn guarded_update_503_retried() {
+async fn guarded_patch_503_retried() {
     let (_, writes) = failing_row(
         Fault::status(503),
         QUICK,
-        "update_note",
-        guarded_update(),
+        "patch_note",
+        guarded_patch(),
         "upstream_unavailable",
         3,
         secs(4.0),
@@ -466,14 +466,14 @@ async fn guarded_update_503_retried() {
     assert!(writes.iter().all(|w| w.header("if-match") == Some("\"3\"")));
 }
 
-/// An update with `if_version` whose attempt times out is not retried.
+/// A patch with `if_version` whose attempt times out is not retried.
 #[tokio::test]
-async fn guarded_update_timeout_not_retried() {
+async fn guarded_patch_timeout_not_retried() {
     let (_, writes) = failing_row(
         Fault::Hang,
         QUICK,
-        "update_note",
-        guarded_update(),
+        "patch_note",
+        guarded_patch(),
         "timeout",
         1,
         secs(3.0),

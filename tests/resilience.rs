@@ -300,6 +300,11 @@ async fn read_retried_after_timeout() {
 #[tokio::test]
 async fn conditional_write_is_not_retried_after_a_timeout() {
     let server = server_with_sessions(&[1]).await;
+    Mock::given(method("GET"))
+        .and(path(item_path()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(item(UID, 3)))
+        .mount(&server)
+        .await;
     Mock::given(method("PUT"))
         .and(path(item_path()))
         .respond_with(
@@ -316,8 +321,18 @@ async fn conditional_write_is_not_retried_after_a_timeout() {
             json!({"uid": UID, "title": "t", "if_version": 3}),
         )
         .await;
-    assert_eq!(err(&result)["code"], "timeout");
-    assert_eq!(count(&all_requests(&server).await, &item_path()), 1);
+    let error = err(&result);
+    assert_eq!(error["code"], "timeout");
+    // It may have been applied: the model must look before repeating it.
+    assert_eq!(error["applied"], "unknown", "{error}");
+    assert_eq!(error["retryable"], false, "{error}");
+    assert_eq!(error["uid"], UID, "{error}");
+    let puts = all_requests(&server)
+        .await
+        .iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .count();
+    assert_eq!(puts, 1);
     mcp.shutdown().await;
 }
 

@@ -34,6 +34,15 @@ pub struct Entity {
     pub archive_effect: &'static str,
     /// A filter `list_*` applies page by page (the upstream lists cannot filter).
     pub list_filter: Option<ListFilter>,
+    /// A parent the upstream does not check: the sidecar reads it before a
+    /// write names it, so a typo'd uid is refused instead of stored.
+    pub checked_parent: Option<CheckedParent>,
+}
+
+/// A payload field naming another item of a known collection.
+pub struct CheckedParent {
+    pub param: &'static str,
+    pub path: &'static str,
 }
 
 /// A list filter on a payload key holding a parent's uid.
@@ -100,6 +109,7 @@ pub static ENTITIES: [Entity; 5] = [
         actions_summary: "pin/unpin set pinned; archive/unarchive set status",
         archive_effect: "status archived",
         list_filter: None,
+        checked_parent: None,
     },
     Entity {
         singular: "task",
@@ -112,6 +122,10 @@ pub static ENTITIES: [Entity; 5] = [
         actions_summary: "start: in_progress; complete: completed, done; reopen: open",
         archive_effect: "status archived, done true",
         list_filter: None,
+        checked_parent: Some(CheckedParent {
+            param: "parent_uid",
+            path: "/v1/tasks",
+        }),
     },
     Entity {
         singular: "comment",
@@ -128,6 +142,7 @@ pub static ENTITIES: [Entity; 5] = [
             wire: "parentUid",
             description: "Only comments on this note or task.",
         }),
+        checked_parent: None,
     },
     Entity {
         singular: "chat",
@@ -140,6 +155,7 @@ pub static ENTITIES: [Entity; 5] = [
         actions_summary: "resolve: status resolved; reopen: status active",
         archive_effect: "archived true",
         list_filter: None,
+        checked_parent: None,
     },
     Entity {
         singular: "chat_message",
@@ -156,6 +172,7 @@ pub static ENTITIES: [Entity; 5] = [
             wire: "chatUid",
             description: "Only messages of this chat.",
         }),
+        checked_parent: None,
     },
 ];
 
@@ -186,7 +203,8 @@ pub struct TaskFields {
     /// e.g. low, medium, high.
     pub priority: Option<String>,
     /// ISO 8601.
-    pub due_date: Option<String>,
+    #[schemars(with = "String")]
+    pub due_date: Option<IsoDate>,
     pub tags: Option<Vec<String>>,
     /// Parent task, for a subtask.
     pub parent_uid: Option<Uuid>,
@@ -240,4 +258,37 @@ pub struct ChatMessageFields {
     /// e.g. text.
     pub message_type: Option<String>,
     pub tags: Option<Vec<String>>,
+}
+
+/// An ISO 8601 date (`2026-12-01`) or date-time (`2026-12-01T09:00`, with
+/// seconds, fraction and offset optional), kept as given. Anything else
+/// ("next tuesday") is refused before it is stored as a due date no client
+/// can read.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct IsoDate(String);
+
+impl<'de> Deserialize<'de> for IsoDate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use time::format_description::well_known::Rfc3339;
+        use time::macros::format_description;
+        let text = String::deserialize(deserializer)?;
+        let trimmed = text.trim();
+        let valid = time::OffsetDateTime::parse(trimmed, &Rfc3339).is_ok()
+            || time::Date::parse(trimmed, format_description!("[year]-[month]-[day]")).is_ok()
+            || time::PrimitiveDateTime::parse(
+                trimmed,
+                format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute][optional [:[second][optional [.[subsecond]]]]]"
+                ),
+            )
+            .is_ok();
+        if valid {
+            Ok(Self(trimmed.to_owned()))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "`{text}` is not an ISO 8601 date (2026-12-01) or date-time (2026-12-01T09:00:00Z)"
+            )))
+        }
+    }
 }

@@ -8,6 +8,7 @@
 pub mod entities;
 pub mod operations;
 pub mod reference;
+pub mod repeat;
 pub mod schema;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 pub use entities::{ENTITIES, Entity};
 pub use operations::{Hints, Operation};
+pub use repeat::RetryClass;
 use schema::JsonObject;
 
 use crate::error::ToolError;
@@ -40,6 +42,8 @@ pub struct Request {
     pub body: Option<Value>,
     /// Sent as `If-Match: "<n>"`.
     pub if_match: Option<u64>,
+    /// Whether and how it may be sent again: see [`repeat`].
+    pub class: RetryClass,
 }
 
 impl Request {
@@ -50,7 +54,14 @@ impl Request {
             query: Vec::new(),
             body: None,
             if_match: None,
+            class: RetryClass::Read,
         }
+    }
+
+    /// Guards the request with `If-Match`, which makes it conditional.
+    pub fn guard(&mut self, version: u64) {
+        self.if_match = Some(version);
+        self.class = RetryClass::Conditional;
     }
 }
 
@@ -75,14 +86,26 @@ pub struct Plan {
     /// A delete guarded by `if_version`: the upstream does not check
     /// `If-Match` on delete, so the version is compared before deleting.
     pub expect_version: Option<u64>,
+    /// The item the call acts on (for a create, the uid made for it).
+    pub target: Option<Uuid>,
+    /// An update sets these payload keys (the typed fields) and must keep
+    /// every other stored key: the service reads the item and writes the
+    /// merge with `If-Match`.
+    pub replaces: Option<Vec<String>>,
+    /// An item that must exist and not be deleted before the write is sent
+    /// (a task's parent: the upstream does not check it).
+    pub requires: Option<Request>,
 }
 
 impl Plan {
-    fn item(request: Request) -> Self {
+    fn item(request: Request, target: Option<Uuid>) -> Self {
         Self {
             request,
             finish: Finish::Item,
             expect_version: None,
+            target,
+            replaces: None,
+            requires: None,
         }
     }
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::entities::Entity;
 use super::schema::{JsonObject, merge_objects, property, schema_of};
-use super::{Finish, Method, Plan, Request};
+use super::{Finish, Method, Plan, Request, RetryClass};
 use crate::error::ToolError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +67,11 @@ impl Operation {
             Self::List => format!("List {many}, oldest update first."),
             Self::Get => format!("Get one {one} by uid."),
             Self::Create => format!("Create a {one}."),
-            Self::Update => format!("Replace a {one}'s whole payload; omitted fields are cleared."),
-            Self::Patch => format!("Change the given fields of a {one}."),
+            Self::Update => format!(
+                "Set all of a {one}'s fields; omitted ones are cleared (use patch_{} to change some).",
+                e.singular
+            ),
+            Self::Patch => format!("Change only the given fields of a {one}."),
             Self::Delete => format!("Soft-delete a {one}."),
             Self::Archive => format!("Archive a {one} (sets {}).", e.archive_effect),
             Self::Process => format!("Apply an action to a {one}: {}.", e.actions_summary),
@@ -153,16 +156,40 @@ impl Operation {
         }
     }
 
+    /// How this operation's request may be repeated (see [`super::repeat`]);
+    /// `guarded` is whether the call gave `if_version`. Derived here, beside
+    /// the hints, from what the operation is.
+    pub fn retry_class(self, guarded: bool) -> RetryClass {
+        match self {
+            Self::List | Self::Get => RetryClass::Read,
+            // The update is always guarded: it writes what it read.
+            Self::Update => RetryClass::Conditional,
+            Self::Patch | Self::Delete if guarded => RetryClass::Conditional,
+            // A create carries a uid made before the first attempt; the rest
+            // set a fixed state.
+            Self::Create | Self::Patch | Self::Delete | Self::Archive | Self::Process => {
+                RetryClass::Idempotent
+            }
+        }
+    }
+
     /// Turns validated arguments into what must be sent. `args` has already
     /// been checked against the tool's parameter names.
     pub fn plan(self, e: &Entity, args: &JsonObject) -> Result<Plan, ToolError> {
         let item_path = |uid: Uuid| format!("{}/{}", e.path, uid.hyphenated());
-        let request = |method, path| Request {
-            method,
-            path,
-            query: Vec::new(),
-            body: None,
-            if_match: None,
+        let request = |method, path, guard: Option<u64>| {
+            let mut request = Request {
+                method,
+                path,
+                query: Vec::new(),
+                body: None,
+                if_match: None,
+                class: self.retry_class(guard.is_some()),
+            };
+            if let Some(version) = guard {
+                request.guard(version);
+            }
+            request
         };
         let plan = match self {
             Self::List => {
@@ -177,7 +204,7 @@ impl Operation {
                     Some(f) => optional_uuid(args, f.param)?.map(|uid| (f.wire, uid)),
                     None => None,
                 };
-                let mut req = request(Method::Get, e.path.to_owned());
+                let mut req = request(Method::Get, e.path.to_owned(), None);
                 req.query.push(("limit", limit.to_string()));
                 if let Some(cursor) = p.cursor {
                     req.query.push(("cursor", cursor));
@@ -185,29 +212,30 @@ impl Operation {
                 if p.include_deleted == Some(true) {
                     req.query.push(("includeDeleted", "true".into()));
                 }
-                Plan {
-                    request: req,
-                    finish: Finish::Page { limit, filter },
-                    expect_version: None,
-                }
+                let mut plan = Plan::item(req, None);
+                plan.finish = Finish::Page { limit, filter };
+                plan
             }
             Self::Get => {
                 let p: GetParams = parse(args)?;
-                let mut req = request(Method::Get, item_path(p.uid));
+                let mut req = request(Method::Get, item_path(p.uid), None);
                 if p.include_deleted == Some(true) {
                     req.query.push(("includeDeleted", "true".into()));
                 }
-                Plan::item(req)
+                Plan::item(req, Some(p.uid))
             }
             Self::Create => {
                 check_required(e, args)?;
                 let mut payload = payload(e, args)?;
                 // The uid is made here, before the first attempt, so a retried
                 // create upserts the same item instead of making a second one.
-                payload.insert("uid".into(), json!(Uuid::new_v4()));
-                let mut req = request(Method::Post, e.path.to_owned());
+                let uid = Uuid::new_v4();
+                payload.insert("uid".into(), json!(uid));
+                let mut req = request(Method::Post, e.path.to_owned(), None);
                 req.body = Some(Value::Object(payload));
-                Plan::item(req)
+                let mut plan = Plan::item(req, Some(uid));
+                plan.requires = parent_check(e, args, None)?;
+                plan
             }
             Self::Update | Self::Patch => {
                 if self == Self::Update {
@@ -220,25 +248,33 @@ impl Operation {
                 } else {
                     Method::Patch
                 };
-                let mut req = request(method, item_path(target.uid));
-                req.body = Some(Value::Object(payload(e, args)?));
-                req.if_match = guard.if_version;
-                Plan::item(req)
+                let payload = payload(e, args)?;
+                if self == Self::Patch && payload.is_empty() {
+                    return Err(ToolError::invalid_input(
+                        "nothing to change: give at least one field to set",
+                    ));
+                }
+                let mut req = request(method, item_path(target.uid), guard.if_version);
+                req.body = Some(Value::Object(payload));
+                let mut plan = Plan::item(req, Some(target.uid));
+                if self == Self::Update {
+                    plan.replaces = Some((e.fields.wire_keys)());
+                }
+                plan.requires = parent_check(e, args, Some(target.uid))?;
+                plan
             }
             Self::Delete => {
                 let target: Target = parse(args)?;
                 let guard: Guard = parse(args)?;
-                let mut plan = Plan::item(request(Method::Delete, item_path(target.uid)));
-                plan.request.if_match = guard.if_version;
+                let req = request(Method::Delete, item_path(target.uid), guard.if_version);
+                let mut plan = Plan::item(req, Some(target.uid));
                 plan.expect_version = guard.if_version;
                 plan
             }
             Self::Archive => {
                 let target: Target = parse(args)?;
-                Plan::item(request(
-                    Method::Post,
-                    format!("{}/archive", item_path(target.uid)),
-                ))
+                let path = format!("{}/archive", item_path(target.uid));
+                Plan::item(request(Method::Post, path, None), Some(target.uid))
             }
             Self::Process => {
                 let target: Target = parse(args)?;
@@ -257,13 +293,40 @@ impl Operation {
                 if let Some(metadata) = p.metadata {
                     body["metadata"] = Value::Object(metadata);
                 }
-                let mut req = request(Method::Post, format!("{}/process", item_path(target.uid)));
+                let path = format!("{}/process", item_path(target.uid));
+                let mut req = request(Method::Post, path, None);
                 req.body = Some(body);
-                Plan::item(req)
+                Plan::item(req, Some(target.uid))
             }
         };
         Ok(plan)
     }
+}
+
+/// The read that proves an entity's parent exists, when the entity names one
+/// the upstream does not check (a task's `parent_uid`).
+fn parent_check(
+    e: &Entity,
+    args: &JsonObject,
+    own_uid: Option<Uuid>,
+) -> Result<Option<Request>, ToolError> {
+    let Some(parent) = &e.checked_parent else {
+        return Ok(None);
+    };
+    let Some(uid) = optional_uuid(args, parent.param)? else {
+        return Ok(None);
+    };
+    if Some(uid) == own_uid {
+        return Err(ToolError::invalid_input(format!(
+            "{}: a {} cannot be its own parent",
+            parent.param, e.noun
+        )));
+    }
+    Ok(Some(Request::get(format!(
+        "{}/{}",
+        parent.path,
+        uid.hyphenated()
+    ))))
 }
 
 // The operations' own parameters. Doc comments are the schema descriptions.

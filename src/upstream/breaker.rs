@@ -23,6 +23,37 @@ enum State {
     HalfOpen,
 }
 
+/// The breaker's state as others may see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Disabled,
+    Closed { failures: u32 },
+    Open { next_probe: Duration },
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// Calls go through (closed or disabled).
+    pub fn admits_calls(self) -> bool {
+        matches!(self, Self::Disabled | Self::Closed { .. })
+    }
+}
+
+impl std::fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Disabled => f.write_str("disabled"),
+            Self::Closed { failures } => write!(f, "closed ({failures} recent failures)"),
+            Self::Open { next_probe } => write!(
+                f,
+                "open (next probe in {:.0} s)",
+                next_probe.as_secs_f64().ceil()
+            ),
+            Self::HalfOpen => f.write_str("half-open"),
+        }
+    }
+}
+
 /// What an attempt's outcome means to the breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -160,20 +191,21 @@ impl Breaker {
         }
     }
 
-    /// `closed`, `open (next probe in N s)` or `half-open`, for `doctor`.
-    pub fn describe(&self) -> String {
+    /// The state now, for `doctor`.
+    pub fn state(&self) -> BreakerState {
         match *self.lock() {
-            _ if self.threshold == 0 => "disabled".into(),
-            State::Closed { failures } => format!("closed ({failures} recent failures)"),
-            State::Open { until } => format!(
-                "open (next probe in {:.0} s)",
-                until
-                    .saturating_duration_since(Instant::now())
-                    .as_secs_f64()
-                    .ceil()
-            ),
-            State::HalfOpen => "half-open".into(),
+            _ if self.threshold == 0 => BreakerState::Disabled,
+            State::Closed { failures } => BreakerState::Closed { failures },
+            State::Open { until } => BreakerState::Open {
+                next_probe: until.saturating_duration_since(Instant::now()),
+            },
+            State::HalfOpen => BreakerState::HalfOpen,
         }
+    }
+
+    #[cfg(test)]
+    fn describe(&self) -> String {
+        self.state().to_string()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

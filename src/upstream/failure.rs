@@ -1,5 +1,6 @@
-//! Normalizing what went wrong on the wire into a [`ToolError`], and deciding
-//! whether another attempt is safe.
+//! Normalizing what went wrong on the wire into a [`ToolError`], with what
+//! [`crate::catalog::repeat`] needs to decide whether another attempt is safe:
+//! the kind of failure and whether the request may have reached the upstream.
 
 use std::time::Duration;
 
@@ -7,57 +8,36 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
 
+use crate::catalog::repeat::{Reached, Transience};
 use crate::error::{ErrorCode, ToolError};
-
-/// How a request may be retried without duplicating a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryClass {
-    /// A read: always safe to repeat.
-    Read,
-    /// A write whose repetition leaves the same state (a create with a
-    /// client-made uid, an unguarded update, patch, delete, archive, process).
-    Idempotent,
-    /// A write guarded by `If-Match`: once it may have reached the upstream, a
-    /// repeat would report a false conflict, so it is retried only when it
-    /// certainly did not.
-    Conditional,
-}
-
-/// Whether the upstream may have acted on a failed attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reached {
-    /// Certainly not: the connection failed, or the upstream refused before
-    /// acting (429, 503, a session or epoch rejection).
-    No,
-    /// Perhaps: a timeout or a broken response after the request went out.
-    Maybe,
-}
 
 /// One failed attempt.
 #[derive(Debug)]
 pub struct Failure {
     pub error: ToolError,
     pub reached: Reached,
-    /// Whether this kind of failure is worth another attempt at all.
-    pub transient: bool,
+    pub transience: Transience,
     pub retry_after: Option<Duration>,
     /// A session or epoch rejection, fixed by a new session.
     pub resession: bool,
 }
 
 impl Failure {
-    pub fn new(error: ToolError, reached: Reached, transient: bool) -> Self {
+    pub fn new(error: ToolError, reached: Reached, transience: Transience) -> Self {
         Self {
             error,
             reached,
-            transient,
+            transience,
             retry_after: None,
             resession: false,
         }
     }
 
-    pub fn may_retry(&self, class: RetryClass) -> bool {
-        self.transient && (self.reached == Reached::No || class != RetryClass::Conditional)
+    /// A failure of what an entity request needs first (its session or
+    /// tenant): the entity request itself never went out.
+    pub fn before_sending(mut self) -> Self {
+        self.reached = Reached::No;
+        self
     }
 
     /// The breaker is open: fail fast, and say when the next probe goes out.
@@ -75,8 +55,9 @@ impl Failure {
     }
 
     /// A failure decided before anything was sent, telling the caller to wait
-    /// `wait` (in whole seconds, at least one). Not retried inside this call:
-    /// a retry would only meet the same open circuit or pause.
+    /// `wait` (in whole seconds, at least one). Not retried inside this call
+    /// (a retry would only meet the same open circuit or pause), but the
+    /// caller may try again then.
     fn wait_before_retrying(
         code: ErrorCode,
         wait: Duration,
@@ -85,7 +66,7 @@ impl Failure {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         let mut error = ToolError::new(code, message(secs));
         error.retry_after_s = Some(secs);
-        Self::new(error, Reached::No, false)
+        Self::new(error, Reached::No, Transience::Later)
     }
 
     /// A transport error from reqwest.
@@ -95,16 +76,16 @@ impl Failure {
                 ErrorCode::UpstreamUnavailable,
                 format!("cannot connect to {base_url}: {}", root_cause(err)),
             );
-            Self::new(error, Reached::No, true)
+            Self::new(error, Reached::No, Transience::Now)
         } else if err.is_timeout() {
             let error = ToolError::new(ErrorCode::Timeout, "the upstream did not answer in time");
-            Self::new(error, Reached::Maybe, true)
+            Self::new(error, Reached::Maybe, Transience::Now)
         } else {
             let error = ToolError::new(
                 ErrorCode::UpstreamUnavailable,
                 format!("the connection to the upstream failed: {}", root_cause(err)),
             );
-            Self::new(error, Reached::Maybe, true)
+            Self::new(error, Reached::Maybe, Transience::Now)
         }
     }
 
@@ -120,59 +101,60 @@ impl Failure {
                 .and_then(Value::as_str)
                 == Some("epoch_mismatch");
         let retry_after = parse_retry_after(headers);
-        let (error_code, reached, transient, text) = match code {
-            400 | 422 => (ErrorCode::InvalidInput, Reached::No, false, message),
+        use Transience::{Now, Permanent};
+        let (error_code, reached, transience, text) = match code {
+            400 | 422 => (ErrorCode::InvalidInput, Reached::No, Permanent, message),
             401 => (
                 ErrorCode::Unauthorized,
                 Reached::No,
-                false,
+                Permanent,
                 unauthorized_hint(&message),
             ),
             403 => (
                 ErrorCode::Forbidden,
                 Reached::No,
-                false,
+                Permanent,
                 forbidden_hint(&message),
             ),
-            404 => (ErrorCode::NotFound, Reached::No, false, message),
+            404 => (ErrorCode::NotFound, Reached::No, Permanent, message),
             410 => (
                 ErrorCode::Gone,
                 Reached::No,
-                false,
+                Permanent,
                 gone_message(&message, parsed.as_ref()),
             ),
             409 if is_epoch_mismatch => (
                 ErrorCode::UpstreamError,
                 Reached::No,
-                false,
+                Permanent,
                 "the upstream's data epoch changed twice during one call".to_owned(),
             ),
-            409 | 412 => (ErrorCode::Conflict, Reached::No, false, message),
+            409 | 412 => (
+                ErrorCode::Conflict,
+                Reached::No,
+                Permanent,
+                undouble_prefix(&message).to_owned(),
+            ),
             428 => (
                 ErrorCode::UpstreamError,
                 Reached::No,
-                false,
+                Permanent,
                 format!("the upstream refused a fresh session: {message}"),
             ),
-            429 => (ErrorCode::RateLimited, Reached::No, true, message),
+            429 => (ErrorCode::RateLimited, Reached::No, Now, message),
             // The upstream answers 500 for a write whose parent is missing or
             // deleted as well as for real faults: never retry a write on it.
             500 if write => (
                 ErrorCode::UpstreamError,
                 Reached::Maybe,
-                false,
+                Permanent,
                 format!(
                     "{message} (for a comment or chat message this most likely means its parent note, task or chat does not exist or was deleted)"
                 ),
             ),
-            500 => (ErrorCode::UpstreamError, Reached::Maybe, true, message),
-            503 => (ErrorCode::UpstreamUnavailable, Reached::No, true, message),
-            502 | 504 => (
-                ErrorCode::UpstreamUnavailable,
-                Reached::Maybe,
-                true,
-                message,
-            ),
+            500 => (ErrorCode::UpstreamError, Reached::Maybe, Now, message),
+            503 => (ErrorCode::UpstreamUnavailable, Reached::No, Now, message),
+            502 | 504 => (ErrorCode::UpstreamUnavailable, Reached::Maybe, Now, message),
             300..=399 => {
                 let to = headers
                     .get(reqwest::header::LOCATION)
@@ -181,20 +163,19 @@ impl Failure {
                 (
                     ErrorCode::UpstreamError,
                     Reached::No,
-                    false,
+                    Permanent,
                     format!(
                         "the upstream redirected to {to}; redirects are not followed with credentials, so configure the final URL"
                     ),
                 )
             }
-            _ => (ErrorCode::UpstreamError, Reached::Maybe, false, message),
+            _ => (ErrorCode::UpstreamError, Reached::Maybe, Permanent, message),
         };
         let mut error = ToolError::new(error_code, text).with_status(code);
-        error.retryable = transient;
         if let Some(after) = retry_after {
             error.retry_after_s = Some(after.as_secs_f64().ceil() as u64);
         }
-        let mut failure = Self::new(error, reached, transient);
+        let mut failure = Self::new(error, reached, transience);
         failure.retry_after = retry_after;
         failure.resession = code == 428 || is_epoch_mismatch;
         failure
@@ -236,6 +217,19 @@ fn error_message(status: StatusCode, parsed: Option<&Value>, body: &[u8]) -> Str
     short
 }
 
+/// The real service doubles its conflict prefix ("version mismatch: version
+/// mismatch: expected 1, actual 2"); say it once.
+fn undouble_prefix(message: &str) -> &str {
+    let mut message = message;
+    while let Some((head, rest)) = message.split_once(": ") {
+        match rest.strip_prefix(head).and_then(|r| r.strip_prefix(": ")) {
+            Some(_) => message = rest,
+            None => break,
+        }
+    }
+    message
+}
+
 fn unauthorized_hint(message: &str) -> String {
     if message.to_ascii_lowercase().contains("tenant") {
         format!("{message} (set TOOLBRIDGE_TENANT_ID)")
@@ -275,4 +269,23 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
         at.duration_since(std::time::SystemTime::now())
             .unwrap_or_default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_doubled_prefix_is_said_once() {
+        assert_eq!(
+            undouble_prefix("version mismatch: version mismatch: expected 1, actual 2"),
+            "version mismatch: expected 1, actual 2"
+        );
+        assert_eq!(
+            undouble_prefix("version mismatch: expected 1, actual 2"),
+            "version mismatch: expected 1, actual 2"
+        );
+        assert_eq!(undouble_prefix("a: b: c"), "a: b: c");
+        assert_eq!(undouble_prefix("plain"), "plain");
+    }
 }

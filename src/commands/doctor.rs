@@ -3,9 +3,10 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Backend;
+use super::Backend;
 use crate::config::{Config, Upstream};
 use crate::error::ToolError;
+use crate::upstream::Auth;
 
 /// `toolbridge-mcp doctor`: each check on one line, PASS or FAIL, with a fix
 /// under each failure. True when everything passed.
@@ -28,12 +29,13 @@ pub async fn run(mut config: Config) -> bool {
             "set TOOLBRIDGE_LOG_DIR to a writable directory",
         ),
     }
+    let dev_subject = matches!(config.auth, Auth::DevSubject(_));
     let backend = match Backend::start(&mut config).await {
         Ok(backend) => backend,
         Err(e) => {
             report.fail(
                 "startup",
-                e,
+                e.to_string(),
                 "see the message; for the embedded API check TOOLBRIDGE_DB_PATH",
             );
             return report.finish();
@@ -88,23 +90,39 @@ pub async fn run(mut config: Config) -> bool {
                 };
                 match read {
                     Some((name, Ok(_))) => report.pass("read", format!("{name} answered")),
-                    Some((name, Err(e))) => {
-                        report.fail("read", format!("{name}: {}", e.summary()), fix_for(&e))
-                    }
+                    Some((name, Err(e))) => report.fail(
+                        "read",
+                        format!("{name}: {}", e.summary()),
+                        fix_for(&e, dev_subject),
+                    ),
                     None => {}
                 }
             }
-            Err(e) => report.fail("auth and tenant", e.summary(), fix_for(&e)),
+            Err(e) => report.fail("auth and tenant", e.summary(), fix_for(&e, dev_subject)),
         }
     }
-    report.pass("circuit breaker", client.breaker_state());
+    let breaker = client.breaker_state();
+    if breaker.admits_calls() {
+        report.pass("circuit breaker", breaker);
+    } else {
+        report.fail(
+            "circuit breaker",
+            breaker,
+            "the upstream failed repeatedly during these checks; see the failures above",
+        );
+    }
     backend.shutdown().await;
     report.finish()
 }
 
-fn fix_for(error: &ToolError) -> &'static str {
+/// How to fix a failed check; `dev_subject` when the credentials are a dev
+/// subject, so the fix speaks of that rather than of tokens.
+fn fix_for(error: &ToolError, dev_subject: bool) -> &'static str {
     use crate::error::ErrorCode::*;
     match error.code {
+        Unauthorized if dev_subject => {
+            "TOOLBRIDGE_DEV_SUBJECT is only accepted by an API in dev mode; check that, and set TOOLBRIDGE_TENANT_ID if the API cannot tell your tenant (or use TOOLBRIDGE_TOKEN instead)"
+        }
         Unauthorized => {
             "set TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE or TOOLBRIDGE_TOKEN_COMMAND (TOOLBRIDGE_DEV_SUBJECT for a dev-mode API), and TOOLBRIDGE_TENANT_ID if the API cannot tell your tenant"
         }

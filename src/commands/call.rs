@@ -1,0 +1,113 @@
+//! `toolbridge-mcp call`: one tool through the same path as MCP.
+
+use std::process::ExitCode;
+
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::Backend;
+use crate::catalog::ToolDef;
+use crate::config::Config;
+use crate::error::{SetupError, ToolError};
+
+/// Runs the call and prints its result (stdout) or error (stderr, with an
+/// exit code a script can branch on).
+pub async fn run(config: Config, tool: &str, args: &[String], json: Option<&str>) -> ExitCode {
+    match call(config, tool, args, json).await {
+        Ok(value) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(CallFailure::Setup(error)) => super::fail(&error),
+        Err(CallFailure::Tool(error)) => {
+            eprintln!(
+                "{}",
+                serde_json::to_string_pretty(&error).unwrap_or_default()
+            );
+            ExitCode::from(error.code.exit_code())
+        }
+    }
+}
+
+/// One tool call, as `call` runs it.
+pub async fn call(
+    mut config: Config,
+    tool: &str,
+    args: &[String],
+    json: Option<&str>,
+) -> Result<Value, CallFailure> {
+    let backend = Backend::start(&mut config)
+        .await
+        .map_err(CallFailure::Setup)?;
+    let result = match backend.service.catalog().get(tool) {
+        None => Err(CallFailure::Setup(SetupError::Config(format!(
+            "{}; run `toolbridge-mcp tools` to list them",
+            backend.service.catalog().refusal(tool)
+        )))),
+        Some(def) => match parse_call_args(def, args, json) {
+            Ok(arguments) => backend
+                .service
+                .run(def, Some(arguments), CancellationToken::new())
+                .await
+                .map_err(CallFailure::Tool),
+            Err(e) => Err(CallFailure::Tool(e)),
+        },
+    };
+    backend.shutdown().await;
+    result
+}
+
+pub enum CallFailure {
+    /// The call could not be made (configuration, unknown tool).
+    Setup(SetupError),
+    /// The tool ran and failed.
+    Tool(ToolError),
+}
+
+/// `--json` first, then each `--arg key=value` over it. A value is parsed as
+/// JSON unless the parameter is a string, so `title=123` stays a string and
+/// `limit=5` becomes a number.
+fn parse_call_args(
+    def: &ToolDef,
+    args: &[String],
+    json: Option<&str>,
+) -> Result<Map<String, Value>, ToolError> {
+    let mut map = match json {
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err(ToolError::invalid_input("--json must be a JSON object")),
+            Err(e) => {
+                return Err(ToolError::invalid_input(format!(
+                    "--json is not valid JSON: {e}"
+                )));
+            }
+        },
+        None => Map::new(),
+    };
+    let properties = def
+        .input_schema
+        .get("properties")
+        .and_then(Value::as_object);
+    for arg in args {
+        let Some((key, raw)) = arg.split_once('=') else {
+            return Err(ToolError::invalid_input(format!(
+                "--arg `{arg}` is not key=value"
+            )));
+        };
+        let is_string = properties
+            .and_then(|p| p.get(key))
+            .and_then(|s| s.get("type"))
+            .and_then(Value::as_str)
+            == Some("string");
+        let value = if is_string {
+            Value::String(raw.to_owned())
+        } else {
+            serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
+        };
+        map.insert(key.to_owned(), value);
+    }
+    Ok(map)
+}

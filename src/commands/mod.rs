@@ -1,0 +1,218 @@
+//! The commands `main` dispatches to, one file each. Every long-running
+//! command takes its shutdown as a future (as mini-redis's
+//! `server::run(listener, shutdown)` does): `main` passes the process's
+//! signals, a test can pass its own.
+
+mod call;
+pub mod doctor;
+mod serve;
+mod serve_api;
+mod tools;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub use call::{CallFailure, call};
+pub use serve::serve;
+pub use serve_api::serve_api;
+pub use tools::{ToolsFormat, tools, write_catalog};
+
+use crate::catalog::Catalog;
+use crate::config::{Cli, Command, Config, Upstream};
+use crate::embedded::{self, ApiConfig, RateLimits, RunningApi};
+use crate::error::SetupError;
+use crate::service::Service;
+use crate::upstream::{Auth, Client, run_token_command};
+use crate::{logging, stdio};
+
+/// Parses nothing (that is `main`'s), runs the command `cli` names, and says
+/// how the process should exit.
+pub fn run(cli: Cli) -> ExitCode {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let config = match Config::from_options(cli.options) {
+        Ok(config) => config,
+        Err(error) if matches!(command, Command::Doctor) => {
+            println!(
+                "FAIL  configuration    {error}\n      fix: correct the flag or environment variable named above"
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(error) => return fail(&error),
+    };
+    if let Command::Tools {
+        json,
+        markdown,
+        write,
+    } = &command
+    {
+        return tools::run(&config, *json, *markdown, write.as_deref());
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&SetupError::Runtime(e)),
+    };
+    runtime.block_on(async move {
+        match command {
+            Command::Serve => {
+                // Signals first: a host may terminate a spare launch at any
+                // moment, and a SIGTERM that lands before the handler exists
+                // kills the process without ending its upstream session or
+                // flushing the log. Then claim stdout before anything can
+                // write to it.
+                let mut signals = ShutdownSignals::install();
+                let channel = match stdio::claim() {
+                    Ok(channel) => channel,
+                    Err(e) => return fail(&SetupError::Stdio(e)),
+                };
+                let _log = logging::init(&config.log_dir, &config.log_level);
+                exit(serve(config, channel, signals.recv()).await)
+            }
+            Command::Call { tool, args, json } => {
+                let _log = logging::init(&config.log_dir, &config.log_level);
+                call::run(config, &tool, &args, json.as_deref()).await
+            }
+            Command::ServeApi { listen, secret } => {
+                let mut signals = ShutdownSignals::install();
+                let _log = logging::init(&config.log_dir, &config.log_level);
+                let shutdown = async move { signals.recv().await };
+                exit(serve_api(&config, listen, secret, shutdown).await)
+            }
+            Command::Doctor => {
+                let _log = logging::init(&config.log_dir, &config.log_level);
+                if doctor::run(config).await {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Command::Tools { .. } => ExitCode::SUCCESS,
+        }
+    })
+}
+
+fn exit(result: Result<(), SetupError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+fn fail(error: &SetupError) -> ExitCode {
+    eprintln!("toolbridge-mcp: {error}");
+    ExitCode::FAILURE
+}
+
+/// The service and, on the embedded default, the API it talks to.
+pub struct Backend {
+    pub service: Arc<Service>,
+    embedded: Option<RunningApi>,
+}
+
+impl Backend {
+    pub async fn start(config: &mut Config) -> Result<Self, SetupError> {
+        let mut auth = std::mem::replace(&mut config.auth, Auth::None);
+        if let Some(argv) = &config.token_command {
+            let token = run_token_command(argv)
+                .await
+                .map_err(|e| SetupError::Credentials(e.message))?;
+            auth = Auth::Bearer(token);
+        }
+        let (client_config, embedded) = match &config.upstream {
+            Upstream::Remote { base_url } => {
+                tracing::info!(upstream = %base_url, "using a remote ToolBridge API");
+                (
+                    config.client_config(base_url.clone(), auth, config.tenant_id.clone()),
+                    None,
+                )
+            }
+            Upstream::Embedded { db_path } => {
+                let secret = embedded::new_secret();
+                let api = embedded::spawn(ApiConfig {
+                    db_path: db_path.clone(),
+                    secret: secret.clone(),
+                    limits: RateLimits::in_process(),
+                })
+                .await?;
+                tracing::info!(db_path = %db_path.display(), url = %api.base_url(), "started the embedded API");
+                let client_config = config.client_config(
+                    api.base_url(),
+                    Auth::Bearer(secret),
+                    Some(embedded::TENANT_ID.to_owned()),
+                );
+                (client_config, Some(api))
+            }
+        };
+        let client = Arc::new(Client::new(client_config)?);
+        // Pace requests by the upstream's published limits, once it says them.
+        tokio::spawn({
+            let client = client.clone();
+            async move { client.discover_limits().await }
+        });
+        let catalog = Catalog::select(&config.selection);
+        let service = Service::new(catalog, client, config.call_timeout);
+        Ok(Self {
+            service: Arc::new(service),
+            embedded,
+        })
+    }
+
+    /// Ends the upstream session and stops the embedded API.
+    pub async fn shutdown(self) {
+        self.service.client().close().await;
+        if let Some(api) = self.embedded {
+            api.shutdown().await;
+        }
+    }
+}
+
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the moment of `install`.
+pub struct ShutdownSignals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    pub fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    /// Resolves with the signal's name when one arrives.
+    pub async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.term) => "SIGTERM",
+                _ = next(&mut self.int) => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}

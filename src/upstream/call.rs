@@ -1,0 +1,298 @@
+//! One tool call's requests: the deadline and cancellation they share, the
+//! retries each may take, and the repairs replayed inside an attempt.
+
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::Method as HttpMethod;
+use reqwest::header::{CONTENT_TYPE, IF_MATCH};
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::failure::Failure;
+use super::session::Session;
+use super::{Client, HEADER_EPOCH, HEADER_SESSION, Response};
+use crate::catalog::repeat::{Reached, Transience};
+use crate::catalog::{Method, Request, RetryClass};
+use crate::error::{ErrorCode, ToolError};
+
+/// One tool call as the client sees it: its correlation id, deadline and
+/// cancellation, and what happened, for the call's log line.
+pub struct Call {
+    pub correlation_id: String,
+    pub deadline: Instant,
+    pub cancel: CancellationToken,
+    attempts: AtomicU32,
+    retries: AtomicU32,
+    last_status: AtomicU16,
+    /// Time spent waiting for the client's pacing or an upstream's pause.
+    waited_us: AtomicU64,
+}
+
+impl Call {
+    pub fn new(timeout: Duration, cancel: CancellationToken) -> Self {
+        Self {
+            correlation_id: uuid::Uuid::new_v4().to_string(),
+            deadline: Instant::now() + timeout,
+            cancel,
+            attempts: AtomicU32::new(0),
+            retries: AtomicU32::new(0),
+            last_status: AtomicU16::new(0),
+            waited_us: AtomicU64::new(0),
+        }
+    }
+
+    /// HTTP requests sent for this call, session and tenant requests included.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// Backoff retries taken (re-session replays do not count).
+    pub fn retries(&self) -> u32 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// The last HTTP status seen, if any.
+    pub fn last_status(&self) -> Option<u16> {
+        Some(self.last_status.load(Ordering::Relaxed)).filter(|s| *s != 0)
+    }
+
+    /// Time spent waiting on rate limits (pacing, `Retry-After` pauses).
+    pub fn waited(&self) -> Duration {
+        Duration::from_micros(self.waited_us.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn count_attempt(&self) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn saw_status(&self, status: u16) {
+        self.last_status.store(status, Ordering::Relaxed);
+    }
+
+    pub(super) fn add_wait(&self, waited: Duration) {
+        let us = waited.as_micros().min(u64::MAX as u128) as u64;
+        self.waited_us.fetch_add(us, Ordering::Relaxed);
+    }
+}
+
+/// What the attempts of one request have done, across its retries: whether
+/// any may have reached the upstream decides what a failure tells the model.
+pub(super) struct Sending {
+    pub class: RetryClass,
+    /// An attempt failed after the request may have gone out.
+    maybe_reached: AtomicBool,
+    /// An attempt is on the wire; if the call's deadline or cancellation
+    /// drops it there, it may have reached the upstream.
+    on_the_wire: AtomicBool,
+}
+
+impl Sending {
+    fn new(class: RetryClass) -> Self {
+        Self {
+            class,
+            maybe_reached: AtomicBool::new(false),
+            on_the_wire: AtomicBool::new(false),
+        }
+    }
+
+    pub fn on_the_wire(&self, yes: bool) {
+        self.on_the_wire.store(yes, Ordering::Relaxed);
+    }
+
+    fn record(&self, failure: &Failure) {
+        if failure.reached == Reached::Maybe {
+            self.maybe_reached.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn reached(&self) -> Reached {
+        if self.maybe_reached.load(Ordering::Relaxed) || self.on_the_wire.load(Ordering::Relaxed) {
+            Reached::Maybe
+        } else {
+            Reached::No
+        }
+    }
+}
+
+/// Repairs replayed at most once per call.
+#[derive(Default)]
+struct Replays {
+    resession: AtomicBool,
+    reauth: AtomicBool,
+}
+
+impl Client {
+    /// Sends an entity request with retries, within the call's deadline and
+    /// until the call is cancelled. A failure says, from the request's class,
+    /// whether the model may repeat the call and whether a write was applied.
+    pub async fn send(&self, request: &Request, call: &Call) -> Result<Response, ToolError> {
+        let sending = Sending::new(request.class);
+        let outcome = tokio::select! {
+            biased;
+            _ = call.cancel.cancelled() => Err(Failure::new(
+                ToolError::new(ErrorCode::Cancelled, "the call was cancelled"),
+                Reached::No,
+                Transience::Permanent,
+            )),
+            result = tokio::time::timeout_at(call.deadline, self.send_with_retries(request, call, &sending)) => {
+                result.unwrap_or_else(|_| Err(Failure::new(
+                    ToolError::new(
+                        ErrorCode::Timeout,
+                        format!("no answer from the upstream within the call's deadline ({} attempts)", call.attempts()),
+                    ),
+                    Reached::No,
+                    Transience::Now,
+                )))
+            }
+        };
+        outcome.map_err(|failure| {
+            sending.record(&failure);
+            let verdict = request.class.verdict(failure.transience, sending.reached());
+            failure
+                .error
+                .with_verdict(verdict)
+                .with_correlation_id(&call.correlation_id)
+        })
+    }
+
+    async fn send_with_retries(
+        &self,
+        request: &Request,
+        call: &Call,
+        sending: &Sending,
+    ) -> Result<Response, Failure> {
+        let replays = Replays::default();
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.max_retries)
+            .with_jitter();
+        let attempt = || async {
+            let result = self.attempt(request, call, sending, &replays).await;
+            if let Err(failure) = &result {
+                sending.record(failure);
+            }
+            result
+        };
+        attempt
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|f: &Failure| request.class.may_resend(f.transience, f.reached))
+            .adjust(|f, backoff| {
+                // The backoff's own budget is spent first; a Retry-After then
+                // replaces the delay, but only if it fits the call's deadline.
+                let delay = f.retry_after.unwrap_or(backoff?);
+                let remaining = call.deadline.saturating_duration_since(Instant::now());
+                (delay < remaining).then_some(delay)
+            })
+            .notify(|f, delay| {
+                call.retries.fetch_add(1, Ordering::Relaxed);
+                if f.retry_after.is_some() {
+                    call.add_wait(delay);
+                }
+                tracing::debug!(
+                    correlation_id = %call.correlation_id,
+                    error = %f.error.summary(),
+                    delay_ms = delay.as_millis() as u64,
+                    "retrying"
+                );
+            })
+            .await
+    }
+
+    /// One attempt. A session or epoch rejection is repaired (new session) and
+    /// so is a 401 when a token command can mint a new token; each is replayed
+    /// once per call, inside the attempt, so it never spends a retry.
+    async fn attempt(
+        &self,
+        request: &Request,
+        call: &Call,
+        sending: &Sending,
+        replays: &Replays,
+    ) -> Result<Response, Failure> {
+        let session = self.session(call).await.map_err(Failure::before_sending)?;
+        let generation = self.identity.headers().0;
+        let failure = match self.send_once(request, call, &session, sending).await {
+            Err(f) => f,
+            ok => return ok,
+        };
+        if failure.resession && !replays.resession.swap(true, Ordering::Relaxed) {
+            tracing::info!(correlation_id = %call.correlation_id, status = failure.error.http_status, "renewing the sync session");
+            self.session.invalidate(&session).await;
+            let session = self.session(call).await.map_err(Failure::before_sending)?;
+            return self.send_once(request, call, &session, sending).await;
+        }
+        if failure.error.http_status == Some(401)
+            && self.identity.can_refresh()
+            && !replays.reauth.swap(true, Ordering::Relaxed)
+        {
+            self.identity
+                .refresh(generation)
+                .await
+                .map_err(|e| Failure::new(e, Reached::No, Transience::Permanent))?;
+            return self.send_once(request, call, &session, sending).await;
+        }
+        Err(failure)
+    }
+
+    async fn send_once(
+        &self,
+        request: &Request,
+        call: &Call,
+        session: &Session,
+        sending: &Sending,
+    ) -> Result<Response, Failure> {
+        let method = match request.method {
+            Method::Get => HttpMethod::GET,
+            Method::Post => HttpMethod::POST,
+            Method::Put => HttpMethod::PUT,
+            Method::Patch => HttpMethod::PATCH,
+            Method::Delete => HttpMethod::DELETE,
+        };
+        let mut builder = self
+            .request(method, &request.path, call)
+            .await
+            .map_err(Failure::before_sending)?
+            .header(HEADER_SESSION, &session.id)
+            .header(HEADER_EPOCH, session.epoch.to_string());
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        if let Some(version) = request.if_match {
+            builder = builder.header(IF_MATCH, format!("\"{version}\""));
+        }
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let (status, headers, body) = self.exchange(builder, call, Some(sending)).await?;
+        if status.is_success() {
+            let body = if body.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&body).map_err(|e| {
+                    let error = ToolError::new(
+                        ErrorCode::UpstreamError,
+                        format!("the upstream sent a response that is not JSON: {e}"),
+                    )
+                    .with_status(status.as_u16());
+                    Failure::new(error, Reached::Maybe, Transience::Permanent)
+                })?
+            };
+            return Ok(Response {
+                status: status.as_u16(),
+                body,
+            });
+        }
+        Err(Failure::status(
+            status,
+            &headers,
+            &body,
+            request.class.is_write(),
+        ))
+    }
+}
