@@ -10,7 +10,10 @@
 //! - `busy_timeout` makes a process wait for another's short write instead of
 //!   failing with `SQLITE_BUSY`;
 //! - the epoch and the write clock live in the database, so every process
-//!   agrees on them.
+//!   agrees on them;
+//! - every entity operation is given the epoch its client claims and checks
+//!   it in the same transaction as the operation: a wipe by any process
+//!   either commits before (and the operation is refused) or after it.
 //!
 //! rusqlite is blocking; async callers go through [`blocking`].
 
@@ -47,9 +50,12 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO meta (key, value) VALUES ('epoch', 1), ('clock_ms', 0);",
 ];
 
-/// A failure while using an open store.
+/// A failure while using an open store, or a stale claimed epoch.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The client's epoch is behind the tenant's, which is this one.
+    #[error("the claimed epoch is behind the current epoch {0}")]
+    EpochMismatch(i64),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("stored item is corrupt: {0}")]
@@ -135,6 +141,12 @@ impl Store {
         Ok(read_meta(&self.lock(), "epoch")?)
     }
 
+    /// Refuses a claimed epoch behind the tenant's, for a request refused
+    /// before it reaches the store: it still learns of a wipe first.
+    pub fn check_epoch(&self, claimed_epoch: i64) -> Result<(), StoreError> {
+        check_epoch(&self.lock(), claimed_epoch)
+    }
+
     /// Raises the epoch by one and returns the new value.
     pub fn bump_epoch(&self) -> Result<i64, StoreError> {
         let mut conn = self.lock();
@@ -145,26 +157,39 @@ impl Store {
         Ok(epoch)
     }
 
-    /// The item `uid` of `entity`, deleted or not.
-    pub fn get(&self, entity: &str, uid: Uuid) -> Result<Option<Record>, StoreError> {
-        select(&self.lock(), entity, uid)
+    /// The item `uid` of `entity`, deleted or not, read in the same snapshot
+    /// as the epoch `claimed_epoch` is checked against.
+    pub fn get(
+        &self,
+        entity: &str,
+        uid: Uuid,
+        claimed_epoch: i64,
+    ) -> Result<Option<Record>, StoreError> {
+        let mut conn = self.lock();
+        // A read transaction: one snapshot for both statements.
+        let tx = conn.transaction()?;
+        check_epoch(&tx, claimed_epoch)?;
+        select(&tx, entity, uid)
     }
 
-    /// Up to `limit` items after `after` in `(updated_ms, uid)` order. One
-    /// statement, so the page is a consistent snapshot.
+    /// Up to `limit` items after `after` in `(updated_ms, uid)` order: one
+    /// statement, in the snapshot `claimed_epoch` was checked in.
     pub fn list(
         &self,
         entity: &str,
         after: Option<Position>,
         limit: usize,
         include_deleted: bool,
+        claimed_epoch: i64,
     ) -> Result<Vec<Record>, StoreError> {
         // The empty string sorts before every uid, so (MIN, "") is "from the start".
         let (after_ms, after_uid) = after.map_or((i64::MIN, String::new()), |p| {
             (p.updated_ms, p.uid.to_string())
         });
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        check_epoch(&tx, claimed_epoch)?;
+        let mut stmt = tx.prepare_cached(
             "SELECT uid, version, updated_ms, deleted_ms, payload FROM items
              WHERE entity = ?1 AND (updated_ms, uid) > (?2, ?3) AND (?4 OR deleted_ms IS NULL)
              ORDER BY updated_ms, uid LIMIT ?5",
@@ -177,13 +202,15 @@ impl Store {
         rows.map(|row| row?.parse()).collect()
     }
 
-    /// Reads item `uid`, lets `decide` choose its next state, then stamps and
-    /// stores it, all in one `BEGIN IMMEDIATE` transaction. Nothing is written
-    /// when `decide` fails.
+    /// Checks `claimed_epoch`, reads item `uid`, lets `decide` choose its
+    /// next state, then stamps and stores it, all in one `BEGIN IMMEDIATE`
+    /// transaction: a wipe commits either before the check or after the
+    /// write. Nothing is written when the epoch is stale or `decide` fails.
     pub fn write<E>(
         &self,
         entity: &str,
         uid: Uuid,
+        claimed_epoch: i64,
         decide: impl FnOnce(Option<&Record>, &ParentLookup<'_>) -> Result<NewState, E>,
     ) -> Result<Record, E>
     where
@@ -193,6 +220,7 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
+        check_epoch(&tx, claimed_epoch)?;
         let current = select(&tx, entity, uid)?;
         let next = decide(current.as_ref(), &ParentLookup { conn: &tx })?;
         let version = current.map_or(1, |c| c.version + 1);
@@ -292,6 +320,18 @@ fn check_version(conn: &Connection, known: usize, path: &Path) -> Result<usize, 
             found: version,
             supported: known,
         }),
+    }
+}
+
+/// Refuses a claimed epoch behind the tenant's. A request without
+/// `X-Sync-Epoch` claims 0, always behind (epochs start at 1), as on the
+/// real service.
+fn check_epoch(conn: &Connection, claimed_epoch: i64) -> Result<(), StoreError> {
+    let current = read_meta(conn, "epoch")?;
+    if claimed_epoch < current {
+        Err(StoreError::EpochMismatch(current))
+    } else {
+        Ok(())
     }
 }
 
@@ -421,6 +461,9 @@ impl RawRecord {
 mod tests {
     use super::*;
 
+    /// A new database's epoch.
+    const FIRST_EPOCH: i64 = 1;
+
     fn open_temp() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("nested/dir/api.db")).expect("open");
@@ -433,7 +476,7 @@ mod tests {
             .cloned()
             .unwrap_or_default();
         store
-            .write::<StoreError>("notes", uid, |_, _| {
+            .write::<StoreError>("notes", uid, FIRST_EPOCH, |_, _| {
                 Ok(NewState {
                     payload,
                     deleted: false,
@@ -463,7 +506,10 @@ mod tests {
             second.payload["sync"],
             json!({ "version": 2, "isDeleted": false })
         );
-        assert_eq!(store.get("notes", uid).ok().flatten(), Some(second));
+        assert_eq!(
+            store.get("notes", uid, FIRST_EPOCH).ok().flatten(),
+            Some(second)
+        );
     }
 
     #[test]
@@ -471,12 +517,48 @@ mod tests {
         let (_dir, store) = open_temp();
         let uid = Uuid::new_v4();
         put(&store, uid, "a");
-        let refused = store.write("notes", uid, |_, _| Err(StoreError::Corrupt("no".into())));
+        let refused = store.write("notes", uid, FIRST_EPOCH, |_, _| {
+            Err(StoreError::Corrupt("no".into()))
+        });
         assert!(refused.is_err());
         assert_eq!(
-            store.get("notes", uid).ok().flatten().map(|r| r.version),
+            store
+                .get("notes", uid, FIRST_EPOCH)
+                .ok()
+                .flatten()
+                .map(|r| r.version),
             Some(1)
         );
+    }
+
+    /// Every operation checks the claimed epoch itself: after a wipe, a
+    /// stale one is refused with the current epoch and writes nothing.
+    #[test]
+    fn operations_refuse_a_stale_claimed_epoch() {
+        let (_dir, store) = open_temp();
+        let uid = Uuid::new_v4();
+        put(&store, uid, "a");
+        let current = store.bump_epoch().expect("wipe");
+        let stale = current - 1;
+        let refused = store.write::<StoreError>("notes", uid, stale, |_, _| {
+            panic!("a stale write must not reach its decision")
+        });
+        assert!(matches!(refused, Err(StoreError::EpochMismatch(e)) if e == current));
+        assert!(matches!(
+            store.get("notes", uid, stale),
+            Err(StoreError::EpochMismatch(e)) if e == current
+        ));
+        assert!(matches!(
+            store.list("notes", None, 10, true, stale),
+            Err(StoreError::EpochMismatch(e)) if e == current
+        ));
+        assert!(matches!(
+            store.check_epoch(stale),
+            Err(StoreError::EpochMismatch(e)) if e == current
+        ));
+        let kept = store.get("notes", uid, current).expect("get");
+        assert_eq!(kept.map(|r| r.version), Some(1));
+        assert!(store.check_epoch(current).is_ok());
     }
 
     #[test]
@@ -487,7 +569,7 @@ mod tests {
             put(&store, *uid, "x");
         }
         store
-            .write::<StoreError>("notes", uids[1], |cur, _| {
+            .write::<StoreError>("notes", uids[1], FIRST_EPOCH, |cur, _| {
                 let payload = cur.map(|c| c.payload.clone()).unwrap_or_default();
                 Ok(NewState {
                     payload,
@@ -496,19 +578,21 @@ mod tests {
             })
             .expect("delete");
         let live: Vec<Uuid> = store
-            .list("notes", None, 10, false)
+            .list("notes", None, 10, false, FIRST_EPOCH)
             .expect("list")
             .iter()
             .map(|r| r.uid)
             .collect();
         assert_eq!(live, vec![uids[0], uids[2]]);
-        let all = store.list("notes", None, 10, true).expect("list");
+        let all = store
+            .list("notes", None, 10, true, FIRST_EPOCH)
+            .expect("list");
         let after = Position {
             updated_ms: all[0].updated_ms,
             uid: all[0].uid,
         };
         let rest: Vec<Uuid> = store
-            .list("notes", Some(after), 10, true)
+            .list("notes", Some(after), 10, true, FIRST_EPOCH)
             .expect("list")
             .iter()
             .map(|r| r.uid)
@@ -521,14 +605,15 @@ mod tests {
         let (_dir, store) = open_temp();
         let parent = Uuid::new_v4();
         put(&store, parent, "p");
-        let seen = store.write::<StoreError>("comments", Uuid::new_v4(), |_, parents| {
-            assert!(parents.is_live("notes", parent)?);
-            assert!(!parents.is_live("tasks", parent)?);
-            Ok(NewState {
-                payload: Payload::new(),
-                deleted: false,
-            })
-        });
+        let seen =
+            store.write::<StoreError>("comments", Uuid::new_v4(), FIRST_EPOCH, |_, parents| {
+                assert!(parents.is_live("notes", parent)?);
+                assert!(!parents.is_live("tasks", parent)?);
+                Ok(NewState {
+                    payload: Payload::new(),
+                    deleted: false,
+                })
+            });
         assert!(seen.is_ok());
     }
 
@@ -559,7 +644,7 @@ mod tests {
         let again = Store::open(&path).expect("reopen");
         assert_eq!(
             again
-                .get("notes", uid)
+                .get("notes", uid, FIRST_EPOCH)
                 .ok()
                 .flatten()
                 .map(|r| r.payload["title"].clone()),
