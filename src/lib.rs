@@ -12,6 +12,8 @@
 //!   loopback when no upstream URL is configured.
 //! - [`logging`]: JSON lines to a rotating file, never to stdout; [`stdio`]:
 //!   the MCP channel, guarded so nothing else reaches stdout.
+//! - [`fsmode`]: data and logs are owner-only (umask, 0700 directories, 0600
+//!   files).
 //! - [`app`] and [`doctor`]: the commands `main` dispatches to.
 
 pub mod app;
@@ -20,6 +22,7 @@ pub mod config;
 pub mod doctor;
 pub mod embedded;
 pub mod error;
+pub mod fsmode;
 pub mod logging;
 pub mod mcp;
 pub mod service;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use toolbridge_mcp::app::{self, CallFailure, ToolsFormat};
 use toolbridge_mcp::config::{Cli, Command, Config};
-use toolbridge_mcp::{doctor, logging, stdio};
+use toolbridge_mcp::{doctor, fsmode, logging, stdio};
 
 fn main() -> ExitCode {
     unset_empty_settings();
@@ -44,6 +44,12 @@ fn main() -> ExitCode {
         println!("{}", app::tools(&config, format));
         return ExitCode::SUCCESS;
     }
+    // From here on every file this process creates is owner-only: the
+    // database, SQLite's -wal and -shm, the daily log files (the libraries
+    // that make the last three take no mode). Set before the runtime starts
+    // any thread, since the mask is per process. Not for `tools` above: the
+    // catalog it writes is meant to be shared.
+    fsmode::private_umask();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

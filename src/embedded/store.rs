@@ -15,8 +15,12 @@
 //!   it in the same transaction as the operation: a wipe by any process
 //!   either commits before (and the operation is refused) or after it.
 //!
+//! The file holds the user's notes, so it is owner-only: directories made
+//! for it are 0700, the file 0600 (see [`make_private`]).
+//!
 //! rusqlite is blocking; async callers go through [`blocking`].
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -28,6 +32,7 @@ use uuid::Uuid;
 use super::Error;
 use super::clock::{now_ms, rfc3339_ms};
 use super::entities::Payload;
+use crate::fsmode;
 
 /// How long a write waits for another process's transaction to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -118,6 +123,7 @@ impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<Self, Error> {
         create_parent_dir(path)?;
+        make_private(path);
         let open_failed = |source| Error::OpenStore {
             path: path.to_owned(),
             source,
@@ -246,15 +252,48 @@ where
         .map_err(|e| E::from(StoreError::from(e)))?
 }
 
+/// Creates the missing directories above the file, each 0700.
 fn create_parent_dir(path: &Path) -> Result<(), Error> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+            fsmode::create_private_dir_all(dir).map_err(|source| Error::CreateDir {
                 path: dir.to_owned(),
                 source,
             })
         }
         _ => Ok(()),
+    }
+}
+
+/// Makes the database owner-only before SQLite opens it. A missing file is
+/// created 0600, so it is never open to others even before its first write
+/// (SQLite would create it 0644 less the umask). One found readable by
+/// others (an older version created it 0644) is tightened, with its `-wal`
+/// and `-shm` if present: they hold recent writes, and SQLite gives new ones
+/// the database's mode. Failures are logged, not fatal: the next step,
+/// SQLite's open, reports a file it cannot create, and a file we may not
+/// chmod (someone else's) is still usable.
+fn make_private(path: &Path) {
+    if let Err(error) = fsmode::create_private_file(path) {
+        tracing::debug!(%error, path = %path.display(), "cannot create the embedded store file");
+    }
+    let with_suffix = |suffix: &str| {
+        let mut name = OsString::from(path.as_os_str());
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    for file in [path.to_owned(), with_suffix("-wal"), with_suffix("-shm")] {
+        match fsmode::restrict_file(&file) {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!(path = %file.display(), "embedded store file made owner-only")
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                path = %file.display(),
+                "cannot make the embedded store file owner-only"
+            ),
+        }
     }
 }
 
