@@ -12,6 +12,8 @@
 //!   loopback when no upstream URL is configured.
 //! - [`logging`]: JSON lines to a rotating file, never to stdout; [`stdio`]:
 //!   the MCP channel, guarded so nothing else reaches stdout.
+//! - [`fsmode`]: data and logs are owner-only (umask, 0700 directories, 0600
+//!   files).
 //! - [`commands`]: the commands `main` dispatches to, one file each.
 
 pub mod catalog;
@@ -19,6 +21,7 @@ pub mod commands;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod fsmode;
 pub mod logging;
 pub mod mcp;
 pub mod service;

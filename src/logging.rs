@@ -27,7 +27,9 @@ pub fn init(dir: &Path, level: &str) -> LogGuard {
         eprintln!("toolbridge-mcp: ignoring log filter `{level}` ({e}); using info");
         EnvFilter::new("info")
     });
-    let appender = std::fs::create_dir_all(dir)
+    // Owner-only: the directories made here 0700; the files 0600, by the
+    // process umask (`fsmode::private_umask`), since the appender takes no mode.
+    let appender = crate::fsmode::create_private_dir_all(dir)
         .map_err(|e| e.to_string())
         .and_then(|_| {
             RollingFileAppender::builder()

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -325,11 +326,24 @@ async fn wipe_forces_re_sessioning() {
         (refused.status(), header(&refused, "x-sync-epoch")),
         (StatusCode::CONFLICT, "2")
     );
+    // The epoch is checked behind the rate limiter, which counted it.
+    assert!(
+        header(&refused, "x-ratelimit-remaining")
+            .parse::<u32>()
+            .is_ok()
+    );
     let body: Value = refused.json().await.expect("json");
     assert_eq!(
         body,
         json!({"error": "epoch_mismatch", "epoch": 2, "correlation_id": "c-1"})
     );
+    // ... and before the request's own checks (uid, body).
+    let bad_uid = stale
+        .call(Method::DELETE, "/v1/notes/not-a-uid", None)
+        .await;
+    assert_eq!(error_of(&bad_uid.1), "epoch_mismatch");
+    let bad_body = stale.entity(Method::POST, "/v1/notes").body("{bad");
+    assert_eq!(error_of(&json_of(bad_body).await.1), "epoch_mismatch");
     assert_eq!(api.client.get(&note).await.0, StatusCode::OK);
 }
 
@@ -878,6 +892,49 @@ async fn instances_sharing_a_database_agree() {
     assert_eq!(status_of(wipe).await, StatusCode::OK);
     let (code, body) = second.client.get("/v1/notes").await;
     assert_eq!((code, &body["epoch"]), (StatusCode::CONFLICT, &json!(2)));
+}
+
+/// A wipe that commits while a write is in flight is seen by that write: the
+/// epoch is checked inside the write's own transaction, so a stale-epoch write
+/// can never commit after the wipe. The test plays another process sharing the
+/// file, caught in the middle of its wipe: the epoch raised in an open
+/// `BEGIN IMMEDIATE` transaction. The request is admitted while the wipe is
+/// uncommitted (WAL readers see epoch 1), queues on the write lock, and the
+/// wipe commits before it can write. (A check made before the write's
+/// transaction, as the gate once did, let this write through with `201`.)
+#[tokio::test]
+async fn a_wipe_landing_before_a_write_refuses_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("api.db");
+    let api = start_at(&db, RateLimits::default()).await;
+    let wiper = rusqlite::Connection::open(&db).expect("open the database");
+    wiper
+        .execute_batch("BEGIN IMMEDIATE; UPDATE meta SET value = value + 1 WHERE key = 'epoch';")
+        .expect("begin the wipe");
+
+    let stale = api.client.clone();
+    let write = tokio::spawn(async move {
+        let body = json!({"title": "written under epoch 1"});
+        stale.call(Method::POST, "/v1/notes", Some(body)).await
+    });
+    // Time to be admitted and queue on the lock, well within the store's
+    // 5 s busy timeout.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!write.is_finished(), "the write must wait for the wipe");
+    wiper.execute_batch("COMMIT").expect("commit the wipe");
+
+    let (status, body) = write.await.expect("writer");
+    assert_eq!(
+        (status, error_of(&body), &body["epoch"]),
+        (StatusCode::CONFLICT, "epoch_mismatch", &json!(2)),
+        "{body}"
+    );
+    let current = Client {
+        epoch: 2,
+        ..api.client.clone()
+    };
+    let (status, page) = current.get("/v1/notes").await;
+    assert_eq!((status, &page["items"]), (StatusCode::OK, &json!([])));
 }
 
 /// Concurrent writes through two instances lose and duplicate nothing.

@@ -23,7 +23,7 @@ use crate::embedded::{self, ApiConfig, RateLimits, RunningApi};
 use crate::error::SetupError;
 use crate::service::Service;
 use crate::upstream::{Auth, Client, run_token_command};
-use crate::{logging, stdio};
+use crate::{fsmode, logging, stdio};
 
 /// Parses nothing (that is `main`'s), runs the command `cli` names, and says
 /// how the process should exit.
@@ -47,6 +47,12 @@ pub fn run(cli: Cli) -> ExitCode {
     {
         return tools::run(&config, *json, *markdown, write.as_deref());
     }
+    // From here on every file this process creates is owner-only: the
+    // database, SQLite's -wal and -shm, the daily log files (the libraries
+    // that make the last three take no mode). Set before the runtime starts
+    // any thread, since the mask is per process. Not for `tools` above: the
+    // catalog it writes is meant to be shared.
+    fsmode::private_umask();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -57,7 +57,10 @@ pub const UNAUTHORIZED: ApiError = ApiError::Plain(StatusCode::UNAUTHORIZED, "un
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            StoreError::EpochMismatch(current) => ApiError::EpochMismatch(current),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

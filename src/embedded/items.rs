@@ -1,6 +1,8 @@
 //! The eight entity operations, written once for every entity of the table.
-//! Each route carries its [`EntitySpec`] as an extension; the handler parses
-//! the request, and the spec decides inside the store's write transaction.
+//! Each route carries its [`EntitySpec`] as an extension, and each request
+//! the epoch its client claims ([`ClaimedEpoch`], left by the gate). The
+//! handler parses the request; then, in one store transaction, the store
+//! checks the epoch and the spec decides.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -18,6 +20,7 @@ use uuid::Uuid;
 use super::clock::rfc3339_ms;
 use super::entities::{EntitySpec, Payload, Precondition, Write};
 use super::error::ApiError;
+use super::gate::ClaimedEpoch;
 use super::routes::AppState;
 use super::store::{Position, Record, blocking};
 
@@ -27,6 +30,7 @@ pub const DEFAULT_LIMIT: usize = 500;
 pub const MAX_LIMIT: usize = 1000;
 
 type Spec = Extension<&'static EntitySpec>;
+type Epoch = Extension<ClaimedEpoch>;
 
 /// An item as the wire shows it.
 #[derive(Debug, Serialize)]
@@ -90,15 +94,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ItemUid {
 pub async fn list(
     State(app): State<AppState>,
     Extension(spec): Spec,
+    Extension(epoch): Epoch,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
-    let Query(params) = query.map_err(|_| ApiError::BadRequest("invalid query string".into()))?;
+    let parsed = query.map_err(|_| ApiError::BadRequest("invalid query string".into()));
+    let Query(params) = admit(&app, epoch, parsed).await?;
     let limit = page_limit(params.limit.as_deref());
     // An undecodable cursor restarts the listing, as on the real service.
     let after = params.cursor.as_deref().and_then(decode_cursor);
     let include_deleted = is_true(params.include_deleted.as_deref());
     let records = blocking(&app.store, move |s| {
-        s.list(spec.key, after, limit, include_deleted)
+        s.list(spec.key, after, limit, include_deleted, epoch.0)
     })
     .await?;
     let next_cursor = records.last().map(|r| {
@@ -117,25 +123,25 @@ pub async fn list(
 pub async fn create(
     State(app): State<AppState>,
     Extension(spec): Spec,
+    Extension(epoch): Epoch,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Item>), ApiError> {
-    let payload = parse_object(&body)?;
-    let uid = uid_for_create(&payload)?;
-    Ok((
-        StatusCode::CREATED,
-        write(&app, spec, uid, Write::Create(payload)).await?,
-    ))
+    let parsed = parse_object(&body)
+        .and_then(|payload| Ok((uid_for_create(&payload)?, Write::Create(payload))));
+    Ok((StatusCode::CREATED, write(&app, spec, epoch, parsed).await?))
 }
 
 /// `GET P/{uid}?includeDeleted=true`
 pub async fn get(
     State(app): State<AppState>,
     Extension(spec): Spec,
-    ItemUid(uid): ItemUid,
+    Extension(epoch): Epoch,
+    uid: Result<ItemUid, ApiError>,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<Item>, ApiError> {
+    let ItemUid(uid) = admit(&app, epoch, uid).await?;
     let include_deleted = query.is_ok_and(|Query(p)| is_true(p.include_deleted.as_deref()));
-    let found = blocking(&app.store, move |s| s.get(spec.key, uid)).await?;
+    let found = blocking(&app.store, move |s| s.get(spec.key, uid, epoch.0)).await?;
     let record = found.ok_or_else(|| spec.not_found())?;
     if !include_deleted {
         spec.live(Some(&record))?;
@@ -147,44 +153,54 @@ pub async fn get(
 pub async fn update(
     State(app): State<AppState>,
     Extension(spec): Spec,
-    ItemUid(uid): ItemUid,
+    Extension(epoch): Epoch,
+    uid: Result<ItemUid, ApiError>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Item>, ApiError> {
-    let payload = parse_object(&body)?;
-    let precondition = precondition(&headers)?;
-    write(&app, spec, uid, Write::Replace(payload, precondition)).await
+    let parsed = uid.and_then(|ItemUid(uid)| {
+        let payload = parse_object(&body)?;
+        Ok((uid, Write::Replace(payload, precondition(&headers)?)))
+    });
+    write(&app, spec, epoch, parsed).await
 }
 
 /// `PATCH P/{uid}` with an optional `If-Match`.
 pub async fn patch(
     State(app): State<AppState>,
     Extension(spec): Spec,
-    ItemUid(uid): ItemUid,
+    Extension(epoch): Epoch,
+    uid: Result<ItemUid, ApiError>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Item>, ApiError> {
-    let fields = parse_object(&body)?;
-    let precondition = precondition(&headers)?;
-    write(&app, spec, uid, Write::Merge(fields, precondition)).await
+    let parsed = uid.and_then(|ItemUid(uid)| {
+        let fields = parse_object(&body)?;
+        Ok((uid, Write::Merge(fields, precondition(&headers)?)))
+    });
+    write(&app, spec, epoch, parsed).await
 }
 
 /// `DELETE P/{uid}`: a soft delete answering the tombstone.
 pub async fn delete(
     State(app): State<AppState>,
     Extension(spec): Spec,
-    ItemUid(uid): ItemUid,
+    Extension(epoch): Epoch,
+    uid: Result<ItemUid, ApiError>,
 ) -> Result<Json<Item>, ApiError> {
-    write(&app, spec, uid, Write::Delete).await
+    let parsed = uid.map(|ItemUid(uid)| (uid, Write::Delete));
+    write(&app, spec, epoch, parsed).await
 }
 
 /// `POST P/{uid}/archive` (any body is ignored).
 pub async fn archive(
     State(app): State<AppState>,
     Extension(spec): Spec,
-    ItemUid(uid): ItemUid,
+    Extension(epoch): Epoch,
+    uid: Result<ItemUid, ApiError>,
 ) -> Result<Json<Item>, ApiError> {
-    write(&app, spec, uid, Write::Archive).await
+    let parsed = uid.map(|ItemUid(uid)| (uid, Write::Archive));
+    write(&app, spec, epoch, parsed).await
 }
 
 /// `POST P/{uid}/process` with `{action, metadata?}`. The body is read before
@@ -193,31 +209,57 @@ pub async fn archive(
 pub async fn process(
     State(app): State<AppState>,
     Extension(spec): Spec,
-    ItemUid(uid): ItemUid,
+    Extension(epoch): Epoch,
+    uid: Result<ItemUid, ApiError>,
     body: Bytes,
 ) -> Result<Json<Item>, ApiError> {
-    let request = parse_object(&body)?;
-    let action = match request.get("action") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(action)) => action.clone(),
-        Some(_) => return Err(ApiError::BadRequest("action must be a string".into())),
-    };
-    write(&app, spec, uid, Write::Process(action)).await
+    let parsed = uid.and_then(|ItemUid(uid)| {
+        let request = parse_object(&body)?;
+        Ok((uid, Write::Process(action_of(&request)?)))
+    });
+    write(&app, spec, epoch, parsed).await
 }
 
+/// Runs the parsed write on its item in one store transaction, which first
+/// checks the claimed epoch.
 async fn write(
     app: &AppState,
     spec: &'static EntitySpec,
-    uid: Uuid,
-    write: Write,
+    epoch: ClaimedEpoch,
+    parsed: Result<(Uuid, Write), ApiError>,
 ) -> Result<Json<Item>, ApiError> {
+    let (uid, write) = admit(app, epoch, parsed).await?;
     let record = blocking(&app.store, move |store| {
-        store.write(spec.key, uid, |current, parents| {
+        store.write(spec.key, uid, epoch.0, |current, parents| {
             spec.decide(write, current, parents)
         })
     })
     .await?;
     Ok(Json(record.into()))
+}
+
+/// What the handler parsed, or why it refuses the request. A refusal waits
+/// for the epoch check, so a stale client hears `409 epoch_mismatch` before
+/// `400`, as it would if the epoch were checked in front of the handler (as
+/// on the real service). Parsed requests take the epoch check to the store.
+async fn admit<T>(
+    app: &AppState,
+    epoch: ClaimedEpoch,
+    parsed: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    if parsed.is_err() {
+        blocking(&app.store, move |store| store.check_epoch(epoch.0)).await?;
+    }
+    parsed
+}
+
+/// The `action` of a process request; none is the empty action.
+fn action_of(request: &Payload) -> Result<String, ApiError> {
+    match request.get("action") {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(action)) => Ok(action.clone()),
+        Some(_) => Err(ApiError::BadRequest("action must be a string".into())),
+    }
 }
 
 /// The body as a JSON object. The real service crashes (`500`) on `null`

@@ -10,10 +10,17 @@
 //! - `busy_timeout` makes a process wait for another's short write instead of
 //!   failing with `SQLITE_BUSY`;
 //! - the epoch and the write clock live in the database, so every process
-//!   agrees on them.
+//!   agrees on them;
+//! - every entity operation is given the epoch its client claims and checks
+//!   it in the same transaction as the operation: a wipe by any process
+//!   either commits before (and the operation is refused) or after it.
+//!
+//! The file holds the user's notes, so it is owner-only: directories made
+//! for it are 0700, the file 0600 (see [`make_private`]).
 //!
 //! rusqlite is blocking; async callers go through [`blocking`].
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -25,6 +32,7 @@ use uuid::Uuid;
 use super::Error;
 use super::clock::{now_ms, rfc3339_ms};
 use super::entities::Payload;
+use crate::fsmode;
 
 /// How long a write waits for another process's transaction to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,9 +55,12 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO meta (key, value) VALUES ('epoch', 1), ('clock_ms', 0);",
 ];
 
-/// A failure while using an open store.
+/// A failure while using an open store, or a stale claimed epoch.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The client's epoch is behind the tenant's, which is this one.
+    #[error("the claimed epoch is behind the current epoch {0}")]
+    EpochMismatch(i64),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("stored item is corrupt: {0}")]
@@ -112,6 +123,7 @@ impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<Self, Error> {
         create_parent_dir(path)?;
+        make_private(path);
         let open_failed = |source| Error::OpenStore {
             path: path.to_owned(),
             source,
@@ -135,6 +147,12 @@ impl Store {
         Ok(read_meta(&self.lock(), "epoch")?)
     }
 
+    /// Refuses a claimed epoch behind the tenant's, for a request refused
+    /// before it reaches the store: it still learns of a wipe first.
+    pub fn check_epoch(&self, claimed_epoch: i64) -> Result<(), StoreError> {
+        check_epoch(&self.lock(), claimed_epoch)
+    }
+
     /// Raises the epoch by one and returns the new value.
     pub fn bump_epoch(&self) -> Result<i64, StoreError> {
         let mut conn = self.lock();
@@ -145,26 +163,39 @@ impl Store {
         Ok(epoch)
     }
 
-    /// The item `uid` of `entity`, deleted or not.
-    pub fn get(&self, entity: &str, uid: Uuid) -> Result<Option<Record>, StoreError> {
-        select(&self.lock(), entity, uid)
+    /// The item `uid` of `entity`, deleted or not, read in the same snapshot
+    /// as the epoch `claimed_epoch` is checked against.
+    pub fn get(
+        &self,
+        entity: &str,
+        uid: Uuid,
+        claimed_epoch: i64,
+    ) -> Result<Option<Record>, StoreError> {
+        let mut conn = self.lock();
+        // A read transaction: one snapshot for both statements.
+        let tx = conn.transaction()?;
+        check_epoch(&tx, claimed_epoch)?;
+        select(&tx, entity, uid)
     }
 
-    /// Up to `limit` items after `after` in `(updated_ms, uid)` order. One
-    /// statement, so the page is a consistent snapshot.
+    /// Up to `limit` items after `after` in `(updated_ms, uid)` order: one
+    /// statement, in the snapshot `claimed_epoch` was checked in.
     pub fn list(
         &self,
         entity: &str,
         after: Option<Position>,
         limit: usize,
         include_deleted: bool,
+        claimed_epoch: i64,
     ) -> Result<Vec<Record>, StoreError> {
         // The empty string sorts before every uid, so (MIN, "") is "from the start".
         let (after_ms, after_uid) = after.map_or((i64::MIN, String::new()), |p| {
             (p.updated_ms, p.uid.to_string())
         });
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        check_epoch(&tx, claimed_epoch)?;
+        let mut stmt = tx.prepare_cached(
             "SELECT uid, version, updated_ms, deleted_ms, payload FROM items
              WHERE entity = ?1 AND (updated_ms, uid) > (?2, ?3) AND (?4 OR deleted_ms IS NULL)
              ORDER BY updated_ms, uid LIMIT ?5",
@@ -177,13 +208,15 @@ impl Store {
         rows.map(|row| row?.parse()).collect()
     }
 
-    /// Reads item `uid`, lets `decide` choose its next state, then stamps and
-    /// stores it, all in one `BEGIN IMMEDIATE` transaction. Nothing is written
-    /// when `decide` fails.
+    /// Checks `claimed_epoch`, reads item `uid`, lets `decide` choose its
+    /// next state, then stamps and stores it, all in one `BEGIN IMMEDIATE`
+    /// transaction: a wipe commits either before the check or after the
+    /// write. Nothing is written when the epoch is stale or `decide` fails.
     pub fn write<E>(
         &self,
         entity: &str,
         uid: Uuid,
+        claimed_epoch: i64,
         decide: impl FnOnce(Option<&Record>, &ParentLookup<'_>) -> Result<NewState, E>,
     ) -> Result<Record, E>
     where
@@ -193,6 +226,7 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
+        check_epoch(&tx, claimed_epoch)?;
         let current = select(&tx, entity, uid)?;
         let next = decide(current.as_ref(), &ParentLookup { conn: &tx })?;
         let version = current.map_or(1, |c| c.version + 1);
@@ -218,15 +252,48 @@ where
         .map_err(|e| E::from(StoreError::from(e)))?
 }
 
+/// Creates the missing directories above the file, each 0700.
 fn create_parent_dir(path: &Path) -> Result<(), Error> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+            fsmode::create_private_dir_all(dir).map_err(|source| Error::CreateDir {
                 path: dir.to_owned(),
                 source,
             })
         }
         _ => Ok(()),
+    }
+}
+
+/// Makes the database owner-only before SQLite opens it. A missing file is
+/// created 0600, so it is never open to others even before its first write
+/// (SQLite would create it 0644 less the umask). One found readable by
+/// others (an older version created it 0644) is tightened, with its `-wal`
+/// and `-shm` if present: they hold recent writes, and SQLite gives new ones
+/// the database's mode. Failures are logged, not fatal: the next step,
+/// SQLite's open, reports a file it cannot create, and a file we may not
+/// chmod (someone else's) is still usable.
+fn make_private(path: &Path) {
+    if let Err(error) = fsmode::create_private_file(path) {
+        tracing::debug!(%error, path = %path.display(), "cannot create the embedded store file");
+    }
+    let with_suffix = |suffix: &str| {
+        let mut name = OsString::from(path.as_os_str());
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    for file in [path.to_owned(), with_suffix("-wal"), with_suffix("-shm")] {
+        match fsmode::restrict_file(&file) {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!(path = %file.display(), "embedded store file made owner-only")
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                path = %file.display(),
+                "cannot make the embedded store file owner-only"
+            ),
+        }
     }
 }
 
@@ -292,6 +359,18 @@ fn check_version(conn: &Connection, known: usize, path: &Path) -> Result<usize, 
             found: version,
             supported: known,
         }),
+    }
+}
+
+/// Refuses a claimed epoch behind the tenant's. A request without
+/// `X-Sync-Epoch` claims 0, always behind (epochs start at 1), as on the
+/// real service.
+fn check_epoch(conn: &Connection, claimed_epoch: i64) -> Result<(), StoreError> {
+    let current = read_meta(conn, "epoch")?;
+    if claimed_epoch < current {
+        Err(StoreError::EpochMismatch(current))
+    } else {
+        Ok(())
     }
 }
 
@@ -421,6 +500,9 @@ impl RawRecord {
 mod tests {
     use super::*;
 
+    /// A new database's epoch.
+    const FIRST_EPOCH: i64 = 1;
+
     fn open_temp() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("nested/dir/api.db")).expect("open");
@@ -433,7 +515,7 @@ mod tests {
             .cloned()
             .unwrap_or_default();
         store
-            .write::<StoreError>("notes", uid, |_, _| {
+            .write::<StoreError>("notes", uid, FIRST_EPOCH, |_, _| {
                 Ok(NewState {
                     payload,
                     deleted: false,
@@ -463,7 +545,10 @@ mod tests {
             second.payload["sync"],
             json!({ "version": 2, "isDeleted": false })
         );
-        assert_eq!(store.get("notes", uid).ok().flatten(), Some(second));
+        assert_eq!(
+            store.get("notes", uid, FIRST_EPOCH).ok().flatten(),
+            Some(second)
+        );
     }
 
     #[test]
@@ -471,12 +556,48 @@ mod tests {
         let (_dir, store) = open_temp();
         let uid = Uuid::new_v4();
         put(&store, uid, "a");
-        let refused = store.write("notes", uid, |_, _| Err(StoreError::Corrupt("no".into())));
+        let refused = store.write("notes", uid, FIRST_EPOCH, |_, _| {
+            Err(StoreError::Corrupt("no".into()))
+        });
         assert!(refused.is_err());
         assert_eq!(
-            store.get("notes", uid).ok().flatten().map(|r| r.version),
+            store
+                .get("notes", uid, FIRST_EPOCH)
+                .ok()
+                .flatten()
+                .map(|r| r.version),
             Some(1)
         );
+    }
+
+    /// Every operation checks the claimed epoch itself: after a wipe, a
+    /// stale one is refused with the current epoch and writes nothing.
+    #[test]
+    fn operations_refuse_a_stale_claimed_epoch() {
+        let (_dir, store) = open_temp();
+        let uid = Uuid::new_v4();
+        put(&store, uid, "a");
+        let current = store.bump_epoch().expect("wipe");
+        let stale = current - 1;
+        let refused = store.write::<StoreError>("notes", uid, stale, |_, _| {
+            panic!("a stale write must not reach its decision")
+        });
+        assert!(matches!(refused, Err(StoreError::EpochMismatch(e)) if e == current));
+        assert!(matches!(
+            store.get("notes", uid, stale),
+            Err(StoreError::EpochMismatch(e)) if e == current
+        ));
+        assert!(matches!(
+            store.list("notes", None, 10, true, stale),
+            Err(StoreError::EpochMismatch(e)) if e == current
+        ));
+        assert!(matches!(
+            store.check_epoch(stale),
+            Err(StoreError::EpochMismatch(e)) if e == current
+        ));
+        let kept = store.get("notes", uid, current).expect("get");
+        assert_eq!(kept.map(|r| r.version), Some(1));
+        assert!(store.check_epoch(current).is_ok());
     }
 
     #[test]
@@ -487,7 +608,7 @@ mod tests {
             put(&store, *uid, "x");
         }
         store
-            .write::<StoreError>("notes", uids[1], |cur, _| {
+            .write::<StoreError>("notes", uids[1], FIRST_EPOCH, |cur, _| {
                 let payload = cur.map(|c| c.payload.clone()).unwrap_or_default();
                 Ok(NewState {
                     payload,
@@ -496,19 +617,21 @@ mod tests {
             })
             .expect("delete");
         let live: Vec<Uuid> = store
-            .list("notes", None, 10, false)
+            .list("notes", None, 10, false, FIRST_EPOCH)
             .expect("list")
             .iter()
             .map(|r| r.uid)
             .collect();
         assert_eq!(live, vec![uids[0], uids[2]]);
-        let all = store.list("notes", None, 10, true).expect("list");
+        let all = store
+            .list("notes", None, 10, true, FIRST_EPOCH)
+            .expect("list");
         let after = Position {
             updated_ms: all[0].updated_ms,
             uid: all[0].uid,
         };
         let rest: Vec<Uuid> = store
-            .list("notes", Some(after), 10, true)
+            .list("notes", Some(after), 10, true, FIRST_EPOCH)
             .expect("list")
             .iter()
             .map(|r| r.uid)
@@ -521,14 +644,15 @@ mod tests {
         let (_dir, store) = open_temp();
         let parent = Uuid::new_v4();
         put(&store, parent, "p");
-        let seen = store.write::<StoreError>("comments", Uuid::new_v4(), |_, parents| {
-            assert!(parents.is_live("notes", parent)?);
-            assert!(!parents.is_live("tasks", parent)?);
-            Ok(NewState {
-                payload: Payload::new(),
-                deleted: false,
-            })
-        });
+        let seen =
+            store.write::<StoreError>("comments", Uuid::new_v4(), FIRST_EPOCH, |_, parents| {
+                assert!(parents.is_live("notes", parent)?);
+                assert!(!parents.is_live("tasks", parent)?);
+                Ok(NewState {
+                    payload: Payload::new(),
+                    deleted: false,
+                })
+            });
         assert!(seen.is_ok());
     }
 
@@ -559,7 +683,7 @@ mod tests {
         let again = Store::open(&path).expect("reopen");
         assert_eq!(
             again
-                .get("notes", uid)
+                .get("notes", uid, FIRST_EPOCH)
                 .ok()
                 .flatten()
                 .map(|r| r.payload["title"].clone()),
