@@ -24,6 +24,13 @@
 //! candidate when set: a `perf record` or `valgrind` wrapper) for profilers,
 //! with `SIDECAR_BENCH_PROFILE_HOOK` run after its warm-up.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 #[path = "sidecar/client.rs"]
 mod client;
 #[path = "sidecar/direct.rs"]

@@ -249,7 +249,9 @@ impl Service {
     ) -> Result<Value, ToolError> {
         let mut request = plan.request.clone();
         let mut items = Vec::new();
-        for page_number in 1.. {
+        let mut page_number = 0;
+        loop {
+            page_number += 1;
             let page = self.client.send(&request, call).await?.body;
             let Some(page_items) = page.get("items").and_then(Value::as_array) else {
                 return Err(ToolError::new(
@@ -290,7 +292,6 @@ impl Service {
                 }
             }
         }
-        unreachable!("the page loop returns")
     }
 }
 

@@ -19,7 +19,9 @@ pub fn claim() -> io::Result<(Reader, Writer)> {
     let channel = io::stdout().as_fd().try_clone_to_owned()?;
     // SAFETY: dup2 on two descriptors this process holds open; it replaces
     // fd 1 atomically and touches no Rust-owned handle (`channel` is a dup).
-    if unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
+    #[allow(unsafe_code)]
+    let redirected = unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) };
+    if redirected < 0 {
         return Err(io::Error::last_os_error());
     }
     let reader: Reader = pipe_reader().unwrap_or_else(|| Box::pin(tokio::io::stdin()));

@@ -3,6 +3,13 @@
 //! binary; these tests fail when either is stale. `UPDATE_CATALOG=1` rewrites
 //! them instead.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 mod common;
 
 use std::path::Path;

@@ -1,6 +1,13 @@
 //! The command line: `call`, `tools`, `doctor`, tool selection, and
 //! configuration errors, through the real binary.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 mod common;
 
 use std::path::Path;

@@ -1,6 +1,13 @@
 //! The 40 tools against a wiremock stand-in, through the real binary's stdio:
 //! each sends exactly the request of the upstream contract and maps the reply.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 mod common;
 
 use std::collections::BTreeSet;

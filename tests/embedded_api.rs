@@ -1,6 +1,13 @@
 //! The embedded API through its real HTTP interface: spawned on 127.0.0.1:0
 //! over a temporary database, driven with reqwest.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;

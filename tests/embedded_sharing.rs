@@ -1,6 +1,13 @@
 //! Several sidecars on one embedded database file, and a crash mid-write: no
 //! acknowledged write is lost or duplicated.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 mod common;
 
 use std::collections::BTreeSet;

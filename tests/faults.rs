@@ -7,6 +7,13 @@
 //!
 //! Bounds are generous on purpose: the suite runs on small, shared machines.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 mod common;
 
 use std::time::Duration;

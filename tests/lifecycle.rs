@@ -3,6 +3,13 @@
 //! separate `serve-api` process used as a remote upstream (token, tenant
 //! resolution, a real HTTP hop). The same suite runs on both.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 mod common;
 
 use std::path::Path;

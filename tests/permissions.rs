@@ -2,6 +2,13 @@
 //! 0700, the database (with its WAL and shared-memory files) and the log
 //! files 0600, whatever the umask it was started with; directories it did not
 //! create are left alone. Unix only: elsewhere there are no mode bits.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 #![cfg(unix)]
 
 mod common;
@@ -19,7 +26,10 @@ use serde_json::json;
 fn usual_umask() {
     // SAFETY: umask(2) cannot fail and touches no memory; every test in this
     // file wants the same mask.
-    unsafe { libc::umask(0o022) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::umask(0o022)
+    };
 }
 
 fn mode(path: &Path) -> u32 {

@@ -4,6 +4,14 @@
 //! once per machine into `target/real-clients/` (`npm ci`, a Python venv); a
 //! failed install fails the tests. Each test gets its own database and log
 //! directory, passed the way a host's config passes them.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    unsafe_code
+)]
 #![cfg(unix)]
 
 use std::fs::{self, File, OpenOptions};

@@ -1,6 +1,13 @@
 //! Sessions, epochs, retries, deadlines and error normalization, through the
 //! real binary's stdio against a wiremock stand-in that misbehaves on purpose.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 mod common;
 
 use std::sync::Arc;

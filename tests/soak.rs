@@ -3,6 +3,13 @@
 //! (peak RSS after 1,000 and after 10,000 calls is reported and bounded
 //! generously).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

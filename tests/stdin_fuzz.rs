@@ -9,6 +9,13 @@
 //! When a batch breaks the server, the lines are replayed one by one against
 //! fresh servers to name the one that does it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -3,6 +3,13 @@
 //! stand-in or the embedded API. Every one of them failed on the code before
 //! its fix.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 mod common;
 
 use std::sync::Arc;
