@@ -12,7 +12,8 @@
 //!   loopback when no upstream URL is configured.
 //! - [`logging`]: JSON lines to a rotating file, never to stdout; [`stdio`]:
 //!   the MCP channel, guarded so nothing else reaches stdout.
-//! - [`app`] and [`doctor`]: the commands `main` dispatches to.
+//! - [`app`], [`doctor`] and [`stats`]: the commands `main` dispatches to;
+//!   [`stats`] reads only the log files.
 
 pub mod app;
 pub mod catalog;
@@ -23,5 +24,6 @@ pub mod error;
 pub mod logging;
 pub mod mcp;
 pub mod service;
+pub mod stats;
 pub mod stdio;
 pub mod upstream;

@@ -5,12 +5,43 @@ use std::process::ExitCode;
 use clap::Parser;
 use toolbridge_mcp::app::{self, CallFailure, ToolsFormat};
 use toolbridge_mcp::config::{Cli, Command, Config};
-use toolbridge_mcp::{doctor, logging, stdio};
+use toolbridge_mcp::{doctor, logging, stats, stdio};
 
 fn main() -> ExitCode {
     unset_empty_settings();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
+    // Stats reads only the log files: no upstream, no configuration to validate.
+    if let Command::Stats {
+        since,
+        tool,
+        errors,
+        json,
+        html,
+    } = command
+    {
+        let options = stats::Options {
+            log_dir: cli.options.log_dir,
+            since,
+            tool,
+            errors,
+            json,
+            html,
+        };
+        return match stats::run(&options) {
+            Ok(output) => {
+                print!("{output}");
+                if let Some(path) = &options.html {
+                    eprintln!("wrote the HTML report to {}", path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("toolbridge-mcp: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     let config = match Config::from_options(cli.options) {
         Ok(config) => config,
         Err(message) if matches!(command, Command::Doctor) => {
@@ -100,7 +131,7 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
-            Command::Tools { .. } => ExitCode::SUCCESS,
+            Command::Tools { .. } | Command::Stats { .. } => ExitCode::SUCCESS,
         }
     })
 }
