@@ -24,7 +24,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, UtcOffset};
 
-pub use report::Summary;
+use report::Summary;
 
 /// Log file names: `toolbridge-mcp.YYYY-MM-DD.jsonl`, as [`crate::logging`]
 /// names them (prefix, daily rotation, suffix).
@@ -80,9 +80,17 @@ pub fn run(options: &Options) -> Result<String, StatsError> {
         timeline: options.html.is_some(),
     });
     for path in &files {
-        scan.read_file(path).map_err(|e| {
-            StatsError::Failed(format!("cannot read the log file {}: {e}", path.display()))
-        })?;
+        match scan.read_file(path) {
+            Ok(()) => {}
+            // Pruned by a running sidecar's rotation since it was listed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StatsError::Failed(format!(
+                    "cannot read the log file {}: {e}",
+                    path.display()
+                )));
+            }
+        }
     }
     let names = files
         .iter()
