@@ -60,6 +60,27 @@ pub enum Command {
     },
     /// Check configuration, reachability, auth, tenant, session, a read and the logs.
     Doctor,
+    /// Summarize the log files: calls, errors and latency per tool, and the upstream's health.
+    Stats {
+        /// Start of the window: a duration back from now (30m, 24h, 7d), a date
+        /// (2026-11-29, UTC) or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN", default_value = "24h")]
+        since: String,
+        /// Only this tool's calls (the upstream section stays whole).
+        #[arg(long, value_name = "NAME")]
+        tool: Option<String>,
+        /// List the failed calls, newest first, instead of the tables (with
+        /// --json: add them to the document as `errors`).
+        #[arg(long)]
+        errors: bool,
+        /// Print one JSON document instead of the tables.
+        #[arg(long)]
+        json: bool,
+        /// Also write a self-contained HTML report with charts to FILE
+        /// (owner-only: it shows who used which tools when).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// Serve the embedded ToolBridge-compatible API over HTTP.
     ServeApi {
         #[arg(long, env = "TOOLBRIDGE_LISTEN", default_value = "127.0.0.1:8081")]

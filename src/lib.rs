@@ -14,7 +14,8 @@
 //!   the MCP channel, guarded so nothing else reaches stdout.
 //! - [`fsmode`]: data and logs are owner-only (umask, 0700 directories, 0600
 //!   files).
-//! - [`commands`]: the commands `main` dispatches to, one file each.
+//! - [`commands`]: the commands `main` dispatches to, one file each;
+//!   [`stats`] reads only the log files.
 
 pub mod catalog;
 pub mod commands;
@@ -25,5 +26,6 @@ pub mod fsmode;
 pub mod logging;
 pub mod mcp;
 pub mod service;
+pub mod stats;
 pub mod stdio;
 pub mod upstream;

@@ -11,6 +11,11 @@ use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::EnvFilter;
 
+/// Log files are `<prefix>.<YYYY-MM-DD>.<suffix>`; `stats` reads them by
+/// this name.
+pub const FILE_PREFIX: &str = "toolbridge-mcp";
+pub const FILE_SUFFIX: &str = "jsonl";
+
 /// Days of log files kept.
 const KEEP_FILES: usize = 7;
 
@@ -34,8 +39,8 @@ pub fn init(dir: &Path, level: &str) -> LogGuard {
         .and_then(|_| {
             RollingFileAppender::builder()
                 .rotation(Rotation::DAILY)
-                .filename_prefix("toolbridge-mcp")
-                .filename_suffix("jsonl")
+                .filename_prefix(FILE_PREFIX)
+                .filename_suffix(FILE_SUFFIX)
                 .max_log_files(KEEP_FILES)
                 .build(dir)
                 .map_err(|e| e.to_string())

@@ -7,6 +7,7 @@ mod call;
 pub mod doctor;
 mod serve;
 mod serve_api;
+mod stats;
 mod tools;
 
 use std::process::ExitCode;
@@ -29,6 +30,24 @@ use crate::{fsmode, logging, stdio};
 /// how the process should exit.
 pub fn run(cli: Cli) -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
+    // Stats reads only the log files: no upstream, no configuration to validate.
+    if let Command::Stats {
+        since,
+        tool,
+        errors,
+        json,
+        html,
+    } = command
+    {
+        return stats::run(stats::Options {
+            log_dir: cli.options.log_dir,
+            since,
+            tool,
+            errors,
+            json,
+            html,
+        });
+    }
     let config = match Config::from_options(cli.options) {
         Ok(config) => config,
         Err(error) if matches!(command, Command::Doctor) => {
@@ -94,7 +113,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
-            Command::Tools { .. } => ExitCode::SUCCESS,
+            Command::Tools { .. } | Command::Stats { .. } => ExitCode::SUCCESS,
         }
     })
 }
