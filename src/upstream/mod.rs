@@ -109,6 +109,15 @@ pub struct Client {
     max_response_bytes: usize,
 }
 
+/// Whose data, at which epoch: see [`Client::scope`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub base_url: String,
+    pub tenant: String,
+    pub user_id: String,
+    pub epoch: u64,
+}
+
 /// A response body the caller asked for, already known to be 2xx.
 pub struct Response {
     pub status: u16,
@@ -347,6 +356,20 @@ impl Client {
         let tenant = self.tenant(call).await.map_err(|f| f.error)?;
         let session = self.session(call).await.map_err(|f| f.error)?;
         Ok((tenant.to_str().unwrap_or("?").to_owned(), session.epoch))
+    }
+
+    /// Whose data this client reads, and at which epoch: the base URL, the
+    /// tenant and the user id of the current session (opening one if
+    /// needed). A local replica is keyed by it.
+    pub async fn scope(&self, call: &Call) -> Result<Scope, ToolError> {
+        let tenant = self.tenant(call).await.map_err(|f| f.error)?;
+        let session = self.session(call).await.map_err(|f| f.error)?;
+        Ok(Scope {
+            base_url: self.base_url().to_owned(),
+            tenant: tenant.to_str().unwrap_or_default().to_owned(),
+            user_id: session.user_id.unwrap_or_default(),
+            epoch: session.epoch,
+        })
     }
 
     /// The breaker's state, for `doctor`.

@@ -29,6 +29,9 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 60);
 pub struct Session {
     pub id: String,
     pub epoch: u64,
+    /// Who the upstream says we are (`userId`): what a local replica is
+    /// keyed by, never the token (a new token can be another user).
+    pub user_id: Option<String>,
     renew_at: Instant,
 }
 
@@ -37,6 +40,7 @@ pub struct Session {
 struct SessionBody {
     id: Value,
     epoch: Option<u64>,
+    user_id: Option<Value>,
     created_at: Option<String>,
     expires_at: Option<String>,
 }
@@ -68,9 +72,15 @@ impl Session {
             _ => DEFAULT_LIFETIME,
         };
         let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_MARGIN.min(lifetime / 2));
+        let user_id = match parsed.user_id {
+            Some(Value::String(s)) if !s.is_empty() => Some(s),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
         Some(Self {
             id,
             epoch,
+            user_id,
             renew_at,
         })
     }
