@@ -10,6 +10,8 @@
 //!   deadlines and error normalization.
 //! - [`embedded`]: a ToolBridge-compatible API on SQLite, served in-process on
 //!   loopback when no upstream URL is configured.
+//! - [`replica`]: a local SQLite copy of the user's items, with full-text
+//!   search; the sync loop that fills it lives elsewhere.
 //! - [`logging`]: JSON lines to a rotating file, never to stdout; [`stdio`]:
 //!   the MCP channel, guarded so nothing else reaches stdout.
 //! - [`fsmode`]: data and logs are owner-only (umask, 0700 directories, 0600
@@ -25,6 +27,7 @@ pub mod error;
 pub mod fsmode;
 pub mod logging;
 pub mod mcp;
+pub mod replica;
 pub mod service;
 pub mod stats;
 pub mod stdio;

@@ -1,0 +1,529 @@
+//! Full-text search over the replica.
+//!
+//! The index is one FTS5 table, `unicode61 remove_diacritics 2`: case and
+//! diacritics fold (`cafe`, `CAFÉ` and `café` are one word), and text splits
+//! on spaces and punctuation. Its columns, from the payload (see `item`):
+//! `title`, `body` (content, description) and `labels` (tags, author,
+//! sender, participants).
+//!
+//! The user's text becomes terms, never FTS syntax:
+//! - words split on whitespace; a double-quoted span is one phrase (an
+//!   unbalanced quote runs to the end); at most [`MAX_TERMS`] terms count;
+//! - a word is matched as a quoted prefix (`budg` finds `budget`); a phrase
+//!   exactly. Every term must match (AND). Operators (`AND`, `OR`, `NEAR`,
+//!   `-`, `*`, `:`) are plain words, so no input is a syntax error;
+//! - a term FTS cannot tokenize (only emoji or symbols), and a term in a
+//!   script written without spaces (CJK, Thai, ...: FTS would see a whole
+//!   run as one token, so only a word starting a run could be found), is
+//!   matched as a substring of title, body or labels instead (ASCII case
+//!   folded only, no diacritic folding), by scanning: slower, but exact;
+//! - a term of ASCII punctuation only is dropped. No terms left (empty
+//!   text): the filtered items, newest first;
+//! - when the words match no item at all, they are tried as substrings
+//!   instead: this finds letters the tokenizer does not know (its Unicode
+//!   tables are 6.1: later scripts are separators to it) and a word inside
+//!   a longer one (`port` in `passport`), and costs a scan only then.
+//!
+//! Ranking: an item matching in its title ranks above any that does not,
+//! strictly; then bm25 with the title weighted up; then the newest. Pages
+//! are by offset (the cursor), so a page may shift if the replica changes
+//! between calls.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, params, params_from_iter};
+use uuid::Uuid;
+
+use super::query::{Filters, Where};
+use super::{ReplicaError, known_entity};
+
+/// Terms beyond this many are ignored: they cannot narrow a result much
+/// further, and each one costs an index lookup.
+pub const MAX_TERMS: usize = 32;
+/// Characters of a term beyond this are ignored.
+const MAX_TERM_CHARS: usize = 200;
+pub const DEFAULT_SEARCH_LIMIT: usize = 20;
+pub const MAX_SEARCH_LIMIT: usize = 100;
+/// bm25 weights of title, body, labels.
+const RANK: &str = "bm25(items_fts, 10.0, 1.0, 2.0)";
+/// How long a title made from a comment's or message's content is.
+const TITLE_CHARS: usize = 60;
+/// How far around a substring match its snippet reaches, each side.
+const CONTEXT_CHARS: usize = 30;
+const SEARCH_PREFIX: &str = "s.";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    /// The user's words; see the module docs.
+    pub text: String,
+    /// Entities to search (of [`super::ENTITIES`]); empty: all.
+    pub entities: Vec<String>,
+    pub filters: Filters,
+    /// Hits per page, clamped to `1..=100`.
+    pub limit: usize,
+    /// From [`SearchPage::next_cursor`] of the same query.
+    pub cursor: Option<String>,
+}
+
+impl Default for SearchQuery {
+    fn default() -> Self {
+        Self {
+            text: String::new(),
+            entities: Vec::new(),
+            filters: Filters::default(),
+            limit: DEFAULT_SEARCH_LIMIT,
+            cursor: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    pub entity: &'static str,
+    pub uid: Uuid,
+    /// The payload's title; without one, the start of the content.
+    pub title: String,
+    /// One line of text around the match, matches marked `**like this**`;
+    /// the start of the content when there is no text to match.
+    pub snippet: String,
+    /// As the upstream sent it.
+    pub updated_at: String,
+    pub version: i64,
+    /// A tombstone: only when [`Filters::include_deleted`] asked for them.
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPage {
+    pub hits: Vec<SearchHit>,
+    /// Present only when the page is full: there may be more.
+    pub next_cursor: Option<String>,
+}
+
+/// The user's text as terms.
+#[derive(Debug, Default, PartialEq)]
+struct Terms {
+    /// Terms for FTS5, as typed, and whether each was a quoted phrase.
+    fts: Vec<(String, bool)>,
+    /// Terms matched by substring.
+    substrings: Vec<String>,
+}
+
+impl Terms {
+    fn parse(text: &str) -> Self {
+        let mut terms = Self::default();
+        for (term, phrase) in split_terms(text).into_iter().take(MAX_TERMS) {
+            let term: String = term.chars().take(MAX_TERM_CHARS).collect();
+            if term.chars().any(unspaced_script) {
+                terms.substrings.push(term.trim().to_owned());
+            } else if term.chars().any(char::is_alphanumeric) {
+                terms.fts.push((term, phrase));
+            } else if term.chars().any(|c| !c.is_ascii_punctuation()) {
+                terms.substrings.push(term.trim().to_owned());
+            }
+        }
+        terms
+    }
+
+    /// Each FTS term as FTS5 syntax: quoted, FTS reads only a string (its
+    /// tokenizer drops the punctuation inside); outside the quotes, `*`
+    /// asks for a prefix.
+    fn quoted(&self) -> impl Iterator<Item = String> {
+        self.fts.iter().map(|(term, phrase)| {
+            let star = if *phrase { "" } else { "*" };
+            format!("\"{}\"{star}", term.replace('"', "\"\""))
+        })
+    }
+
+    /// The FTS5 query: every term.
+    fn all(&self) -> String {
+        self.quoted().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The FTS5 query of items with any term in their title.
+    fn any_in_title(&self) -> String {
+        format!(
+            "title : ({})",
+            self.quoted().collect::<Vec<_>>().join(" OR ")
+        )
+    }
+
+    /// The same terms, all matched as substrings.
+    fn as_substrings(&self) -> Self {
+        let fts = self.fts.iter().map(|(term, _)| term.trim().to_owned());
+        Self {
+            fts: Vec::new(),
+            substrings: fts.chain(self.substrings.iter().cloned()).collect(),
+        }
+    }
+}
+
+/// Whitespace-separated words and double-quoted phrases, each with whether
+/// it was a phrase. Empty ones are dropped.
+fn split_terms(text: &str) -> Vec<(String, bool)> {
+    let mut terms = Vec::new();
+    let mut current = String::new();
+    let mut in_phrase = false;
+    let mut flush = |current: &mut String, phrase: bool| {
+        if !current.trim().is_empty() {
+            terms.push((std::mem::take(current), phrase));
+        }
+        current.clear();
+    };
+    for c in text.chars() {
+        if c == '"' {
+            flush(&mut current, in_phrase);
+            in_phrase = !in_phrase;
+        } else if c.is_whitespace() && !in_phrase {
+            flush(&mut current, false);
+        } else {
+            current.push(c);
+        }
+    }
+    flush(&mut current, in_phrase);
+    terms
+}
+
+/// Scripts written without spaces between words, where unicode61 makes one
+/// token of a whole run.
+fn unspaced_script(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x0E00..=0x0EFF // Thai, Lao
+            | 0x1000..=0x109F // Myanmar
+            | 0x1780..=0x17FF // Khmer
+            | 0x3040..=0x30FF // Hiragana, Katakana
+            | 0x31F0..=0x31FF // Katakana extensions
+            | 0x3400..=0x4DBF // CJK extension A
+            | 0x4E00..=0x9FFF // CJK unified ideographs
+            | 0xAC00..=0xD7AF // Hangul syllables
+            | 0xF900..=0xFAFF // CJK compatibility ideographs
+            | 0xFF66..=0xFF9F // half-width Katakana
+            | 0x20000..=0x3FFFF // CJK extensions B and later
+    )
+}
+
+pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage, ReplicaError> {
+    let limit = q.limit.clamp(1, MAX_SEARCH_LIMIT);
+    let offset = q
+        .cursor
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?
+        .unwrap_or(0);
+    let mut terms = Terms::parse(&q.text);
+    if !terms.fts.is_empty() && !matches_anywhere(conn, &terms)? {
+        terms = terms.as_substrings();
+    }
+
+    let mut filter = Where::default();
+    let mut title_hit = Where::default();
+    if !terms.fts.is_empty() {
+        filter.and("items_fts MATCH ?", [Sql::Text(terms.all())]);
+    }
+    if !q.entities.is_empty() {
+        let names = q
+            .entities
+            .iter()
+            .map(|e| known_entity(e).map(|e| Sql::Text(e.to_owned())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let marks = vec!["?"; names.len()].join(", ");
+        filter.and(&format!("i.entity IN ({marks})"), names);
+    }
+    filter.filters(&q.filters);
+    for s in &terms.substrings {
+        let s = Sql::Text(s.clone());
+        filter.and(
+            "(instr(lower(items_fts.title), lower(?)) OR instr(lower(items_fts.body), lower(?))
+              OR instr(lower(items_fts.labels), lower(?)))",
+            [s.clone(), s.clone(), s.clone()],
+        );
+        title_hit.and("instr(lower(items_fts.title), lower(?))", [s]);
+    }
+    if !terms.fts.is_empty() {
+        // Evaluated once for the query, then a lookup per candidate.
+        title_hit.and(
+            "items_fts.rowid IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)",
+            [Sql::Text(terms.any_in_title())],
+        );
+    }
+
+    // Rank first, then build only the page's hits: snippets cost.
+    let mut order = Vec::new();
+    let where_sql = filter.joined("AND");
+    let mut params = filter.params;
+    if !title_hit.is_empty() {
+        order.push(format!("({}) DESC", title_hit.joined("OR")));
+        params.extend(title_hit.params);
+    }
+    if !terms.fts.is_empty() {
+        order.push(RANK.to_owned());
+    }
+    order.push("i.updated_ms DESC, i.uid DESC".to_owned());
+    // Without text the index is not needed to choose the page.
+    let from = if terms.fts.is_empty() && terms.substrings.is_empty() {
+        "items i"
+    } else {
+        "items i JOIN items_fts ON items_fts.rowid = i.id"
+    };
+    let sql = format!(
+        "SELECT i.id FROM {from} WHERE {where_sql} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+        order.join(", ")
+    );
+    let ids: Vec<i64> = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(params), |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+
+    let hits = ids
+        .iter()
+        .map(|id| hit(conn, *id, &terms))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = (hits.len() == limit).then(|| encode_cursor(offset + limit));
+    Ok(SearchPage { hits, next_cursor })
+}
+
+/// Whether the FTS terms match any item at all, filters aside. Asked
+/// before the first page and every later one alike, so all pages of a query
+/// use the same terms.
+fn matches_anywhere(conn: &Connection, terms: &Terms) -> Result<bool, ReplicaError> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM items_fts WHERE items_fts MATCH ?1)")?
+        .query_row([terms.all()], |r| r.get(0))?)
+}
+
+/// The hit for item `id`, its snippet cut by FTS when the text has FTS
+/// terms, else around the first substring term.
+fn hit(conn: &Connection, id: i64, terms: &Terms) -> Result<SearchHit, ReplicaError> {
+    const COLUMNS: &str = "i.entity, i.uid, i.version, i.updated_at, i.deleted_at IS NOT NULL,
+        items_fts.title, items_fts.body, items_fts.labels";
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(Raw, Option<String>)> {
+        Ok((
+            Raw {
+                entity: r.get(0)?,
+                uid: r.get(1)?,
+                version: r.get(2)?,
+                updated_at: r.get(3)?,
+                deleted: r.get(4)?,
+                title: r.get(5)?,
+                body: r.get(6)?,
+                labels: r.get(7)?,
+            },
+            r.get(8)?,
+        ))
+    };
+    let (raw, snippet) = if terms.fts.is_empty() {
+        conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, NULL FROM items i JOIN items_fts ON items_fts.rowid = i.id
+             WHERE i.id = ?1"
+        ))?
+        .query_row([id], row)?
+    } else {
+        conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, snippet(items_fts, -1, '**', '**', '…', 12)
+             FROM items i JOIN items_fts ON items_fts.rowid = i.id
+             WHERE items_fts MATCH ?1 AND items_fts.rowid = ?2 AND i.id = ?2"
+        ))?
+        .query_row(params![terms.all(), id], row)?
+    };
+    let snippet = match snippet {
+        Some(s) => one_line(&s),
+        None => {
+            let needle = terms.substrings.first().map(String::as_str);
+            // The first field that holds the match; without one, the body.
+            let text = [&raw.body, &raw.title, &raw.labels]
+                .into_iter()
+                .find(|t| needle.is_some_and(|n| find(t, n).is_some()))
+                .unwrap_or(&raw.body);
+            excerpt(text, needle)
+        }
+    };
+    let entity = known_entity(&raw.entity)
+        .map_err(|_| ReplicaError::Corrupt(format!("entity {:?}", raw.entity)))?;
+    let uid = Uuid::parse_str(&raw.uid)
+        .map_err(|_| ReplicaError::Corrupt(format!("uid {:?}", raw.uid)))?;
+    let title = if raw.title.trim().is_empty() {
+        shorten(&raw.body, TITLE_CHARS)
+    } else {
+        one_line(&raw.title)
+    };
+    Ok(SearchHit {
+        entity,
+        uid,
+        title,
+        snippet,
+        updated_at: raw.updated_at,
+        version: raw.version,
+        deleted: raw.deleted,
+    })
+}
+
+struct Raw {
+    entity: String,
+    uid: String,
+    version: i64,
+    updated_at: String,
+    deleted: bool,
+    title: String,
+    body: String,
+    labels: String,
+}
+
+fn encode_cursor(offset: usize) -> String {
+    format!(
+        "{SEARCH_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(offset.to_string())
+    )
+}
+
+fn decode_cursor(cursor: &str) -> Result<usize, ReplicaError> {
+    let raw = cursor
+        .strip_prefix(SEARCH_PREFIX)
+        .ok_or(ReplicaError::BadCursor)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(raw)
+        .map_err(|_| ReplicaError::BadCursor)?;
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(ReplicaError::BadCursor)
+}
+
+/// Byte range of the first occurrence of `needle` in `text`, ASCII case
+/// folded as the SQL match is.
+fn find(text: &str, needle: &str) -> Option<(usize, usize)> {
+    // ASCII lower-casing keeps every byte offset.
+    let start = text
+        .to_ascii_lowercase()
+        .find(&needle.to_ascii_lowercase())?;
+    Some((start, start + needle.len()))
+}
+
+/// About [`CONTEXT_CHARS`] characters each side of `needle`'s first
+/// occurrence in `text`, marked `**`; the start of `text` without one.
+fn excerpt(text: &str, needle: Option<&str>) -> String {
+    let Some((start, end)) = needle.and_then(|n| find(text, n)) else {
+        return shorten(text, 2 * CONTEXT_CHARS);
+    };
+    let before: String = {
+        let mut chars: Vec<char> = text[..start].chars().rev().take(CONTEXT_CHARS).collect();
+        chars.reverse();
+        chars.into_iter().collect()
+    };
+    let after: String = text[end..].chars().take(CONTEXT_CHARS).collect();
+    let mut out = String::new();
+    if before.len() < start {
+        out.push('…');
+    }
+    out.push_str(&before);
+    out.push_str("**");
+    out.push_str(&text[start..end]);
+    out.push_str("**");
+    out.push_str(&after);
+    if end + after.len() < text.len() {
+        out.push('…');
+    }
+    one_line(&out)
+}
+
+/// `text` on one line, cut to `max` characters (at a word when one ends
+/// near), `…` marking a cut.
+fn shorten(text: &str, max: usize) -> String {
+    let line = one_line(text);
+    if line.chars().count() <= max {
+        return line;
+    }
+    let cut: String = line.chars().take(max).collect();
+    let at_word = match cut.rfind(' ') {
+        Some(space) if cut[space..].chars().count() < 15 => cut[..space].to_owned(),
+        _ => cut,
+    };
+    format!("{}…", at_word.trim_end())
+}
+
+/// Whitespace runs (newlines included) as single spaces.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_become_quoted_prefixes_and_phrases_stay_exact() {
+        let t = Terms::parse(r#"budg  "annual review" NEAR( a:b AND -x * " "#);
+        assert_eq!(
+            t.all(),
+            r#""budg"* "annual review" "NEAR("* "a:b"* "AND"* "-x"*"#
+        );
+        assert_eq!(
+            Terms::parse(r#"budg "annual review""#).any_in_title(),
+            r#"title : ("budg"* OR "annual review")"#
+        );
+        assert!(t.substrings.is_empty(), "{:?}", t.substrings);
+    }
+
+    #[test]
+    fn an_unbalanced_quote_runs_to_the_end() {
+        let t = Terms::parse(r#"tax "q3 report"#);
+        assert_eq!(t.all(), r#""tax"* "q3 report""#);
+    }
+
+    #[test]
+    fn symbols_and_unspaced_scripts_are_substrings() {
+        let t = Terms::parse("🎉 東京タワー café ★★ ...");
+        assert_eq!(t.all(), r#""café"*"#);
+        assert_eq!(t.substrings, vec!["🎉", "東京タワー", "★★"]);
+    }
+
+    #[test]
+    fn punctuation_only_is_nothing() {
+        for text in ["", "   ", "\"", "\"\"", "* - : ( ) ,", "\n\t"] {
+            assert_eq!(Terms::parse(text), Terms::default(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn long_text_is_capped() {
+        let text = "word ".repeat(2000);
+        let t = Terms::parse(&text);
+        assert_eq!(t.fts.len(), MAX_TERMS);
+        assert_eq!(
+            Terms::parse("\"a b\" c").as_substrings().substrings,
+            vec!["a b", "c"]
+        );
+        let one = Terms::parse(&"x".repeat(10_000));
+        assert_eq!(one.all().len(), MAX_TERM_CHARS + 3);
+    }
+
+    #[test]
+    fn search_cursors_round_trip() {
+        assert_eq!(decode_cursor(&encode_cursor(40)).ok(), Some(40));
+        for bad in ["40", "s.", "s.!!", "n.NDA"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn excerpts_mark_the_match_and_cut_long_text() {
+        let text = format!("{} needle 🎉 here {}", "a ".repeat(40), "b ".repeat(40));
+        let got = excerpt(&text, Some("🎉"));
+        assert!(got.contains("needle **🎉** here"), "{got}");
+        assert!(got.starts_with('…') && got.ends_with('…'), "{got}");
+        assert_eq!(excerpt("Short 🎉", Some("🎉")), "Short **🎉**");
+        assert_eq!(excerpt("MiXed", Some("mixed")), "**MiXed**");
+    }
+
+    #[test]
+    fn titles_from_content_are_short_and_on_one_line() {
+        assert_eq!(shorten("one\ntwo", TITLE_CHARS), "one two");
+        let long = "word ".repeat(30);
+        let title = shorten(&long, TITLE_CHARS);
+        assert!(title.ends_with("word…"), "{title}");
+        assert!(title.chars().count() <= TITLE_CHARS + 1);
+        let cjk = "東".repeat(100);
+        assert_eq!(shorten(&cjk, 10), format!("{}…", "東".repeat(10)));
+    }
+}
