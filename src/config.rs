@@ -58,8 +58,10 @@ pub enum Command {
         #[arg(long, value_name = "DIR", conflicts_with_all = ["json", "markdown"])]
         write: Option<PathBuf>,
     },
-    /// Check configuration, reachability, auth, tenant, session, a read and the logs.
+    /// Check configuration, reachability, auth, tenant, session, a read, the replica and the logs.
     Doctor,
+    /// Refresh the local replica of every enabled entity now, and say what came.
+    Sync,
     /// Summarize the log files: calls, errors and latency per tool, and the upstream's health.
     Stats {
         /// Start of the window: a duration back from now (30m, 24h, 7d), a date
@@ -158,6 +160,15 @@ pub struct Options {
     /// Expose only list and get tools.
     #[arg(long, env = "TOOLBRIDGE_READ_ONLY", global = true)]
     pub read_only: bool,
+    /// Keep a local replica of your items, which answers reads and search (off: every read asks the API).
+    #[arg(long, env = "TOOLBRIDGE_REPLICA", value_enum, default_value_t = ReplicaMode::On, global = true)]
+    pub replica: ReplicaMode,
+    /// Seconds a read trusts the replica before refreshing it (0: refresh before every read).
+    #[arg(long, env = "TOOLBRIDGE_MAX_STALENESS", default_value = "2", value_parser = parse_staleness, global = true)]
+    pub max_staleness: Duration,
+    /// Directory of the local replica files (one per API, tenant and user; a cache, safe to delete).
+    #[arg(long, env = "TOOLBRIDGE_REPLICA_DIR", default_value_os_t = default_replica_dir(), global = true)]
+    pub replica_dir: PathBuf,
     /// SQLite file of the embedded API.
     #[arg(long, env = "TOOLBRIDGE_DB_PATH", default_value_os_t = default_db_path(), global = true)]
     pub db_path: PathBuf,
@@ -175,6 +186,20 @@ fn parse_secret(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s.to_owned()))
 }
 
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaMode {
+    On,
+    Off,
+}
+
+/// Like [`parse_seconds`], but 0 is allowed: refresh before every read.
+fn parse_staleness(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(0.0) => Ok(Duration::ZERO),
+        _ => parse_seconds(s),
+    }
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .trim()
@@ -188,6 +213,12 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
 
 fn project_dirs() -> Option<directories::ProjectDirs> {
     directories::ProjectDirs::from("", "", APP)
+}
+
+pub fn default_replica_dir() -> PathBuf {
+    project_dirs()
+        .map(|d| d.data_dir().join("replicas"))
+        .unwrap_or_else(|| PathBuf::from("replicas"))
 }
 
 pub fn default_db_path() -> PathBuf {
@@ -223,6 +254,13 @@ pub enum Upstream {
     Embedded { db_path: PathBuf },
 }
 
+/// The local replica's settings.
+#[derive(Debug, Clone)]
+pub struct ReplicaSettings {
+    pub dir: PathBuf,
+    pub max_staleness: Duration,
+}
+
 /// The validated configuration of one run.
 #[derive(Debug)]
 pub struct Config {
@@ -234,6 +272,9 @@ pub struct Config {
     pub call_timeout: Duration,
     pub client: ClientSettings,
     pub selection: Selection,
+    /// Where the local replica lives and how stale a read may be; `None`
+    /// with `--replica off`.
+    pub replica: Option<ReplicaSettings>,
     pub log_level: String,
     pub log_dir: PathBuf,
 }
@@ -350,7 +391,12 @@ impl Config {
             selection: Selection {
                 toolsets,
                 read_only: o.read_only,
+                local: o.replica == ReplicaMode::On,
             },
+            replica: (o.replica == ReplicaMode::On).then_some(ReplicaSettings {
+                dir: o.replica_dir,
+                max_staleness: o.max_staleness,
+            }),
             log_level: o.log_level,
             log_dir: o.log_dir,
         })

@@ -1,17 +1,20 @@
-//! toolbridge-mcp: the ToolBridge REST API as 40 MCP tools over stdio.
+//! toolbridge-mcp: the ToolBridge REST API as MCP tools over stdio, with a
+//! local replica that answers reads and search.
 //!
 //! The layers, outermost first:
 //! - [`config`]: flags and environment into one validated [`config::Config`].
 //! - [`mcp`]: the rmcp server handler. It knows tools and results, not HTTP.
-//! - [`service`]: runs one tool call: catalog validation, then the upstream.
+//! - [`service`]: runs one tool call: catalog validation, then the replica
+//!   or the upstream.
 //! - [`catalog`]: the entity table × the eight operations → tool definitions,
 //!   schemas and request plans. It knows nothing of transport.
 //! - [`upstream`]: the one HTTP client: sessions, epochs, auth, retries,
 //!   deadlines and error normalization.
+//! - [`replica`]: the local replica of the user's items: it answers reads
+//!   and search, follows the upstream's change feed, and serves stale reads
+//!   (marked) when the upstream cannot be reached.
 //! - [`embedded`]: a ToolBridge-compatible API on SQLite, served in-process on
 //!   loopback when no upstream URL is configured.
-//! - [`replica`]: a local SQLite copy of the user's items, with full-text
-//!   search; the sync loop that fills it lives elsewhere.
 //! - [`logging`]: JSON lines to a rotating file, never to stdout; [`stdio`]:
 //!   the MCP channel, guarded so nothing else reaches stdout.
 //! - [`fsmode`]: data and logs are owner-only (umask, 0700 directories, 0600

@@ -114,7 +114,12 @@ impl ServerHandler for McpServer {
 }
 
 /// `structuredContent` plus the same JSON as text: several hosts hand only the
-/// text content to the model.
+/// text content to the model. A stale answer adds one plain sentence.
 fn success(value: Value) -> CallToolResult {
-    CallToolResult::structured(value)
+    let notice = crate::service::stale_notice(&value);
+    let mut result = CallToolResult::structured(value);
+    if let Some(notice) = notice {
+        result.content.push(ContentBlock::text(notice));
+    }
+    result
 }

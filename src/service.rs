@@ -1,7 +1,8 @@
-//! Runs one tool call: the catalog validates and plans it, the upstream client
-//! sends it, and the response becomes the tool's result. The MCP handler and
-//! the `call` command both come through here, so a tool behaves the same for
-//! a model and for a script.
+//! Runs one tool call: the catalog validates and plans it, the local replica
+//! answers the reads it can, the upstream client sends the rest, and the
+//! response becomes the tool's result. The MCP handler and the `call` command
+//! both come through here, so a tool behaves the same for a model and for a
+//! script.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +13,13 @@ use uuid::Uuid;
 
 use crate::catalog::repeat::Applied;
 use crate::catalog::schema::JsonObject;
-use crate::catalog::{Catalog, Finish, Operation, Plan, Request, ToolDef};
+use crate::catalog::search::SearchPlan;
+use crate::catalog::{
+    Catalog, Entity, Filters, Finish, Kind, LocalList, Operation, Order, Plan, Planned, Request,
+    ToolDef,
+};
 use crate::error::{ErrorCode, ToolError};
+use crate::replica::{self, Follower, Freshness, ReplicaError};
 use crate::upstream::{Call, Client};
 
 /// Payload keys the upstream stamps on every write: an update never sends
@@ -27,16 +33,32 @@ const MAX_FILTERED_PAGES: u32 = 10;
 pub struct Service {
     catalog: Catalog,
     client: Arc<Client>,
+    /// The local replica, unless turned off (`--replica off`).
+    follower: Option<Arc<Follower>>,
     call_timeout: Duration,
 }
 
 impl Service {
-    pub fn new(catalog: Catalog, client: Arc<Client>, call_timeout: Duration) -> Self {
+    pub fn new(
+        catalog: Catalog,
+        client: Arc<Client>,
+        follower: Option<Arc<Follower>>,
+        call_timeout: Duration,
+    ) -> Self {
         Self {
             catalog,
             client,
+            follower,
             call_timeout,
         }
+    }
+
+    pub fn follower(&self) -> Option<&Arc<Follower>> {
+        self.follower.as_ref()
+    }
+
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -57,17 +79,26 @@ impl Service {
     ) -> Result<Value, ToolError> {
         let started = Instant::now();
         let call = Call::new(self.call_timeout, cancel);
-        let result = match tool.plan(args) {
-            Ok(plan) => self
-                .execute(tool, &plan, &call)
+        let result = match (tool.plan(args), &tool.kind) {
+            (Ok(Planned::Request(plan)), Kind::Entity(entity, operation)) => self
+                .execute(entity, *operation, &plan, &call)
                 .await
-                .map_err(|e| explain_unknown_outcome(tool, &plan, e)),
-            Err(e) => Err(e.with_correlation_id(&call.correlation_id)),
-        };
+                .map_err(|e| explain_unknown_outcome(entity, *operation, &plan, e)),
+            (Ok(Planned::Search(plan)), _) => self.search(&plan, &call).await,
+            (Ok(_), _) => Err(ToolError::new(
+                ErrorCode::UpstreamError,
+                "the tool's plan does not fit it",
+            )),
+            (Err(e), _) => Err(e),
+        }
+        .map_err(|e| e.with_correlation_id(&call.correlation_id));
         let (outcome, error) = match &result {
             Ok(_) => ("ok", None),
             Err(e) => (e.code.as_str(), Some(e.message.as_str())),
         };
+        let stale = result
+            .as_ref()
+            .is_ok_and(|v| v.get("stale") == Some(&Value::Bool(true)));
         tracing::info!(
             tool = %tool.name,
             correlation_id = %call.correlation_id,
@@ -78,29 +109,198 @@ impl Service {
             waited_ms = call.waited().as_secs_f64() * 1000.0,
             outcome,
             error,
+            stale,
             "tool call"
         );
         result
     }
 
-    async fn execute(&self, tool: &ToolDef, plan: &Plan, call: &Call) -> Result<Value, ToolError> {
+    async fn execute(
+        &self,
+        entity: &'static Entity,
+        operation: Operation,
+        plan: &Plan,
+        call: &Call,
+    ) -> Result<Value, ToolError> {
         if let Some(expected) = plan.expect_version {
             self.check_version(&plan.request.path, expected, call)
                 .await?;
         }
         if let Some(parent) = &plan.requires {
-            self.check_parent(tool, parent, call).await?;
+            self.check_parent(entity, parent, call).await?;
         }
-        if let Some(replaced) = &plan.replaces {
-            return self.update(tool, plan, replaced, call).await;
+        let result = match &plan.finish {
+            _ if plan.replaces.is_some() => self.update(operation, plan, call).await,
+            Finish::Page {
+                limit,
+                filter,
+                local,
+            } => return self.list(entity, plan, *limit, *filter, local, call).await,
+            Finish::Item if operation == Operation::Get => {
+                return match self.get_local(entity, plan, call).await? {
+                    Some(item) => Ok(item),
+                    None => self.send_item(operation, plan, call).await,
+                };
+            }
+            Finish::Item => self.send_item(operation, plan, call).await,
+        };
+        // A write through this sidecar is in the replica before the tool
+        // answers: the model reads its own writes.
+        if let (Ok(item), Some(follower)) = (&result, &self.follower) {
+            follower.record(entity, item).await;
         }
-        match &plan.finish {
-            Finish::Item => match self.client.send(&plan.request, call).await {
-                Ok(response) => Ok(tidy_item(response.body)),
-                Err(e) => self.recover(tool, plan, call, e).await,
-            },
-            Finish::Page { limit, filter } => self.list(plan, *limit, *filter, call).await,
+        result
+    }
+
+    async fn send_item(
+        &self,
+        operation: Operation,
+        plan: &Plan,
+        call: &Call,
+    ) -> Result<Value, ToolError> {
+        match self.client.send(&plan.request, call).await {
+            Ok(response) => Ok(tidy_item(response.body)),
+            Err(e) => self.recover(operation, plan, call, e).await,
         }
+    }
+
+    /// `get_*` from the replica: `None` when it cannot answer (no replica,
+    /// the entity not synced yet, a uid it does not hold, which may be newer
+    /// than its last refresh, or a tombstone, which the upstream explains).
+    async fn get_local(
+        &self,
+        entity: &'static Entity,
+        plan: &Plan,
+        call: &Call,
+    ) -> Result<Option<Value>, ToolError> {
+        let (Some(follower), Some(uid)) = (&self.follower, plan.target) else {
+            return Ok(None);
+        };
+        let Some(ready) = follower.ready(entity, call, false).await? else {
+            return Ok(None);
+        };
+        let include_deleted = plan
+            .request
+            .query
+            .iter()
+            .any(|(k, _)| *k == "includeDeleted");
+        match ready.replica.get(entity.plural, uid) {
+            Ok(Some(item))
+                if include_deleted || item.get("deletedAt").is_none_or(Value::is_null) =>
+            {
+                Ok(Some(marked(tidy_item(item), &ready.freshness)))
+            }
+            Ok(_) => Ok(None),
+            Err(error) => {
+                tracing::warn!(%error, "reading the local replica failed; asking the upstream");
+                Ok(None)
+            }
+        }
+    }
+
+    /// A list: from the replica when it can answer (always, for what only
+    /// it can: an order or a filter), else from the upstream as it is.
+    async fn list(
+        &self,
+        entity: &'static Entity,
+        plan: &Plan,
+        limit: u32,
+        filter: Option<(&'static str, Uuid)>,
+        local: &LocalList,
+        call: &Call,
+    ) -> Result<Value, ToolError> {
+        if let Some(follower) = &self.follower {
+            match follower.ready(entity, call, local.needs_replica()).await? {
+                Some(ready) => {
+                    let query = replica::ListQuery {
+                        order: match local.order {
+                            Order::Oldest => replica::Order::Oldest,
+                            Order::Newest => replica::Order::Newest,
+                        },
+                        limit: limit as usize,
+                        cursor: query_value(&plan.request, "cursor"),
+                        filters: replica_filters(
+                            &local.filters,
+                            query_value(&plan.request, "includeDeleted").is_some(),
+                            filter,
+                        ),
+                    };
+                    let page = ready
+                        .replica
+                        .list(entity.plural, &query)
+                        .map_err(replica_failure)?;
+                    let mut result = Map::new();
+                    let items = page.items.into_iter().map(tidy_item).collect();
+                    result.insert("items".into(), Value::Array(items));
+                    if let Some(cursor) = page.next_cursor {
+                        result.insert("nextCursor".into(), json!(cursor));
+                    }
+                    return Ok(marked(Value::Object(result), &ready.freshness));
+                }
+                None if local.needs_replica() => return Err(replica_unusable()),
+                None => {}
+            }
+        }
+        self.list_upstream(plan, limit, filter, call).await
+    }
+
+    /// `search`: the replica, refreshed as every read is, for each entity
+    /// searched.
+    async fn search(&self, plan: &SearchPlan, call: &Call) -> Result<Value, ToolError> {
+        let Some(follower) = &self.follower else {
+            return Err(replica_unusable());
+        };
+        let mut freshness = Freshness::Fresh;
+        let mut store = None;
+        for entity in &plan.entities {
+            let ready = follower
+                .ready(entity, call, true)
+                .await?
+                .ok_or_else(replica_unusable)?;
+            freshness = freshness.and(ready.freshness);
+            store = Some(ready.replica);
+        }
+        let Some(store) = store else {
+            return Err(ToolError::invalid_input("no entity to search"));
+        };
+        let mut filters = replica_filters(&plan.filters, plan.include_deleted, None);
+        filters.parent_uid = plan.parent_uid;
+        filters.chat_uid = plan.chat_uid;
+        let query = replica::SearchQuery {
+            text: plan.text.clone(),
+            entities: plan.entities.iter().map(|e| e.plural.to_owned()).collect(),
+            filters,
+            limit: plan.limit as usize,
+            cursor: plan.cursor.clone(),
+        };
+        let page = store.search(&query).map_err(replica_failure)?;
+        let hits: Vec<Value> = page
+            .hits
+            .into_iter()
+            .map(|hit| {
+                let singular = crate::catalog::ENTITIES
+                    .iter()
+                    .find(|e| e.plural == hit.entity)
+                    .map_or(hit.entity, |e| e.singular);
+                let mut out = json!({
+                    "uid": hit.uid,
+                    "entity": singular,
+                    "title": hit.title,
+                    "snippet": hit.snippet,
+                    "updatedAt": hit.updated_at,
+                    "version": hit.version,
+                });
+                if hit.deleted {
+                    out["deleted"] = json!(true);
+                }
+                out
+            })
+            .collect();
+        let mut result = json!({ "hits": hits });
+        if let Some(cursor) = page.next_cursor {
+            result["nextCursor"] = json!(cursor);
+        }
+        Ok(marked(result, &freshness))
     }
 
     /// A full update replaces the fields a model can set and keeps the rest
@@ -110,11 +310,11 @@ impl Service {
     /// write instead, and is never retried.
     async fn update(
         &self,
-        tool: &ToolDef,
+        operation: Operation,
         plan: &Plan,
-        replaced: &[String],
         call: &Call,
     ) -> Result<Value, ToolError> {
+        let replaced = plan.replaces.as_deref().unwrap_or_default();
         let caller_guard = plan.request.if_match;
         let mut tries = if caller_guard.is_some() { 1 } else { 2 };
         loop {
@@ -144,7 +344,7 @@ impl Service {
             match self.client.send(&request, call).await {
                 Ok(response) => return Ok(tidy_item(response.body)),
                 Err(e) if tries > 0 && e.http_status == Some(412) => continue,
-                Err(e) => return self.recover(tool, plan, call, e).await,
+                Err(e) => return self.recover(operation, plan, call, e).await,
             }
         }
     }
@@ -152,12 +352,11 @@ impl Service {
     /// A parent the upstream would not check must exist and not be deleted.
     async fn check_parent(
         &self,
-        tool: &ToolDef,
+        entity: &'static Entity,
         parent: &Request,
         call: &Call,
     ) -> Result<(), ToolError> {
-        let param = tool
-            .entity
+        let param = entity
             .checked_parent
             .as_ref()
             .map_or("parent_uid", |p| p.param);
@@ -166,12 +365,12 @@ impl Service {
             Ok(_) => Ok(()),
             Err(e) if e.code == ErrorCode::NotFound => Err(ToolError::invalid_input(format!(
                 "{param}: {} {uid} does not exist",
-                tool.entity.noun
+                entity.noun
             ))
             .with_correlation_id(&call.correlation_id)),
             Err(e) if e.code == ErrorCode::Gone => Err(ToolError::invalid_input(format!(
                 "{param}: {} {uid} was deleted",
-                tool.entity.noun
+                entity.noun
             ))
             .with_correlation_id(&call.correlation_id)),
             Err(e) => Err(e),
@@ -182,7 +381,7 @@ impl Service {
     /// useful failure.
     async fn recover(
         &self,
-        tool: &ToolDef,
+        operation: Operation,
         plan: &Plan,
         call: &Call,
         error: ToolError,
@@ -192,8 +391,7 @@ impl Service {
             // reached the upstream: that attempt deleted it, and its answer
             // was lost.
             ErrorCode::Gone
-                if tool.operation == Operation::Delete
-                    && error.applied == Some(Applied::Unknown) =>
+                if operation == Operation::Delete && error.applied == Some(Applied::Unknown) =>
             {
                 let mut get = Request::get(plan.request.path.clone());
                 get.query.push(("includeDeleted", "true".into()));
@@ -238,9 +436,9 @@ impl Service {
         }
     }
 
-    /// One page, or for a filtered list the matches of as many pages as it
-    /// takes to find some (at most [`MAX_FILTERED_PAGES`]).
-    async fn list(
+    /// One upstream page, or for a filtered list the matches of as many
+    /// pages as it takes to find some (at most [`MAX_FILTERED_PAGES`]).
+    async fn list_upstream(
         &self,
         plan: &Plan,
         limit: u32,
@@ -298,25 +496,106 @@ impl Service {
 /// A write that may have happened says so, names the item, and tells the
 /// model how to look before repeating it (a repeated create would make a
 /// second item; a repeated guarded update would meet its own write).
-fn explain_unknown_outcome(tool: &ToolDef, plan: &Plan, mut error: ToolError) -> ToolError {
+fn explain_unknown_outcome(
+    entity: &Entity,
+    operation: Operation,
+    plan: &Plan,
+    mut error: ToolError,
+) -> ToolError {
     if error.applied != Some(Applied::Unknown) {
         return error;
     }
     error.uid = plan.target;
     let check = match plan.target {
-        Some(uid) => format!("get_{} {uid}", tool.entity.singular),
-        None => format!("list_{}", tool.entity.plural),
+        Some(uid) => format!("get_{} {uid}", entity.singular),
+        None => format!("list_{}", entity.plural),
     };
-    let again = if tool.operation == Operation::Create {
+    let again = if operation == Operation::Create {
         "creating it again"
     } else {
         "repeating it"
     };
     error.message = format!(
         "{}; the {} may have been applied: check with {check} before {again}",
-        error.message, tool.entity.noun
+        error.message, entity.noun
     );
     error
+}
+
+/// A stale answer says so in its structure: `stale` and `as_of`.
+fn marked(mut value: Value, freshness: &Freshness) -> Value {
+    if let (Freshness::Stale { as_of }, Value::Object(map)) = (freshness, &mut value) {
+        map.insert("stale".into(), Value::Bool(true));
+        if let Some(as_of) = as_of {
+            map.insert("as_of".into(), json!(as_of));
+        }
+    }
+    value
+}
+
+/// The plain sentence a stale result carries for a person (and for hosts
+/// that show the model only text).
+pub fn stale_notice(value: &Value) -> Option<String> {
+    if value.get("stale") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    Some(match value.get("as_of").and_then(Value::as_str) {
+        Some(as_of) => format!(
+            "The ToolBridge API could not be reached: this is the local copy as of {as_of}, and may be out of date."
+        ),
+        None => "The ToolBridge API could not be reached: this is the local copy, and may be out of date.".into(),
+    })
+}
+
+fn query_value(request: &Request, key: &str) -> Option<String> {
+    request
+        .query
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.clone())
+}
+
+/// The catalog's filters in the replica's terms; `parent` is a list's filter
+/// on a parent's uid (`parentUid` of comments, `chatUid` of messages).
+fn replica_filters(
+    filters: &Filters,
+    include_deleted: bool,
+    parent: Option<(&'static str, Uuid)>,
+) -> replica::Filters {
+    replica::Filters {
+        include_deleted,
+        tags: filters.tags.clone(),
+        status: filters.status.clone(),
+        updated_after: filters.updated_after,
+        updated_before: filters.updated_before,
+        due_after: filters.due_after,
+        due_before: filters.due_before,
+        parent_uid: parent
+            .filter(|(key, _)| *key == "parentUid")
+            .map(|(_, uid)| uid),
+        chat_uid: parent
+            .filter(|(key, _)| *key == "chatUid")
+            .map(|(_, uid)| uid),
+    }
+}
+
+fn replica_failure(error: ReplicaError) -> ToolError {
+    match error {
+        ReplicaError::BadCursor => ToolError::invalid_input(
+            "cursor: not a cursor of this listing; pass nextCursor back unchanged, with the same order",
+        ),
+        other => ToolError::new(
+            ErrorCode::UpstreamError,
+            format!("the local replica failed: {other}"),
+        ),
+    }
+}
+
+fn replica_unusable() -> ToolError {
+    ToolError::new(
+        ErrorCode::UpstreamError,
+        "the local replica cannot be used (see the log); search, order and filters need it",
+    )
 }
 
 fn payload_uid(item: &Value, key: &str) -> Option<Uuid> {

@@ -47,7 +47,7 @@ fn tools_directory_matches_the_catalog() {
         run(&["tools", "--write", dir.to_str().unwrap()]);
     }
     let tools: Vec<Value> = serde_json::from_str(&run(&["tools", "--json"])).unwrap();
-    assert_eq!(tools.len(), 40);
+    assert_eq!(tools.len(), 41, "40 entity tools and search");
     for tool in &tools {
         let name = tool["name"].as_str().unwrap();
         let path = dir.join(format!("{name}.json"));

@@ -23,6 +23,7 @@ fn toolbridge(args: &[&str], db: &Path, logs: &Path) -> Output {
         .arg(db)
         .env_clear()
         .env("TOOLBRIDGE_LOG_DIR", logs)
+        .env("TOOLBRIDGE_REPLICA_DIR", db.with_extension("replicas"))
         .output()
         .expect("run toolbridge-mcp")
 }
@@ -168,7 +169,11 @@ fn tools_lists_and_selects() {
     let dir = tempfile::tempdir().unwrap();
     let (db, logs) = (dir.path().join("t.db"), dir.path().join("logs"));
     let lines = String::from_utf8(toolbridge(&["tools"], &db, &logs).stdout).unwrap();
-    assert_eq!(lines.lines().count(), 40);
+    assert_eq!(lines.lines().count(), 41, "40 entity tools and search");
+    let without_replica =
+        String::from_utf8(toolbridge(&["tools", "--replica", "off"], &db, &logs).stdout).unwrap();
+    assert_eq!(without_replica.lines().count(), 40);
+    assert!(!without_replica.contains("search"));
     assert!(
         lines
             .lines()
@@ -177,7 +182,7 @@ fn tools_lists_and_selects() {
     let read_only: Vec<Value> =
         serde_json::from_slice(&toolbridge(&["tools", "--json", "--read-only"], &db, &logs).stdout)
             .unwrap();
-    assert_eq!(read_only.len(), 10);
+    assert_eq!(read_only.len(), 11, "list, get and search");
     assert!(
         read_only
             .iter()
@@ -192,7 +197,13 @@ fn tools_lists_and_selects() {
         .stdout,
     )
     .unwrap();
-    assert_eq!(notes.len(), 16);
+    assert_eq!(notes.len(), 17);
+    let search = notes.iter().find(|t| t["name"] == "search").unwrap();
+    assert_eq!(
+        search["inputSchema"]["properties"]["entity"]["enum"],
+        json!(["notes", "tasks"]),
+        "a disabled entity is not searched"
+    );
     let bad = toolbridge(&["tools", "--toolsets", "notes,widgets"], &db, &logs);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown toolset `widgets`"));
@@ -215,7 +226,7 @@ async fn read_only_server_refuses_writes() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["list_notes", "get_note"]);
+    assert_eq!(names, ["search", "list_notes", "get_note"]);
     let refused = mcp
         .request(
             "tools/call",

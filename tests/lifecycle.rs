@@ -101,7 +101,15 @@ struct Setup {
 /// Starts a sidecar on `backend`. A `serve-api` process on the same database
 /// file is started either way: for `Remote` it is the upstream; for
 /// `Embedded` it shares the file, so its wipe reaches the sidecar's epoch.
-async fn setup(backend: Backend) -> Setup {
+/// Whether the sidecar keeps a local replica: the suite passes alike with
+/// and without it.
+#[derive(Clone, Copy)]
+enum Replica {
+    On,
+    Off,
+}
+
+async fn setup(backend: Backend, replica: Replica) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("toolbridge.db");
     let api = ApiProcess::start(&db, &dir.path().join("api-logs")).await;
@@ -110,6 +118,10 @@ async fn setup(backend: Backend) -> Setup {
         Backend::Remote => Launch::remote(&api.url)
             .env("TOOLBRIDGE_TOKEN", SECRET)
             .without_env("TOOLBRIDGE_TENANT_ID"),
+    };
+    let launch = match replica {
+        Replica::On => launch.with_replica(&dir.path().join("replicas"), "2"),
+        Replica::Off => launch.env("TOOLBRIDGE_REPLICA", "off"),
     };
     let mut mcp = launch.spawn().await;
     mcp.initialize().await;
@@ -155,12 +167,12 @@ fn plural(entity: &str) -> String {
 
 /// Create, get, update (guarded), a stale update, patch, process, archive,
 /// list, delete, and the deleted item's afterlife, for all five entities.
-async fn full_lifecycle(backend: Backend) {
+async fn full_lifecycle(backend: Backend, replica: Replica) {
     let Setup {
         mut mcp,
         api: _api,
         _dir,
-    } = setup(backend).await;
+    } = setup(backend, replica).await;
     let note = uid_of(
         &mcp.call_tool("create_note", json!({"title": "parent"}))
             .await,
@@ -294,21 +306,31 @@ async fn full_lifecycle(backend: Backend) {
 
 #[tokio::test]
 async fn full_lifecycle_on_the_embedded_default() {
-    full_lifecycle(Backend::Embedded).await;
+    full_lifecycle(Backend::Embedded, Replica::On).await;
+}
+
+#[tokio::test]
+async fn full_lifecycle_on_the_embedded_default_without_replica() {
+    full_lifecycle(Backend::Embedded, Replica::Off).await;
 }
 
 #[tokio::test]
 async fn full_lifecycle_on_a_remote_upstream() {
-    full_lifecycle(Backend::Remote).await;
+    full_lifecycle(Backend::Remote, Replica::On).await;
+}
+
+#[tokio::test]
+async fn full_lifecycle_on_a_remote_upstream_without_replica() {
+    full_lifecycle(Backend::Remote, Replica::Off).await;
 }
 
 /// Parents are enforced, filters find children, pagination walks everything.
-async fn parents_filters_and_pages(backend: Backend) {
+async fn parents_filters_and_pages(backend: Backend, replica: Replica) {
     let Setup {
         mut mcp,
         api: _api,
         _dir,
-    } = setup(backend).await;
+    } = setup(backend, replica).await;
     let a = uid_of(&mcp.call_tool("create_note", json!({"title": "a"})).await);
     let b = uid_of(&mcp.call_tool("create_task", json!({"title": "b"})).await);
     for i in 0..3 {
@@ -393,25 +415,41 @@ async fn parents_filters_and_pages(backend: Backend) {
 
 #[tokio::test]
 async fn parents_filters_and_pages_on_the_embedded_default() {
-    parents_filters_and_pages(Backend::Embedded).await;
+    parents_filters_and_pages(Backend::Embedded, Replica::On).await;
+}
+
+#[tokio::test]
+async fn parents_filters_and_pages_on_the_embedded_default_without_replica() {
+    parents_filters_and_pages(Backend::Embedded, Replica::Off).await;
 }
 
 #[tokio::test]
 async fn parents_filters_and_pages_on_a_remote_upstream() {
-    parents_filters_and_pages(Backend::Remote).await;
+    parents_filters_and_pages(Backend::Remote, Replica::On).await;
 }
 
-/// After the tenant's epoch is raised, the next call re-sessions and succeeds
-/// without the caller noticing.
-async fn epoch_bump_is_invisible(backend: Backend) {
-    let Setup { mut mcp, api, _dir } = setup(backend).await;
+#[tokio::test]
+async fn parents_filters_and_pages_on_a_remote_upstream_without_replica() {
+    parents_filters_and_pages(Backend::Remote, Replica::Off).await;
+}
+
+/// After the tenant's epoch is raised, the next call that reaches the upstream
+/// re-sessions and succeeds without the caller noticing.
+async fn epoch_bump_is_invisible(backend: Backend, replica: Replica) {
+    let Setup { mut mcp, api, _dir } = setup(backend, replica).await;
     let uid = uid_of(
         &mcp.call_tool("create_note", json!({"title": "before"}))
             .await,
     );
     api.wipe().await;
+    // A write always goes to the upstream (a read may be answered by the
+    // replica), so it meets the new epoch.
+    ok(&mcp
+        .call_tool("patch_note", json!({"uid": uid, "content": "after"}))
+        .await);
     let got = mcp.call_tool("get_note", json!({"uid": uid})).await;
     assert_eq!(ok(&got)["payload"]["title"], "before");
+    assert_eq!(ok(&got)["payload"]["content"], "after");
     assert!(
         common::wait_for_log_line(&mcp.log_dir, "renewing the sync session").await,
         "no re-session in the log"
@@ -422,12 +460,22 @@ async fn epoch_bump_is_invisible(backend: Backend) {
 
 #[tokio::test]
 async fn epoch_bump_is_invisible_on_the_embedded_default() {
-    epoch_bump_is_invisible(Backend::Embedded).await;
+    epoch_bump_is_invisible(Backend::Embedded, Replica::On).await;
+}
+
+#[tokio::test]
+async fn epoch_bump_is_invisible_on_the_embedded_default_without_replica() {
+    epoch_bump_is_invisible(Backend::Embedded, Replica::Off).await;
 }
 
 #[tokio::test]
 async fn epoch_bump_is_invisible_on_a_remote_upstream() {
-    epoch_bump_is_invisible(Backend::Remote).await;
+    epoch_bump_is_invisible(Backend::Remote, Replica::On).await;
+}
+
+#[tokio::test]
+async fn epoch_bump_is_invisible_on_a_remote_upstream_without_replica() {
+    epoch_bump_is_invisible(Backend::Remote, Replica::Off).await;
 }
 
 impl Drop for ApiProcess {

@@ -33,7 +33,7 @@ const CLIENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
 const PINNED: [&str; 3] = ["package.json", "package-lock.json", "requirements.txt"];
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
-const TOOL_COUNT: usize = 40;
+const TOOL_COUNT: usize = 41; // 40 entity tools and search
 
 /// Where the installed clients are.
 struct RealClients {
@@ -342,7 +342,7 @@ fn inspector_result(run: &Run) -> Value {
 }
 
 /// Inspector CLI: `tools/list --strict` finds no portability problem in any of the
-/// 40 schemas in either era, and a note created by one process is read back by another.
+/// 41 schemas in either era, and a note created by one process is read back by another.
 #[test]
 fn inspector_cli_lists_strictly_and_round_trips_a_note() {
     let scratch = Scratch::new();
@@ -478,7 +478,7 @@ fn ts_client(scenario: &str) -> (Run, Scratch) {
     (run, scratch)
 }
 
-/// TypeScript SDK 1.x: 40 tools, create_task then process_task `complete`,
+/// TypeScript SDK 1.x: 41 tools, create_task then process_task `complete`,
 /// every result accepted by the SDK's own output-schema validation.
 #[test]
 fn typescript_sdk_validates_a_task_chain() {

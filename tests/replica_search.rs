@@ -2,6 +2,13 @@
 //! contain none of the searched words, plus planted items that do. Every
 //! expectation below is a count or an order the planting fixes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,13 @@
 //! files, the version rule, tombstones, resets, feeds, sharing between
 //! handles, threads and processes, listing cursors and filters.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};

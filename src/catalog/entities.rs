@@ -37,12 +37,23 @@ pub struct Entity {
     /// A parent the upstream does not check: the sidecar reads it before a
     /// write names it, so a typo'd uid is refused instead of stored.
     pub checked_parent: Option<CheckedParent>,
+    /// The payload `status` values its actions and archive set, for the
+    /// local list and search filter (empty: it has none).
+    pub statuses: &'static [&'static str],
+    /// Whether its items have a due date to filter by.
+    pub due_dates: bool,
 }
 
 /// A payload field naming another item of a known collection.
 pub struct CheckedParent {
     pub param: &'static str,
     pub path: &'static str,
+}
+
+impl std::fmt::Debug for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Entity({})", self.plural)
+    }
 }
 
 /// A list filter on a payload key holding a parent's uid.
@@ -110,6 +121,8 @@ pub static ENTITIES: [Entity; 5] = [
         archive_effect: "status archived",
         list_filter: None,
         checked_parent: None,
+        statuses: &["active", "archived"],
+        due_dates: false,
     },
     Entity {
         singular: "task",
@@ -126,6 +139,8 @@ pub static ENTITIES: [Entity; 5] = [
             param: "parent_uid",
             path: "/v1/tasks",
         }),
+        statuses: &["open", "in_progress", "completed", "archived"],
+        due_dates: true,
     },
     Entity {
         singular: "comment",
@@ -143,6 +158,8 @@ pub static ENTITIES: [Entity; 5] = [
             description: "Only comments on this note or task.",
         }),
         checked_parent: None,
+        statuses: &["open", "resolved", "archived"],
+        due_dates: false,
     },
     Entity {
         singular: "chat",
@@ -156,6 +173,8 @@ pub static ENTITIES: [Entity; 5] = [
         archive_effect: "archived true",
         list_filter: None,
         checked_parent: None,
+        statuses: &["active", "resolved"],
+        due_dates: false,
     },
     Entity {
         singular: "chat_message",
@@ -173,6 +192,8 @@ pub static ENTITIES: [Entity; 5] = [
             description: "Only messages of this chat.",
         }),
         checked_parent: None,
+        statuses: &[],
+        due_dates: false,
     },
 ];
 
@@ -268,22 +289,40 @@ pub struct ChatMessageFields {
 #[serde(transparent)]
 pub struct IsoDate(String);
 
+impl IsoDate {
+    /// The instant as unix milliseconds: a date is its midnight, a date-time
+    /// without an offset is taken as UTC.
+    pub fn unix_ms(&self) -> i64 {
+        parse_instant(&self.0).map_or(0, |at| (at.unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+}
+
+/// The three ISO 8601 forms [`IsoDate`] accepts, as an instant.
+fn parse_instant(text: &str) -> Option<time::OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    use time::macros::format_description;
+    let local = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute][optional [:[second][optional [.[subsecond]]]]]"
+    );
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .or_else(|| {
+            time::PrimitiveDateTime::parse(text, local)
+                .ok()
+                .map(|t| t.assume_utc())
+        })
+        .or_else(|| {
+            time::Date::parse(text, format_description!("[year]-[month]-[day]"))
+                .ok()
+                .map(|d| d.midnight().assume_utc())
+        })
+}
+
 impl<'de> Deserialize<'de> for IsoDate {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use time::format_description::well_known::Rfc3339;
-        use time::macros::format_description;
         let text = String::deserialize(deserializer)?;
         let trimmed = text.trim();
-        let valid = time::OffsetDateTime::parse(trimmed, &Rfc3339).is_ok()
-            || time::Date::parse(trimmed, format_description!("[year]-[month]-[day]")).is_ok()
-            || time::PrimitiveDateTime::parse(
-                trimmed,
-                format_description!(
-                    "[year]-[month]-[day]T[hour]:[minute][optional [:[second][optional [.[subsecond]]]]]"
-                ),
-            )
-            .is_ok();
-        if valid {
+        if parse_instant(trimmed).is_some() {
             Ok(Self(trimmed.to_owned()))
         } else {
             Err(serde::de::Error::custom(format!(

@@ -10,6 +10,7 @@ pub mod operations;
 pub mod reference;
 pub mod repeat;
 pub mod schema;
+pub mod search;
 
 use std::sync::Arc;
 
@@ -72,10 +73,74 @@ pub enum Finish {
     Item,
     /// The response is a page; `filter` keeps items whose payload key holds
     /// the uid (the upstream cannot filter, so pages are filtered here).
+    /// `local` holds what only the local replica can answer.
     Page {
         limit: u32,
         filter: Option<(&'static str, Uuid)>,
+        local: LocalList,
     },
+}
+
+/// List order by update time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    #[default]
+    Oldest,
+    Newest,
+}
+
+/// Filters the local replica applies to a list or a search (the upstream
+/// can apply none of them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters {
+    /// Items carrying every one of these tags.
+    pub tags: Vec<String>,
+    pub status: Option<String>,
+    /// Unix ms, exclusive.
+    pub updated_after: Option<i64>,
+    /// Unix ms, inclusive.
+    pub updated_before: Option<i64>,
+    pub due_after: Option<i64>,
+    pub due_before: Option<i64>,
+}
+
+impl Filters {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// What a list asks that only the local replica can answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LocalList {
+    pub order: Order,
+    pub filters: Filters,
+}
+
+impl LocalList {
+    /// Whether the upstream could serve this list as asked.
+    pub fn needs_replica(&self) -> bool {
+        self.order != Order::Oldest || !self.filters.is_empty()
+    }
+}
+
+/// What a tool call amounts to once its arguments are validated.
+#[derive(Debug)]
+pub enum Planned {
+    /// One upstream request (or a read the replica may answer instead).
+    Request(Box<Plan>),
+    /// A full-text search of the local replica.
+    Search(Box<search::SearchPlan>),
+}
+
+/// What a tool acts on.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// One of the eight operations on one entity.
+    Entity(&'static Entity, Operation),
+    /// `search`, over these entities.
+    Search(Vec<&'static Entity>),
 }
 
 /// Everything needed to run one tool call.
@@ -114,29 +179,43 @@ impl Plan {
 pub struct ToolDef {
     pub name: String,
     pub description: String,
-    pub entity: &'static Entity,
-    pub operation: Operation,
+    pub kind: Kind,
     pub input_schema: Arc<JsonObject>,
     pub output_schema: Arc<JsonObject>,
     pub hints: Hints,
 }
 
 impl ToolDef {
-    fn new(entity: &'static Entity, operation: Operation) -> Self {
+    fn new(entity: &'static Entity, operation: Operation, local: bool) -> Self {
         Self {
             name: operation.tool_name(entity),
-            description: operation.description(entity),
-            entity,
-            operation,
-            input_schema: Arc::new(operation.input_schema(entity)),
+            description: operation.description(entity, local),
+            kind: Kind::Entity(entity, operation),
+            input_schema: Arc::new(operation.input_schema(entity, local)),
             output_schema: Arc::new(operation.output_schema()),
             hints: operation.hints(),
         }
     }
 
-    /// Validates the arguments and plans the request. Nothing is sent for
+    /// The entity an entity tool acts on; `None` for `search`.
+    pub fn entity(&self) -> Option<&'static Entity> {
+        match self.kind {
+            Kind::Entity(entity, _) => Some(entity),
+            Kind::Search(_) => None,
+        }
+    }
+
+    /// The operation of an entity tool; `None` for `search`.
+    pub fn operation(&self) -> Option<Operation> {
+        match self.kind {
+            Kind::Entity(_, operation) => Some(operation),
+            Kind::Search(_) => None,
+        }
+    }
+
+    /// Validates the arguments and plans the call. Nothing is sent for
     /// arguments the schema would refuse.
-    pub fn plan(&self, args: Option<JsonObject>) -> Result<Plan, ToolError> {
+    pub fn plan(&self, args: Option<JsonObject>) -> Result<Planned, ToolError> {
         let args = args.unwrap_or_default();
         let known = self
             .input_schema
@@ -155,7 +234,14 @@ impl ToolDef {
                 expected.join(", ")
             )));
         }
-        self.operation.plan(self.entity, &args)
+        match &self.kind {
+            Kind::Entity(entity, operation) => operation
+                .plan(entity, &args)
+                .map(|p| Planned::Request(Box::new(p))),
+            Kind::Search(entities) => {
+                search::plan(entities, &args).map(|p| Planned::Search(Box::new(p)))
+            }
+        }
     }
 }
 
@@ -165,32 +251,58 @@ pub struct Catalog {
 }
 
 /// Which tools to offer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Selection {
     /// Entity plural names (`notes`, `chat_messages`); empty means all.
     pub toolsets: Vec<String>,
     /// Only tools that change nothing.
     pub read_only: bool,
+    /// A local replica answers reads: `search` and the list filters exist.
+    pub local: bool,
+}
+
+impl Selection {
+    /// The entities it enables, in table order.
+    pub fn entities(&self) -> Vec<&'static Entity> {
+        ENTITIES
+            .iter()
+            .filter(|e| self.toolsets.is_empty() || self.toolsets.iter().any(|t| t == e.plural))
+            .collect()
+    }
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Self {
+            toolsets: Vec::new(),
+            read_only: false,
+            local: true,
+        }
+    }
 }
 
 impl Catalog {
+    /// Every tool any configuration can offer.
     pub fn all() -> Self {
         Self::select(&Selection::default())
     }
 
     pub fn select(selection: &Selection) -> Self {
-        let tools = ENTITIES
-            .iter()
-            .filter(|e| {
-                selection.toolsets.is_empty() || selection.toolsets.iter().any(|t| t == e.plural)
-            })
-            .flat_map(|e| {
-                Operation::ALL
-                    .into_iter()
-                    .map(move |op| ToolDef::new(e, op))
-            })
-            .filter(|t| !selection.read_only || t.hints.read_only)
-            .collect();
+        let entities = selection.entities();
+        let mut tools: Vec<ToolDef> = Vec::new();
+        if selection.local && !entities.is_empty() {
+            tools.push(search::tool(entities.clone()));
+        }
+        tools.extend(
+            entities
+                .iter()
+                .flat_map(|e| {
+                    Operation::ALL
+                        .into_iter()
+                        .map(move |op| ToolDef::new(e, op, selection.local))
+                })
+                .filter(|t| !selection.read_only || t.hints.read_only),
+        );
         Self { tools }
     }
 
@@ -205,7 +317,9 @@ impl Catalog {
     /// Why `name` cannot be called: unknown, or known but not enabled.
     pub fn refusal(&self, name: &str) -> String {
         if Catalog::all().get(name).is_some() {
-            format!("tool `{name}` is not enabled on this server (--read-only or --toolsets)")
+            format!(
+                "tool `{name}` is not enabled on this server (--read-only, --toolsets or --replica off)"
+            )
         } else {
             format!("unknown tool: {name}")
         }

@@ -5,9 +5,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::entities::Entity;
+use super::entities::{Entity, IsoDate};
 use super::schema::{JsonObject, merge_objects, property, schema_of};
-use super::{Finish, Method, Plan, Request, RetryClass};
+use super::{Filters, Finish, LocalList, Method, Order, Plan, Request, RetryClass};
 use crate::error::ToolError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +61,11 @@ impl Operation {
         }
     }
 
-    pub fn description(self, e: &Entity) -> String {
+    /// `local`: a replica answers reads, so lists can sort and filter.
+    pub fn description(self, e: &Entity, local: bool) -> String {
         let (one, many) = (e.noun, e.plural.replace('_', " "));
         match self {
+            Self::List if local => format!("List {many} by update time, with filters."),
             Self::List => format!("List {many}, oldest update first."),
             Self::Get => format!("Get one {one} by uid."),
             Self::Create => format!("Create a {one}."),
@@ -93,7 +95,8 @@ impl Operation {
         }
     }
 
-    pub fn input_schema(self, e: &Entity) -> JsonObject {
+    /// `local`: the list filters only a replica can answer are offered.
+    pub fn input_schema(self, e: &Entity, local: bool) -> JsonObject {
         let fields = || {
             let mut schema = (e.fields.schema)();
             schema.remove("required");
@@ -111,6 +114,11 @@ impl Operation {
                     let uuid =
                         json!({"type": "string", "format": "uuid", "description": f.description});
                     parts.push(property(f.param, uuid, false));
+                }
+                if local {
+                    parts.push(schema_of::<OrderParam>());
+                    parts.push(schema_of::<FilterParams>());
+                    parts.extend(status_and_due_properties(e.statuses, e.due_dates));
                 }
                 parts
             }
@@ -204,6 +212,7 @@ impl Operation {
                     Some(f) => optional_uuid(args, f.param)?.map(|uid| (f.wire, uid)),
                     None => None,
                 };
+                let order: OrderParam = parse(args)?;
                 let mut req = request(Method::Get, e.path.to_owned(), None);
                 req.query.push(("limit", limit.to_string()));
                 if let Some(cursor) = p.cursor {
@@ -213,7 +222,14 @@ impl Operation {
                     req.query.push(("includeDeleted", "true".into()));
                 }
                 let mut plan = Plan::item(req, None);
-                plan.finish = Finish::Page { limit, filter };
+                plan.finish = Finish::Page {
+                    limit,
+                    filter,
+                    local: LocalList {
+                        order: order.order.unwrap_or_default(),
+                        filters: filters(e.statuses, args)?,
+                    },
+                };
                 plan
             }
             Self::Get => {
@@ -329,7 +345,76 @@ fn parent_check(
     ))))
 }
 
+/// The filters beyond the common ones: `status` (the values given, as an
+/// enum) and due dates.
+pub(super) fn status_and_due_properties(statuses: &[&str], due_dates: bool) -> Vec<JsonObject> {
+    let mut parts = Vec::new();
+    if !statuses.is_empty() {
+        parts.push(property(
+            "status",
+            json!({"type": "string", "enum": statuses}),
+            false,
+        ));
+    }
+    if due_dates {
+        let date = json!({"type": "string", "description": "ISO 8601."});
+        parts.push(property("due_after", date.clone(), false));
+        parts.push(property("due_before", date, false));
+    }
+    parts
+}
+
+/// The local filters of a list or search, from its arguments; `statuses` are
+/// the values `status` may take.
+pub(super) fn filters(statuses: &[&str], args: &JsonObject) -> Result<Filters, ToolError> {
+    let common: FilterParams = parse(args)?;
+    let p: StatusAndDueParams = parse(args)?;
+    if let Some(status) = &p.status
+        && !statuses.contains(&status.as_str())
+    {
+        return Err(ToolError::invalid_input(format!(
+            "status: `{status}` is not one of {}",
+            statuses.join(", ")
+        )));
+    }
+    Ok(Filters {
+        tags: common.tags.unwrap_or_default(),
+        status: p.status,
+        updated_after: common.updated_after.map(|d| d.unix_ms()),
+        updated_before: common.updated_before.map(|d| d.unix_ms()),
+        due_after: p.due_after.map(|d| d.unix_ms()),
+        due_before: p.due_before.map(|d| d.unix_ms()),
+    })
+}
+
 // The operations' own parameters. Doc comments are the schema descriptions.
+
+#[derive(Deserialize, JsonSchema)]
+struct OrderParam {
+    /// By update time (default oldest).
+    order: Option<Order>,
+}
+
+/// What every local list and search can filter by.
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct FilterParams {
+    /// Only items with all these tags.
+    tags: Option<Vec<String>>,
+    /// ISO 8601.
+    #[schemars(with = "Option<String>")]
+    updated_after: Option<IsoDate>,
+    /// ISO 8601.
+    #[schemars(with = "Option<String>")]
+    updated_before: Option<IsoDate>,
+}
+
+/// Filters whose schema is built from the entity rows.
+#[derive(Deserialize)]
+struct StatusAndDueParams {
+    status: Option<String>,
+    due_after: Option<IsoDate>,
+    due_before: Option<IsoDate>,
+}
 
 #[derive(Deserialize, JsonSchema)]
 struct ListParams {
@@ -372,12 +457,12 @@ struct ProcessParams {
     metadata: Option<JsonObject>,
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(args: &JsonObject) -> Result<T, ToolError> {
+pub(super) fn parse<T: for<'de> Deserialize<'de>>(args: &JsonObject) -> Result<T, ToolError> {
     serde_path_to_error::deserialize(&Value::Object(args.clone()))
         .map_err(|e| ToolError::invalid_input(format!("{}: {}", e.path(), e.inner())))
 }
 
-fn optional_uuid(args: &JsonObject, key: &str) -> Result<Option<Uuid>, ToolError> {
+pub(super) fn optional_uuid(args: &JsonObject, key: &str) -> Result<Option<Uuid>, ToolError> {
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Uuid::parse_str(s)

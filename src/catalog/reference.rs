@@ -3,21 +3,33 @@
 
 use serde_json::Value;
 
-use super::{Catalog, ENTITIES};
+use super::{Catalog, ENTITIES, ToolDef};
 
-/// One table per entity: tool, description, parameters (required in bold).
+/// One table for `search` and one per entity: tool, description, parameters
+/// (required in bold).
 pub fn markdown(catalog: &Catalog) -> String {
     let mut out = String::new();
-    for entity in &ENTITIES {
-        let tools: Vec<_> = catalog
+    let search = (
+        "search",
+        catalog
             .tools()
             .iter()
-            .filter(|t| std::ptr::eq(t.entity, entity))
+            .filter(|t| t.entity().is_none())
+            .collect(),
+    );
+    let per_entity = ENTITIES.iter().map(|entity| {
+        let tools: Vec<&ToolDef> = catalog
+            .tools()
+            .iter()
+            .filter(|t| t.entity().is_some_and(|e| std::ptr::eq(e, entity)))
             .collect();
+        (entity.plural, tools)
+    });
+    for (heading, tools) in std::iter::once(search).chain(per_entity) {
         if tools.is_empty() {
             continue;
         }
-        out.push_str(&format!("\n#### {}\n\n", entity.plural.replace('_', " ")));
+        out.push_str(&format!("\n#### {}\n\n", heading.replace('_', " ")));
         out.push_str("| tool | what it does | parameters (**required**) |\n|---|---|---|\n");
         for tool in tools {
             let required: Vec<&str> = tool

@@ -101,6 +101,9 @@ pub async fn run(mut config: Config) -> bool {
             Err(e) => report.fail("auth and tenant", e.summary(), fix_for(&e, dev_subject)),
         }
     }
+    if checks_passed {
+        replica_check(&backend, &config, &mut report).await;
+    }
     let breaker = client.breaker_state();
     if breaker.admits_calls() {
         report.pass("circuit breaker", breaker);
@@ -134,6 +137,66 @@ fn fix_for(error: &ToolError, dev_subject: bool) -> &'static str {
         UpstreamUnavailable => "check TOOLBRIDGE_API_URL and that the API is running",
         _ => "see the message; the log file has the details under its correlation id",
     }
+}
+
+/// Where the replica is, what it holds per entity, when each was last
+/// refreshed, and its size on disk.
+async fn replica_check(backend: &Backend, config: &Config, report: &mut Report) {
+    let Some(follower) = backend.service.follower() else {
+        report.pass("replica", "off (--replica off): every read asks the API");
+        return;
+    };
+    let call = crate::upstream::Call::new(config.call_timeout, CancellationToken::new());
+    let replica = match follower.replica(&call).await {
+        Ok(Some(replica)) => replica,
+        Ok(None) => {
+            report.fail(
+                "replica",
+                "cannot be used (see the log)",
+                "delete the replica directory's files, or run with TOOLBRIDGE_REPLICA=off",
+            );
+            return;
+        }
+        Err(e) => {
+            report.fail("replica", e.summary(), fix_for(&e, false));
+            return;
+        }
+    };
+    match replica.stats() {
+        Ok(stats) => {
+            let entities: Vec<String> = stats
+                .entities
+                .iter()
+                .map(|e| {
+                    let refreshed = e.feed.refreshed_ms.map_or("never synced".to_owned(), |ms| {
+                        let ago = now_ms().saturating_sub(ms) / 1000;
+                        format!("refreshed {ago} s ago")
+                    });
+                    format!("{} {} ({refreshed})", e.entity, e.live)
+                })
+                .collect();
+            report.pass(
+                "replica",
+                format!(
+                    "{} ({} KiB): {}",
+                    replica.path().display(),
+                    stats.size_bytes / 1024,
+                    entities.join(", ")
+                ),
+            );
+        }
+        Err(e) => report.fail(
+            "replica",
+            e.to_string(),
+            "delete the replica file; it is a cache and is rebuilt",
+        ),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn check_log_dir(dir: &std::path::Path) -> std::io::Result<()> {

@@ -8,6 +8,7 @@ pub mod doctor;
 mod serve;
 mod serve_api;
 mod stats;
+mod sync;
 mod tools;
 
 use std::process::ExitCode;
@@ -18,13 +19,15 @@ pub use serve::serve;
 pub use serve_api::serve_api;
 pub use tools::{ToolsFormat, tools, write_catalog};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Entity};
 use crate::config::{Cli, Command, Config, Upstream};
 use crate::embedded::{self, ApiConfig, RateLimits, RunningApi};
 use crate::error::SetupError;
+use crate::replica::Follower;
 use crate::service::Service;
-use crate::upstream::{Auth, Client, run_token_command};
+use crate::upstream::{Auth, Call, Client, run_token_command};
 use crate::{fsmode, logging, stdio};
+use tokio_util::sync::CancellationToken;
 
 /// Parses nothing (that is `main`'s), runs the command `cli` names, and says
 /// how the process should exit.
@@ -105,6 +108,10 @@ pub fn run(cli: Cli) -> ExitCode {
                 let shutdown = async move { signals.recv().await };
                 exit(serve_api(&config, listen, secret, shutdown).await)
             }
+            Command::Sync => {
+                let _log = logging::init(&config.log_dir, &config.log_level);
+                sync::run(config).await
+            }
             Command::Doctor => {
                 let _log = logging::init(&config.log_dir, &config.log_level);
                 if doctor::run(config).await {
@@ -134,7 +141,15 @@ fn fail(error: &SetupError) -> ExitCode {
 pub struct Backend {
     pub service: Arc<Service>,
     embedded: Option<RunningApi>,
+    /// The entities `--toolsets` enables.
+    entities: Vec<&'static Entity>,
+    /// Cancels background work (the replica's first sync) at shutdown.
+    background: CancellationToken,
 }
+
+/// How long the background first sync may take before it stops (what it
+/// stored is kept; the next refresh goes on from there).
+const FIRST_SYNC_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Backend {
     pub async fn start(config: &mut Config) -> Result<Self, SetupError> {
@@ -145,6 +160,15 @@ impl Backend {
                 .map_err(|e| SetupError::Credentials(e.message))?;
             auth = Auth::Bearer(token);
         }
+        let origin = match &config.upstream {
+            Upstream::Remote { base_url } => base_url.clone(),
+            Upstream::Embedded { db_path } => format!(
+                "embedded:{}",
+                std::path::absolute(db_path)
+                    .unwrap_or_else(|_| db_path.clone())
+                    .display()
+            ),
+        };
         let (client_config, embedded) = match &config.upstream {
             Upstream::Remote { base_url } => {
                 tracing::info!(upstream = %base_url, "using a remote ToolBridge API");
@@ -176,16 +200,56 @@ impl Backend {
             let client = client.clone();
             async move { client.discover_limits().await }
         });
+        let follower = config.replica.as_ref().map(|settings| {
+            Arc::new(Follower::new(
+                client.clone(),
+                origin,
+                settings.dir.clone(),
+                settings.max_staleness,
+            ))
+        });
         let catalog = Catalog::select(&config.selection);
-        let service = Service::new(catalog, client, config.call_timeout);
+        let entities = config.selection.entities();
+        let service = Service::new(catalog, client, follower, config.call_timeout);
         Ok(Self {
             service: Arc::new(service),
             embedded,
+            entities,
+            background: CancellationToken::new(),
         })
+    }
+
+    /// Starts the replica's first sync of every enabled entity in the
+    /// background (a no-op for entities already synced beyond a refresh);
+    /// until an entity's completes, its reads go to the upstream.
+    pub fn start_first_sync(&self) {
+        let Some(follower) = self.service.follower().cloned() else {
+            return;
+        };
+        let entities = self.entities.clone();
+        let stop = self.background.clone();
+        tokio::spawn(async move {
+            let call = Call::new(FIRST_SYNC_DEADLINE, stop);
+            match follower.sync(&entities, &call, |_, _| {}).await {
+                Ok(fetched) => {
+                    let items: usize = fetched.iter().map(|(_, n)| n).sum();
+                    tracing::info!(items, "the local replica is in step with the upstream");
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error.summary(), "the replica's first sync stopped; reads go to the upstream until it completes")
+                }
+            }
+        });
+    }
+
+    /// The enabled entities, in table order.
+    pub fn entities(&self) -> &[&'static Entity] {
+        &self.entities
     }
 
     /// Ends the upstream session and stops the embedded API.
     pub async fn shutdown(self) {
+        self.background.cancel();
         self.service.client().close().await;
         if let Some(api) = self.embedded {
             api.shutdown().await;

@@ -26,6 +26,7 @@ pub async fn serve(
         );
     }
     let backend = Backend::start(&mut config).await?;
+    backend.start_first_sync();
     let (reader, writer) = channel;
     let first = tokio::select! {
         first = stdio::skip_to_first_request(reader) => first,

@@ -29,9 +29,12 @@
 //! - `item`: an upstream item parsed and what is indexed from its payload;
 //! - `store`: [`Replica`], its writes and single-item reads;
 //! - `query`: filters, listing and cursors;
-//! - `search`: full-text search.
+//! - `search`: full-text search;
+//! - `follow`: [`Follower`], which keeps the replica in step with the
+//!   upstream and decides when it may answer a read.
 
 mod file;
+mod follow;
 mod item;
 mod query;
 mod search;
@@ -41,6 +44,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use follow::{Follower, Freshness, Ready};
 pub use query::{Filters, ListQuery, Order, Page};
 pub use search::{SearchHit, SearchPage, SearchQuery};
 pub use store::{Applied, EntityStats, FeedState, Replica, ReplicaStats};

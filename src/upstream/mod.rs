@@ -112,7 +112,6 @@ pub struct Client {
 /// Whose data, at which epoch: see [`Client::scope`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
-    pub base_url: String,
     pub tenant: String,
     pub user_id: String,
     pub epoch: u64,
@@ -358,14 +357,13 @@ impl Client {
         Ok((tenant.to_str().unwrap_or("?").to_owned(), session.epoch))
     }
 
-    /// Whose data this client reads, and at which epoch: the base URL, the
-    /// tenant and the user id of the current session (opening one if
-    /// needed). A local replica is keyed by it.
+    /// Whose data this client reads, and at which epoch: the tenant and the
+    /// user id of the current session (opening one if needed). A local
+    /// replica is keyed by it, with where the data lives.
     pub async fn scope(&self, call: &Call) -> Result<Scope, ToolError> {
         let tenant = self.tenant(call).await.map_err(|f| f.error)?;
         let session = self.session(call).await.map_err(|f| f.error)?;
         Ok(Scope {
-            base_url: self.base_url().to_owned(),
             tenant: tenant.to_str().unwrap_or_default().to_owned(),
             user_id: session.user_id.unwrap_or_default(),
             epoch: session.epoch,

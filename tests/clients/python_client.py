@@ -22,7 +22,7 @@ import jsonschema
 from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-EXPECTED_TOOLS = 40
+EXPECTED_TOOLS = 41  # 40 entity tools and search
 MODERN_VERSION = "2026-07-28"
 
 

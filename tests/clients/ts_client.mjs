@@ -1,7 +1,7 @@
 // Drive toolbridge-mcp with the official TypeScript SDK (@modelcontextprotocol/sdk v1).
 //
 // Usage: node ts_client.mjs SCENARIO BIN DBPATH LOGDIR [EXTRA_SERVER_ARGS...]
-//   SCENARIO "chain":      connect, listTools (40), create_task, process_task complete.
+//   SCENARIO "chain":      connect, listTools (41), create_task, process_task complete.
 //   SCENARIO "tool-error": a call the server refuses must come back as an isError result.
 //
 // Client.callTool validates structuredContent against the tool's outputSchema
@@ -13,7 +13,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 
-const EXPECTED_TOOLS = 40;
+const EXPECTED_TOOLS = 41; // 40 entity tools and search
 
 class CheckFailed extends Error {}
 

@@ -47,22 +47,42 @@ pub struct Launch {
 
 impl Launch {
     /// Against a remote upstream at `url` with a bearer token and tenant.
+    /// The local replica is off: these stand-ins check the HTTP exchange
+    /// request by request, and the replica's own refreshes would add to
+    /// every count. [`Launch::with_replica`] turns it on.
     pub fn remote(url: &str) -> Self {
         Self {
             args: vec!["--api-url".into(), url.into()],
             env: vec![
                 ("TOOLBRIDGE_TOKEN".into(), "test-token-7f3e9c".into()),
                 ("TOOLBRIDGE_TENANT_ID".into(), "tenant-1".into()),
+                ("TOOLBRIDGE_REPLICA".into(), "off".into()),
             ],
             log_dir: None,
         }
     }
 
-    /// On the embedded default, with its database at `db_path`.
+    /// Keeps a local replica in `dir`, refreshed when older than
+    /// `max_staleness` seconds.
+    pub fn with_replica(mut self, dir: &Path, max_staleness: &str) -> Self {
+        self.env.retain(|(k, _)| k != "TOOLBRIDGE_REPLICA");
+        self.env
+            .push(("TOOLBRIDGE_REPLICA_DIR".into(), dir.display().to_string()));
+        self.env
+            .push(("TOOLBRIDGE_MAX_STALENESS".into(), max_staleness.into()));
+        self
+    }
+
+    /// On the embedded default, with its database at `db_path` and the
+    /// local replica beside it (as a user runs it).
     pub fn embedded(db_path: &Path) -> Self {
+        let replicas = db_path.with_extension("replicas");
         Self {
             args: vec!["--db-path".into(), db_path.display().to_string()],
-            env: Vec::new(),
+            env: vec![(
+                "TOOLBRIDGE_REPLICA_DIR".into(),
+                replicas.display().to_string(),
+            )],
             log_dir: None,
         }
     }
