@@ -12,80 +12,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
-
+use common::api::{ApiProcess, SECRET};
 use common::{Launch, McpProcess, err, ok};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const SECRET: &str = "lifecycle-secret-0123456789abcdef";
-
-/// A standalone embedded API, as a remote upstream would be.
-struct ApiProcess {
-    child: Child,
-    url: String,
-}
-
-impl ApiProcess {
-    async fn start(db_path: &Path, log_dir: &Path) -> Self {
-        let mut child = Command::new(common::BIN)
-            .args(["serve-api", "--listen", "127.0.0.1:0", "--db-path"])
-            .arg(db_path)
-            .env_clear()
-            .env("TOOLBRIDGE_API_SECRET", SECRET)
-            .env("TOOLBRIDGE_LOG_DIR", log_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn serve-api");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(rest) = line.split("embedded API on ").nth(1) {
-                    return rest.split_whitespace().next().unwrap().to_owned();
-                }
-            }
-            panic!("serve-api exited before listening");
-        })
-        .await
-        .expect("serve-api starts");
-        Self { child, url }
-    }
-
-    /// Raises the tenant's epoch, as a reset of the tenant would.
-    async fn wipe(&self) {
-        let http = reqwest::Client::new();
-        let auth = format!("Bearer {SECRET}");
-        let session: Value = http
-            .post(format!("{}/v1/sync/sessions", self.url))
-            .header("Authorization", &auth)
-            .header("X-TB-Tenant-ID", "local")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let response = http
-            .post(format!("{}/v1/sync/wipe", self.url))
-            .header("Authorization", &auth)
-            .header("X-TB-Tenant-ID", "local")
-            .header("X-Sync-Session", session["id"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "wipe: {}",
-            response.status()
-        );
-    }
-}
 
 enum Backend {
     Embedded,
@@ -476,10 +405,4 @@ async fn epoch_bump_is_invisible_on_a_remote_upstream() {
 #[tokio::test]
 async fn epoch_bump_is_invisible_on_a_remote_upstream_without_replica() {
     epoch_bump_is_invisible(Backend::Remote, Replica::Off).await;
-}
-
-impl Drop for ApiProcess {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
 }

@@ -185,7 +185,9 @@ impl Follower {
         } else {
             match self.refresh(entity, &replica, call, |_| {}).await {
                 Ok(_) => Freshness::Fresh,
-                Err(error) if cannot_reach(&error) && state.complete => {
+                // Offline: what the replica has, said to be stale; even a
+                // first sync cut short is better than nothing to a search.
+                Err(error) if cannot_reach(&error) && (state.complete || first_sync) => {
                     tracing::warn!(
                         entity = entity.plural,
                         error = %error.summary(),
