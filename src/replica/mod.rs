@@ -45,8 +45,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use follow::{Follower, Freshness, Ready};
-pub use query::{Filters, ListQuery, Order, Page};
-pub use search::{SearchHit, SearchPage, SearchQuery};
+pub use query::{Filters, ListQuery, MAX_LIST_LIMIT, Order, Page};
+pub use search::{
+    DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, MAX_TERMS, SearchHit, SearchPage, SearchQuery,
+};
 pub use store::{Applied, EntityStats, FeedState, Replica, ReplicaStats};
 
 /// The entities a replica holds, by their collection names (the last segment

@@ -1,13 +1,4 @@
-//! Filters, listing and list cursors.
-//!
-//! Cursors name a position `(updated ms, uid)` in the listing order:
-//! - oldest first: exactly the upstream's format, base64url without padding
-//!   of `"<updated ms>|<uid>"`, meaning "strictly after". A page from the
-//!   upstream can be continued here and a page from here upstream;
-//! - newest first: `n.` and the same, meaning "strictly before". A `.` never
-//!   appears in base64url, so the two cannot be confused.
-//!
-//! A cursor of the other order than the query's is [`ReplicaError::BadCursor`].
+//! Filters, listing and list cursors (formats: [`ListQuery`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -57,6 +48,17 @@ pub enum Order {
     Newest,
 }
 
+/// One page of one entity's items, in `(updated ms, uid)` order.
+///
+/// Cursors name a position `(updated ms, uid)` in that order:
+/// - oldest first: exactly the upstream's format, base64url without padding
+///   of `"<updated ms>|<uid>"`, meaning "strictly after". A page from the
+///   upstream can be continued here and a page from here upstream;
+/// - newest first: `n.` and the same, meaning "strictly before". A `.` never
+///   appears in base64url, so the two cannot be confused.
+///
+/// An undecodable cursor, or one of the other order than the query's, is
+/// [`ReplicaError::BadCursor`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListQuery {
     pub order: Order,

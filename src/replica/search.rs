@@ -1,33 +1,4 @@
-//! Full-text search over the replica.
-//!
-//! The index is one FTS5 table, `unicode61 remove_diacritics 2`: case and
-//! diacritics fold (`cafe`, `CAFÉ` and `café` are one word), and text splits
-//! on spaces and punctuation. Its columns, from the payload (see `item`):
-//! `title`, `body` (content, description) and `labels` (tags, author,
-//! sender, participants).
-//!
-//! The user's text becomes terms, never FTS syntax:
-//! - words split on whitespace; a double-quoted span is one phrase (an
-//!   unbalanced quote runs to the end); at most [`MAX_TERMS`] terms count;
-//! - a word is matched as a quoted prefix (`budg` finds `budget`); a phrase
-//!   exactly. Every term must match (AND). Operators (`AND`, `OR`, `NEAR`,
-//!   `-`, `*`, `:`) are plain words, so no input is a syntax error;
-//! - a term FTS cannot tokenize (only emoji or symbols), and a term in a
-//!   script written without spaces (CJK, Thai, ...: FTS would see a whole
-//!   run as one token, so only a word starting a run could be found), is
-//!   matched as a substring of title, body or labels instead (ASCII case
-//!   folded only, no diacritic folding), by scanning: slower, but exact;
-//! - a term of ASCII punctuation only is dropped. No terms left (empty
-//!   text): the filtered items, newest first;
-//! - when the words match no item at all, they are tried as substrings
-//!   instead: this finds letters the tokenizer does not know (its Unicode
-//!   tables are 6.1: later scripts are separators to it) and a word inside
-//!   a longer one (`port` in `passport`), and costs a scan only then.
-//!
-//! Ranking: an item matching in its title ranks above any that does not,
-//! strictly; then bm25 with the title weighted up; then the newest. Pages
-//! are by offset (the cursor), so a page may shift if the replica changes
-//! between calls.
+//! Full-text search over the replica (semantics: [`SearchQuery`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -53,9 +24,39 @@ const TITLE_CHARS: usize = 60;
 const CONTEXT_CHARS: usize = 30;
 const SEARCH_PREFIX: &str = "s.";
 
+/// A full-text search across entities.
+///
+/// The index is one FTS5 table, `unicode61 remove_diacritics 2`: case and
+/// diacritics fold (`cafe`, `CAFÉ` and `café` are one word), and text splits
+/// on spaces and punctuation. Its columns, from the payload (the same keys
+/// for every entity): `title`, `body` (content, description) and `labels`
+/// (tags, author, sender, participants).
+///
+/// The user's text becomes terms, never FTS syntax:
+/// - words split on whitespace; a double-quoted span is one phrase (an
+///   unbalanced quote runs to the end); at most [`MAX_TERMS`] terms count;
+/// - a word is matched as a quoted prefix (`budg` finds `budget`); a phrase
+///   exactly. Every term must match (AND). Operators (`AND`, `OR`, `NEAR`,
+///   `-`, `*`, `:`) are plain words, so no input is a syntax error;
+/// - a term FTS cannot tokenize (only emoji or symbols), and a term in a
+///   script written without spaces (CJK, Thai, ...: FTS would see a whole
+///   run as one token, so only a word starting a run could be found), is
+///   matched as a substring of title, body or labels instead (ASCII case
+///   folded only, no diacritic folding), by scanning: slower, but exact;
+/// - a term of ASCII punctuation only is dropped. No terms left (empty
+///   text): the filtered items, newest first;
+/// - when the words match no item at all, they are tried as substrings
+///   instead: this finds letters the tokenizer does not know (its Unicode
+///   tables are 6.1: later scripts are separators to it) and a word inside
+///   a longer one (`port` in `passport`), and costs a scan only then.
+///
+/// Ranking: an item matching in its title ranks above any that does not,
+/// strictly; then bm25 with the title weighted up; then the newest. Pages
+/// are by offset (the cursor, `s.` and base64url of it), so a page may
+/// shift if the replica changes between calls.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchQuery {
-    /// The user's words; see the module docs.
+    /// The user's words, as described above.
     pub text: String,
     /// Entities to search (of [`super::ENTITIES`]); empty: all.
     pub entities: Vec<String>,

@@ -198,8 +198,8 @@ impl Replica {
         .transpose()
     }
 
-    /// A page of `entity`'s items: see [`ListQuery`] and the cursor formats
-    /// in the `query` module docs.
+    /// A page of `entity`'s items: see [`ListQuery`] for the filters and
+    /// the cursor formats.
     pub fn list(&self, entity: &str, q: &ListQuery) -> Result<Page, ReplicaError> {
         let entity = known_entity(entity)?;
         query::list(&self.lock(), entity, q)
