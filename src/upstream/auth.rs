@@ -4,10 +4,10 @@
 use std::sync::RwLock;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::HEADER_DEBUG_SUB;
+use crate::contract::DEBUG_SUB_HEADER;
 use crate::error::{ErrorCode, SetupError, ToolError};
 
 /// How the sidecar proves who it is.
@@ -54,7 +54,7 @@ impl Identity {
                         "the dev subject contains characters not allowed in a header".into(),
                     )
                 })?;
-                headers.insert(HeaderName::from_static(HEADER_DEBUG_SUB), value);
+                headers.insert(DEBUG_SUB_HEADER, value);
             }
             Auth::None => {}
         }

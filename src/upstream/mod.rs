@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::repeat::{Reached, Transience};
+use crate::contract::{CORRELATION_HEADER, TENANT_HEADER};
 use crate::error::{ErrorCode, SetupError, ToolError};
 use auth::Identity;
 pub use auth::{Auth, run_token_command};
@@ -35,12 +36,6 @@ use failure::Failure;
 use session::SessionSlot;
 pub use throttle::Rate;
 use throttle::Throttle;
-
-pub const HEADER_TENANT: &str = "x-tb-tenant-id";
-pub const HEADER_SESSION: &str = "x-sync-session";
-pub const HEADER_EPOCH: &str = "x-sync-epoch";
-pub const HEADER_CORRELATION: &str = "x-correlation-id";
-pub const HEADER_DEBUG_SUB: &str = "x-debug-sub";
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -185,7 +180,7 @@ impl Client {
         let tenant = self.tenant(call).await?;
         Ok(self
             .bare_request(method, path, call)
-            .header(HEADER_TENANT, tenant))
+            .header(TENANT_HEADER, tenant))
     }
 
     fn bare_request(&self, method: HttpMethod, path: &str, call: &Call) -> reqwest::RequestBuilder {
@@ -194,7 +189,7 @@ impl Client {
         self.http
             .request(method, self.url(path))
             .headers(identity)
-            .header(HEADER_CORRELATION, &call.correlation_id)
+            .header(CORRELATION_HEADER, &call.correlation_id)
             .timeout(self.attempt_timeout.min(remaining))
     }
 
