@@ -16,6 +16,9 @@ mod tenant;
 mod throttle;
 mod transport;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +122,7 @@ pub struct Scope {
 }
 
 /// A response body the caller asked for, already known to be 2xx.
+#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub body: Value,
