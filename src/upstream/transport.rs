@@ -28,7 +28,8 @@ pub trait Transport: Send + Sync {
 }
 
 /// Why no complete answer came back, in the terms that decide whether the
-/// request may be sent again (see [`super::failure::Failure::transport`]).
+/// request may be sent again (`Failure::transport` turns each into a tool
+/// error and a retry decision).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportError {
     /// No connection was made (refused, unresolvable, TLS handshake): the
