@@ -15,6 +15,8 @@
 //!   (marked) when the upstream cannot be reached.
 //! - [`embedded`]: a ToolBridge-compatible API on SQLite, served in-process on
 //!   loopback when no upstream URL is configured.
+//! - [`contract`]: what the upstream contract names (its headers), spelled
+//!   once for the client and the embedded API.
 //! - [`logging`]: JSON lines to a rotating file, never to stdout; [`stdio`]:
 //!   the MCP channel, guarded so nothing else reaches stdout.
 //! - [`fsmode`]: data and logs are owner-only (umask, 0700 directories, 0600
@@ -25,6 +27,7 @@
 pub mod catalog;
 pub mod commands;
 pub mod config;
+pub mod contract;
 pub mod embedded;
 pub mod error;
 pub mod fsmode;

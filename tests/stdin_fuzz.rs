@@ -549,7 +549,24 @@ async fn duplicate_ids() {
         json!({"jsonrpc": "2.0", "id": "1", "method": "ping"}),
     ]);
     batch(&mut mcp, "a used id again", &again).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Both calls sharing the id have ended (the slow one after 500 ms) once
+    // each has its log line: the server is alive after answering them all.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let ended = |mcp: &McpProcess| {
+        mcp.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["message"] == "tool call")
+            .count()
+    };
+    while ended(&mcp) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the calls sharing an id did not end:\n{}",
+            mcp.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     check_alive(&mut mcp).await.unwrap();
     mcp.shutdown().await;
 }
@@ -867,13 +884,9 @@ async fn notification_before_initialize() {
     feed(&mut mcp, early, "a notification before initialize")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    if let Some(status) = mcp.exited() {
-        panic!(
-            "the server exited ({status}) on a notification before initialize:\n{}",
-            tail(&mcp.stderr())
-        );
-    }
+    // stdin is read in order: an answer to `initialize` proves the server read
+    // the notification and went on (had it exited, the harness would fail
+    // with "the server exited" and its stderr).
     mcp.initialize().await;
     check_alive(&mut mcp).await.unwrap();
     mcp.shutdown().await;

@@ -472,3 +472,155 @@ mod tests {
         ));
     }
 }
+
+/// The client's entity table (`crate::catalog::entities`) and this one sit
+/// in separate layers on purpose, and must still describe the same API:
+/// this ties them, so a change to one side alone fails here.
+#[cfg(test)]
+mod agree_with_the_client {
+    use serde_json::{Value, json};
+
+    use super::{ENTITIES, EntitySpec, Lit};
+    use crate::catalog::entities::{ENTITIES as CLIENT, Entity};
+
+    fn pairs() -> impl Iterator<Item = (&'static Entity, &'static EntitySpec)> {
+        CLIENT.iter().zip(ENTITIES.iter())
+    }
+
+    fn lit(value: Lit) -> String {
+        match value {
+            Lit::Str(s) => s.to_owned(),
+            Lit::Bool(b) => b.to_string(),
+        }
+    }
+
+    /// The wire key and value the client sends for `param`, trying each
+    /// candidate value in turn (the first its codec accepts).
+    fn wire(entity: &Entity, param: &str, candidates: &[Value]) -> Option<(String, Value)> {
+        candidates.iter().find_map(|value| {
+            let mut args = serde_json::Map::new();
+            args.insert(param.to_owned(), value.clone());
+            (entity.fields.to_wire)(&args).ok()?.into_iter().next()
+        })
+    }
+
+    #[test]
+    fn same_entities_in_the_same_order_at_the_same_paths() {
+        assert_eq!(CLIENT.len(), ENTITIES.len());
+        for (client, server) in pairs() {
+            assert_eq!(client.plural, server.key);
+            assert_eq!(client.path, server.path, "{}", client.plural);
+            assert_eq!(client.noun, server.name, "{}", client.plural);
+        }
+    }
+
+    #[test]
+    fn same_process_actions() {
+        for (client, server) in pairs() {
+            let served: Vec<&str> = server.actions.iter().map(|a| a.name).collect();
+            assert_eq!(client.actions, served.as_slice(), "{}", client.plural);
+        }
+    }
+
+    /// What the tool descriptions say the actions and archive do is what the
+    /// API does: archive's effect word for word; each action's effect named
+    /// in the summary by its value (a status) or its key (a flag).
+    #[test]
+    fn descriptions_name_the_effects() {
+        for (client, server) in pairs() {
+            let archive: Vec<String> = server
+                .archive
+                .iter()
+                .map(|(key, value)| format!("{key} {}", lit(*value)))
+                .collect();
+            assert_eq!(
+                client.archive_effect,
+                archive.join(", "),
+                "{}",
+                client.plural
+            );
+            for action in server.actions {
+                for (key, value) in action.sets {
+                    let named = match value {
+                        Lit::Str(s) => client.actions_summary.contains(s),
+                        Lit::Bool(_) => false,
+                    } || client.actions_summary.contains(key);
+                    assert!(
+                        named,
+                        "{} {}: `{key}` = {} is not in \"{}\"",
+                        client.plural,
+                        action.name,
+                        lit(*value),
+                        client.actions_summary
+                    );
+                }
+            }
+        }
+    }
+
+    /// An entity the API requires a parent for is one whose writes the
+    /// client requires parent parameters for; those parameters go out as the
+    /// rule's payload keys, the kind parameter accepts exactly the API's
+    /// kinds, and the list filter reads the same uid key.
+    #[test]
+    fn same_parent_rules() {
+        let uid = json!("6f1c2a39-8d2b-4c1e-9f3a-2b7c4d5e6f70");
+        for (client, server) in pairs() {
+            let name = client.plural;
+            let Some(rule) = &server.parent else {
+                assert!(client.required.is_empty(), "{name}: no parent upstream");
+                continue;
+            };
+            let kinds: Vec<Value> = rule.kinds.iter().map(|k| json!(k.name)).collect();
+            let mut sent: Vec<String> = Vec::new();
+            for param in client.required {
+                let mut candidates = kinds.clone();
+                candidates.push(uid.clone());
+                let (key, _) = wire(client, param, &candidates)
+                    .unwrap_or_else(|| panic!("{name}: `{param}` takes no kind nor uid"));
+                sent.push(key);
+            }
+            let mut expected: Vec<String> = rule.kind_key.into_iter().map(str::to_owned).collect();
+            expected.push(rule.uid_key.to_owned());
+            sent.sort();
+            expected.sort();
+            assert_eq!(sent, expected, "{name}: parent payload keys");
+
+            if let Some(kind_key) = rule.kind_key {
+                let param = client
+                    .required
+                    .iter()
+                    .find(|p| wire(client, p, &kinds[..1]).is_some_and(|(k, _)| k == kind_key))
+                    .unwrap_or_else(|| panic!("{name}: no parameter for {kind_key}"));
+                for kind in &kinds {
+                    assert_eq!(
+                        wire(client, param, std::slice::from_ref(kind)),
+                        Some((kind_key.to_owned(), kind.clone())),
+                        "{name}: kind {kind}"
+                    );
+                }
+                let schema = (client.fields.schema)();
+                let offered = &schema["properties"][*param]["enum"];
+                assert_eq!(offered, &Value::Array(kinds.clone()), "{name}: {param}");
+            }
+            if let Some(filter) = &client.list_filter {
+                assert_eq!(filter.wire, rule.uid_key, "{name}: list filter");
+            }
+        }
+    }
+
+    /// A parent the client checks itself names one of the API's collections.
+    #[test]
+    fn checked_parents_are_collections() {
+        for client in &CLIENT {
+            if let Some(parent) = &client.checked_parent {
+                assert!(
+                    ENTITIES.iter().any(|e| e.path == parent.path),
+                    "{}: {}",
+                    client.plural,
+                    parent.path
+                );
+            }
+        }
+    }
+}

@@ -20,8 +20,8 @@ use tracing::Instrument;
 use super::clock::rfc3339_ms;
 use super::store::StoreError;
 
-pub const CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
-pub const SYNC_EPOCH: HeaderName = HeaderName::from_static("x-sync-epoch");
+// The contract's names under the ones this module's users know them by.
+pub use crate::contract::{CORRELATION_HEADER as CORRELATION_ID, EPOCH_HEADER as SYNC_EPOCH};
 
 /// Why a request was refused.
 #[derive(Debug)]

@@ -13,19 +13,17 @@ use std::future::Future;
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use super::TENANT_ID;
-use super::error::{ApiError, SYNC_EPOCH, UNAUTHORIZED};
+use super::error::{ApiError, UNAUTHORIZED};
 use super::rate_limit::TokenBucket;
 use super::routes::AppState;
-
-const TENANT_HEADER: HeaderName = HeaderName::from_static("x-tb-tenant-id");
-const SESSION_HEADER: HeaderName = HeaderName::from_static("x-sync-session");
+use crate::contract::{EPOCH_HEADER, SESSION_HEADER, TENANT_HEADER};
 
 const SESSION_MISSING: &str =
     "X-Sync-Session header required. Please call POST /v1/sync/sessions to begin a session.";
@@ -134,7 +132,7 @@ fn require_session(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
 /// A missing or unreadable header counts as epoch 0, as on the real service.
 fn claimed_epoch(headers: &HeaderMap) -> ClaimedEpoch {
     let claimed = headers
-        .get(SYNC_EPOCH)
+        .get(EPOCH_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(0);

@@ -1,13 +1,15 @@
 //! Who the sidecar is to the upstream: the identity headers, and the token
 //! command that can mint a fresh bearer token when the upstream answers 401.
 
-use std::sync::RwLock;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::HEADER_DEBUG_SUB;
+use crate::contract::DEBUG_SUB_HEADER;
 use crate::error::{ErrorCode, SetupError, ToolError};
 
 /// How the sidecar proves who it is.
@@ -28,6 +30,16 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+/// What runs the token command: [`run_token_command`], or in tests a stand-in
+/// that needs no process (a real child and paused time do not mix: the
+/// runtime, idle while the child runs, jumps the clock to the command's
+/// timeout).
+pub(super) type TokenRunner = Arc<
+    dyn Fn(Vec<String>) -> Pin<Box<dyn Future<Output = Result<SecretString, ToolError>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The identity headers every request carries, with a generation that rises
 /// each time the token command replaces the token.
 pub(super) struct Identity {
@@ -35,6 +47,7 @@ pub(super) struct Identity {
     /// print.
     current: RwLock<(u64, HeaderMap)>,
     token_command: Option<Vec<String>>,
+    pub(super) run: TokenRunner,
     /// Held while the token command runs: one run, however many calls met
     /// the 401 at once.
     refreshing: tokio::sync::Mutex<()>,
@@ -54,13 +67,14 @@ impl Identity {
                         "the dev subject contains characters not allowed in a header".into(),
                     )
                 })?;
-                headers.insert(HeaderName::from_static(HEADER_DEBUG_SUB), value);
+                headers.insert(DEBUG_SUB_HEADER, value);
             }
             Auth::None => {}
         }
         Ok(Self {
             current: RwLock::new((0, headers)),
             token_command,
+            run: Arc::new(|argv| Box::pin(async move { run_token_command(&argv).await })),
             refreshing: tokio::sync::Mutex::new(()),
         })
     }
@@ -88,7 +102,7 @@ impl Identity {
         if self.headers().0 > seen {
             return Ok(());
         }
-        let token = run_token_command(argv).await?;
+        let token = (self.run)(argv.clone()).await?;
         let value = bearer(&token)?;
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         current.0 += 1;

@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::failure::Failure;
 use super::session::Session;
-use super::{Client, HEADER_EPOCH, HEADER_SESSION, Response};
+use super::{Client, Response};
 use crate::catalog::repeat::{Reached, Transience};
 use crate::catalog::{Method, Request, RetryClass};
+use crate::contract::{EPOCH_HEADER, SESSION_HEADER};
 use crate::error::{ErrorCode, ToolError};
 
 /// One tool call as the client sees it: its correlation id, deadline and
@@ -256,8 +257,8 @@ impl Client {
             .request(method, &request.path, call)
             .await
             .map_err(Failure::before_sending)?
-            .header(HEADER_SESSION, &session.id)
-            .header(HEADER_EPOCH, session.epoch.to_string());
+            .header(SESSION_HEADER, &session.id)
+            .header(EPOCH_HEADER, session.epoch.to_string());
         if !request.query.is_empty() {
             builder = builder.query(&request.query);
         }

@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
 
+use super::transport::TransportError;
 use crate::catalog::repeat::{Reached, Transience};
 use crate::error::{ErrorCode, ToolError};
 
@@ -69,23 +70,37 @@ impl Failure {
         Self::new(error, Reached::No, Transience::Later)
     }
 
-    /// A transport error from reqwest.
-    pub fn transport(err: &reqwest::Error, base_url: &str) -> Self {
-        if err.is_connect() {
-            let error = ToolError::new(
-                ErrorCode::UpstreamUnavailable,
-                format!("cannot connect to {base_url}: {}", root_cause(err)),
-            );
-            Self::new(error, Reached::No, Transience::Now)
-        } else if err.is_timeout() {
-            let error = ToolError::new(ErrorCode::Timeout, "the upstream did not answer in time");
-            Self::new(error, Reached::Maybe, Transience::Now)
-        } else {
-            let error = ToolError::new(
-                ErrorCode::UpstreamUnavailable,
-                format!("the connection to the upstream failed: {}", root_cause(err)),
-            );
-            Self::new(error, Reached::Maybe, Transience::Now)
+    /// No complete answer: whether the request may have gone out decides
+    /// what may follow.
+    pub fn transport(err: &TransportError, base_url: &str) -> Self {
+        match err {
+            TransportError::Connect(cause) => {
+                let error = ToolError::new(
+                    ErrorCode::UpstreamUnavailable,
+                    format!("cannot connect to {base_url}: {cause}"),
+                );
+                Self::new(error, Reached::No, Transience::Now)
+            }
+            TransportError::Timeout => {
+                let error =
+                    ToolError::new(ErrorCode::Timeout, "the upstream did not answer in time");
+                Self::new(error, Reached::Maybe, Transience::Now)
+            }
+            TransportError::Broken { cause, .. } => {
+                let error = ToolError::new(
+                    ErrorCode::UpstreamUnavailable,
+                    format!("the connection to the upstream failed: {cause}"),
+                );
+                Self::new(error, Reached::Maybe, Transience::Now)
+            }
+            TransportError::TooLarge { status, limit } => {
+                let error = ToolError::new(
+                    ErrorCode::UpstreamError,
+                    format!("the upstream's response is larger than {limit} bytes"),
+                )
+                .with_status(status.as_u16());
+                Self::new(error, Reached::Maybe, Transience::Permanent)
+            }
         }
     }
 
@@ -180,16 +195,6 @@ impl Failure {
         failure.resession = code == 428 || is_epoch_mismatch;
         failure
     }
-}
-
-/// The innermost cause: reqwest's own message ("error sending request") says
-/// nothing a person can act on.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = err;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 /// The error text of a body that may be the standard JSON, plain text, or

@@ -14,16 +14,22 @@ mod failure;
 mod session;
 mod tenant;
 mod throttle;
+mod transport;
 
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderValue;
 use reqwest::{Method as HttpMethod, StatusCode};
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::repeat::{Reached, Transience};
+use crate::contract::{CORRELATION_HEADER, TENANT_HEADER};
 use crate::error::{ErrorCode, SetupError, ToolError};
 use auth::Identity;
 pub use auth::{Auth, run_token_command};
@@ -35,12 +41,7 @@ use failure::Failure;
 use session::SessionSlot;
 pub use throttle::Rate;
 use throttle::Throttle;
-
-pub const HEADER_TENANT: &str = "x-tb-tenant-id";
-pub const HEADER_SESSION: &str = "x-sync-session";
-pub const HEADER_EPOCH: &str = "x-sync-epoch";
-pub const HEADER_CORRELATION: &str = "x-correlation-id";
-pub const HEADER_DEBUG_SUB: &str = "x-debug-sub";
+pub use transport::{Answer, SendFuture, Transport, TransportError};
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -93,7 +94,10 @@ pub struct ClientSettings {
 }
 
 pub struct Client {
+    /// Builds each request (it knows the defaults); `transport` sends it.
     http: reqwest::Client,
+    /// reqwest in production; a scripted fake in tests.
+    transport: Arc<dyn Transport>,
     /// The upstream's base URL, parsed once; each request only sets its path
     /// on a copy.
     base: reqwest::Url,
@@ -106,7 +110,6 @@ pub struct Client {
     session: SessionSlot,
     attempt_timeout: Duration,
     retry: RetryPolicy,
-    max_response_bytes: usize,
 }
 
 /// Whose data, at which epoch: see [`Client::scope`].
@@ -118,6 +121,7 @@ pub struct Scope {
 }
 
 /// A response body the caller asked for, already known to be 2xx.
+#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub body: Value,
@@ -125,23 +129,30 @@ pub struct Response {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, SetupError> {
+        let http = build_http(&config)?;
+        let transport = Arc::new(transport::Reqwest {
+            http: http.clone(),
+            max_response_bytes: config.settings.max_response_bytes,
+        });
+        Self::assemble(config, http, transport)
+    }
+
+    /// A client whose exchanges go through `transport` instead of the
+    /// network: the seam tests use to script the upstream in-process.
+    pub fn with_transport(
+        config: ClientConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, SetupError> {
+        let http = build_http(&config)?;
+        Self::assemble(config, http, transport)
+    }
+
+    fn assemble(
+        config: ClientConfig,
+        http: reqwest::Client,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, SetupError> {
         let settings = config.settings;
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            // A redirect would carry the token wherever it points.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("toolbridge-mcp/", env!("CARGO_PKG_VERSION")))
-            .tcp_nodelay(true);
-        if config.base_url.starts_with("http://") {
-            // No TLS to this upstream, and no redirect can lead to TLS: skip
-            // loading the platform trust store (about half of startup).
-            builder = builder.tls_certs_only(Vec::new());
-        } else if let Some(path) = &settings.ca_bundle {
-            builder = builder.tls_certs_merge(read_ca_bundle(path)?);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| SetupError::Config(format!("cannot build the HTTP client: {e}")))?;
         let base = reqwest::Url::parse(&config.base_url)
             .map_err(|e| SetupError::Config(format!("`{}` is not a URL: {e}", config.base_url)))?;
         let identity = Identity::new(&config.auth, config.token_command)?;
@@ -156,6 +167,7 @@ impl Client {
         }
         Ok(Self {
             http,
+            transport,
             base,
             identity,
             breaker: Breaker::new(settings.breaker_threshold, settings.breaker_cooldown),
@@ -164,7 +176,6 @@ impl Client {
             session: SessionSlot::default(),
             attempt_timeout: settings.attempt_timeout,
             retry: settings.retry,
-            max_response_bytes: settings.max_response_bytes,
         })
     }
 
@@ -173,8 +184,7 @@ impl Client {
         self.base.as_str().trim_end_matches('/')
     }
 
-    /// A request with identity, tenant and correlation headers and the
-    /// attempt's timeout (never past the call's deadline).
+    /// A request with identity, tenant and correlation headers.
     async fn request(
         &self,
         method: HttpMethod,
@@ -184,17 +194,15 @@ impl Client {
         let tenant = self.tenant(call).await?;
         Ok(self
             .bare_request(method, path, call)
-            .header(HEADER_TENANT, tenant))
+            .header(TENANT_HEADER, tenant))
     }
 
     fn bare_request(&self, method: HttpMethod, path: &str, call: &Call) -> reqwest::RequestBuilder {
-        let remaining = call.deadline.saturating_duration_since(Instant::now());
         let (_, identity) = self.identity.headers();
         self.http
             .request(method, self.url(path))
             .headers(identity)
-            .header(HEADER_CORRELATION, &call.correlation_id)
-            .timeout(self.attempt_timeout.min(remaining))
+            .header(CORRELATION_HEADER, &call.correlation_id)
     }
 
     /// `path` (already validated by the catalog) under the base URL, which may
@@ -218,7 +226,7 @@ impl Client {
         builder: reqwest::RequestBuilder,
         call: &Call,
         sending: Option<&Sending>,
-    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Failure> {
+    ) -> Result<Answer, Failure> {
         let bounded = tokio::time::timeout_at(call.deadline, async {
             let permit = self.breaker.admit().map_err(Failure::circuit_open)?;
             let waiting = Instant::now();
@@ -275,47 +283,34 @@ impl Client {
         })
     }
 
+    /// One attempt through the transport, bounded by the attempt's timeout
+    /// (never past the call's deadline). The bound is set here, not in
+    /// reqwest, so paused time controls it in tests.
     async fn send_and_read(
         &self,
         builder: reqwest::RequestBuilder,
         call: &Call,
-    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Failure> {
-        let mut response = builder
-            .send()
-            .await
-            .map_err(|e| Failure::transport(&e, self.base_url()))?;
-        let status = response.status();
-        call.saw_status(status.as_u16());
-        let too_large = || {
-            let error = ToolError::new(
-                ErrorCode::UpstreamError,
-                format!(
-                    "the upstream's response is larger than {} bytes",
-                    self.max_response_bytes
-                ),
-            )
-            .with_status(status.as_u16());
-            Failure::new(error, Reached::Maybe, Transience::Permanent)
-        };
-        if response
-            .content_length()
-            .is_some_and(|n| n > self.max_response_bytes as u64)
-        {
-            return Err(too_large());
-        }
-        let headers = std::mem::take(response.headers_mut());
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| Failure::transport(&e, self.base_url()))?
-        {
-            if body.len() + chunk.len() > self.max_response_bytes {
-                return Err(too_large());
+    ) -> Result<Answer, Failure> {
+        let fail = |e: TransportError| {
+            if let Some(status) = e.status() {
+                call.saw_status(status.as_u16());
             }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((status, headers, body))
+            Failure::transport(&e, self.base_url())
+        };
+        let request = builder
+            .build()
+            .map_err(|e| fail(TransportError::from_reqwest(&e, None)))?;
+        let remaining = call.deadline.saturating_duration_since(Instant::now());
+        let sent = tokio::time::timeout(
+            self.attempt_timeout.min(remaining),
+            self.transport.send(request),
+        );
+        let answer = sent
+            .await
+            .unwrap_or(Err(TransportError::Timeout))
+            .map_err(fail)?;
+        call.saw_status(answer.0.as_u16());
+        Ok(answer)
     }
 
     /// Sizes the client-side rate limit from `GET /v1/sync/info` (best
@@ -384,6 +379,28 @@ impl Client {
             .map_err(|f| f.error)?;
         Ok(status.as_u16())
     }
+}
+
+/// The reqwest client: it builds every request, and sends them in
+/// production.
+fn build_http(config: &ClientConfig) -> Result<reqwest::Client, SetupError> {
+    let settings = &config.settings;
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(settings.connect_timeout)
+        // A redirect would carry the token wherever it points.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("toolbridge-mcp/", env!("CARGO_PKG_VERSION")))
+        .tcp_nodelay(true);
+    if config.base_url.starts_with("http://") {
+        // No TLS to this upstream, and no redirect can lead to TLS: skip
+        // loading the platform trust store (about half of startup).
+        builder = builder.tls_certs_only(Vec::new());
+    } else if let Some(path) = &settings.ca_bundle {
+        builder = builder.tls_certs_merge(read_ca_bundle(path)?);
+    }
+    builder
+        .build()
+        .map_err(|e| SetupError::Config(format!("cannot build the HTTP client: {e}")))
 }
 
 /// Extra trusted CA certificates, for networks that intercept TLS.

@@ -12,8 +12,9 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::failure::Failure;
-use super::{Call, Client, HEADER_EPOCH};
+use super::{Call, Client};
 use crate::catalog::repeat::{Reached, Transience};
+use crate::contract::EPOCH_HEADER;
 use crate::error::{ErrorCode, ToolError};
 
 /// How long ending a session may take: it must never hold up a call or a
@@ -59,7 +60,7 @@ impl Session {
             return None;
         }
         let header_epoch = headers
-            .get(HEADER_EPOCH)
+            .get(EPOCH_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
         let epoch = parsed.epoch.or(header_epoch).unwrap_or(0);
