@@ -23,7 +23,7 @@ use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use toolbridge_mcp::catalog::Catalog;
+use toolbridge_mcp::catalog::{Catalog, Selection};
 use toolbridge_mcp::mcp::McpServer;
 use toolbridge_mcp::service::Service;
 use toolbridge_mcp::upstream::{
@@ -106,9 +106,15 @@ async fn connect(upstream: Arc<Upstream>) -> RunningService<RoleClient, ()> {
         settings: settings(),
     };
     let client = Arc::new(Client::with_transport(config, upstream).unwrap());
+    // No local replica here: every read goes to the fake upstream.
+    let selection = Selection {
+        local: false,
+        ..Selection::default()
+    };
     let service = Arc::new(Service::new(
-        Catalog::all(),
+        Catalog::select(&selection),
         client,
+        None,
         Duration::from_secs(30),
     ));
     let (server_io, client_io) = tokio::io::duplex(1 << 16);

@@ -72,8 +72,10 @@ pub fn get_note() -> Request {
 #[allow(clippy::unwrap_used)]
 pub fn planned(tool: &str, args: Value) -> Request {
     let catalog = Catalog::all();
-    let plan = catalog.get(tool).unwrap().plan(args.as_object().cloned());
-    plan.unwrap().request
+    match catalog.get(tool).unwrap().plan(args.as_object().cloned()) {
+        Ok(crate::catalog::Planned::Request(plan)) => plan.request,
+        other => panic!("{tool} plans no upstream request: {other:?}"),
+    }
 }
 
 pub fn create_note() -> Request {
