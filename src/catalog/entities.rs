@@ -197,11 +197,6 @@ pub static ENTITIES: [Entity; 5] = [
     },
 ];
 
-/// Looks an entity up by its tool-name stem.
-pub fn entity(singular: &str) -> Option<&'static Entity> {
-    ENTITIES.iter().find(|e| e.singular == singular)
-}
-
 // Payload fields. Every field is optional in the type; `Entity::required`
 // says which a write must carry, so create and patch share one definition.
 // Doc comments become the schema's descriptions: keep them to a few words.
