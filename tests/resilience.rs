@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::upstream::{self, TOKEN, UID, item, session_body};
+use common::upstream::{self, TOKEN, UID, first_then, item, session_body};
 use common::{Launch, McpProcess, err, ok};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -48,30 +48,6 @@ async fn server_with_sessions(epochs: &[u64]) -> MockServer {
         .mount(&server)
         .await;
     server
-}
-
-/// Answers the first `n` matching requests with `first`, the rest with `then`.
-async fn first_then(
-    server: &MockServer,
-    http_method: &str,
-    route: &str,
-    n: u64,
-    first: ResponseTemplate,
-    then: ResponseTemplate,
-) {
-    Mock::given(method(http_method))
-        .and(path(route))
-        .respond_with(first)
-        .up_to_n_times(n)
-        .with_priority(1)
-        .mount(server)
-        .await;
-    Mock::given(method(http_method))
-        .and(path(route))
-        .respond_with(then)
-        .with_priority(2)
-        .mount(server)
-        .await;
 }
 
 fn item_path() -> String {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::upstream::{self, TOKEN, UID, item, mount_session, session_body};
+use common::upstream::{self, TOKEN, UID, first_then, item, mount_session, session_body};
 use common::{Launch, McpProcess, err, ok};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -48,30 +48,6 @@ async fn requests(server: &MockServer, http_method: &str, route: &str) -> Vec<Re
         .into_iter()
         .filter(|r| r.method.as_str() == http_method && r.url.path() == route)
         .collect()
-}
-
-/// Answers the first `n` requests with `first`, the rest with `then`.
-async fn first_then(
-    server: &MockServer,
-    http_method: &str,
-    route: &str,
-    n: u64,
-    first: ResponseTemplate,
-    then: ResponseTemplate,
-) {
-    Mock::given(method(http_method))
-        .and(path(route))
-        .respond_with(first)
-        .up_to_n_times(n)
-        .with_priority(1)
-        .mount(server)
-        .await;
-    Mock::given(method(http_method))
-        .and(path(route))
-        .respond_with(then)
-        .with_priority(2)
-        .mount(server)
-        .await;
 }
 
 // ---------------------------------------------------------------------------

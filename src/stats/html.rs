@@ -341,31 +341,13 @@ fn tool_table(page: &mut String, s: &Summary) {
 }
 
 fn tool_row(page: &mut String, name: &str, t: &ToolSummary, class: &str) {
-    let ms = |pick: fn(&super::report::Durations) -> f64| {
-        t.duration_ms
-            .as_ref()
-            .map_or("-".into(), |d| format!("{:.1}", pick(d)))
-    };
-    let errors: Vec<String> = t
-        .errors
-        .iter()
-        .map(|(code, n)| format!("{} {n}", esc(code)))
-        .collect();
-    let _ = writeln!(
-        page,
-        "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td class=\"text\">{}</td></tr>",
-        esc(name),
-        t.calls,
-        t.ok,
-        t.failed,
-        ms(|d| d.p50),
-        ms(|d| d.p95),
-        ms(|d| d.max),
-        t.retries,
-        t.waited_ms,
-        t.stale,
-        errors.join(", "),
-    );
+    let mut cells = super::report::tool_row(name, t, esc);
+    let errors = cells.pop().unwrap_or_default();
+    let _ = write!(page, "<tr{class}>");
+    for cell in cells {
+        let _ = write!(page, "<td>{cell}</td>");
+    }
+    let _ = writeln!(page, "<td class=\"text\">{errors}</td></tr>");
 }
 
 fn upstream(page: &mut String, s: &Summary) {

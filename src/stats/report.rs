@@ -337,10 +337,10 @@ pub fn text(s: &Summary) -> String {
         let mut rows: Vec<Vec<String>> = s
             .tools
             .iter()
-            .map(|(name, t)| tool_row(&printable(name), t))
+            .map(|(name, t)| tool_row(name, t, printable))
             .collect();
         if s.tools.len() > 1 {
-            rows.push(tool_row("total", &s.total));
+            rows.push(tool_row("total", &s.total, printable));
         }
         out.push_str(&table(
             &[
@@ -481,7 +481,13 @@ fn plural(n: u64, noun: &str) -> String {
     }
 }
 
-fn tool_row(name: &str, t: &ToolSummary) -> Vec<String> {
+/// One tool's cells, for the text table and the HTML page alike; `clean`
+/// makes a name or an error code from the log safe for where it goes.
+pub(super) fn tool_row(
+    name: &str,
+    t: &ToolSummary,
+    clean: fn(&str) -> Cow<'_, str>,
+) -> Vec<String> {
     let ms = |pick: fn(&Durations) -> f64| {
         t.duration_ms
             .as_ref()
@@ -490,10 +496,10 @@ fn tool_row(name: &str, t: &ToolSummary) -> Vec<String> {
     let errors: Vec<String> = t
         .errors
         .iter()
-        .map(|(code, n)| format!("{} {n}", printable(code)))
+        .map(|(code, n)| format!("{} {n}", clean(code)))
         .collect();
     vec![
-        name.to_owned(),
+        clean(name).into_owned(),
         t.calls.to_string(),
         t.ok.to_string(),
         t.failed.to_string(),

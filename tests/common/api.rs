@@ -79,31 +79,10 @@ impl ApiProcess {
 
     /// Raises the tenant's epoch, as a reset of the tenant would.
     pub async fn wipe(&self) {
-        let http = reqwest::Client::new();
-        let auth = format!("Bearer {SECRET}");
-        let session: Value = http
-            .post(format!("{}/v1/sync/sessions", self.url))
-            .header("Authorization", &auth)
-            .header("X-TB-Tenant-ID", "local")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let response = http
-            .post(format!("{}/v1/sync/wipe", self.url))
-            .header("Authorization", &auth)
-            .header("X-TB-Tenant-ID", "local")
-            .header("X-Sync-Session", session["id"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "wipe: {}",
-            response.status()
-        );
+        let device = self.device().await;
+        device
+            .send(reqwest::Method::POST, "/v1/sync/wipe", None)
+            .await;
     }
 }
 

@@ -112,3 +112,28 @@ pub fn body_json(request: &Request) -> Value {
         serde_json::from_slice(&request.body).expect("request body is JSON")
     }
 }
+
+/// Answers the first `n` requests of `http_method` to `route` with `first`,
+/// the rest with `then`.
+pub async fn first_then(
+    server: &MockServer,
+    http_method: &str,
+    route: &str,
+    n: u64,
+    first: ResponseTemplate,
+    then: ResponseTemplate,
+) {
+    Mock::given(method(http_method))
+        .and(path(route))
+        .respond_with(first)
+        .up_to_n_times(n)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    Mock::given(method(http_method))
+        .and(path(route))
+        .respond_with(then)
+        .with_priority(2)
+        .mount(server)
+        .await;
+}
