@@ -24,6 +24,7 @@ Pass an item's version as if_version to update/patch/delete to fail with a confl
 update_* replaces the whole payload; patch_* changes only the given fields. \
 A comment needs parent_type (note or task) and parent_uid; a chat message needs chat_uid of an existing chat. \
 Deleted items are kept: get with include_deleted returns them. \
+Items leave out the server's sync bookkeeping; raw: true on get/list returns it. \
 Failed calls return {code, message, retryable, retry_after_s?}.";
 
 #[derive(Clone)]

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::catalog::lenient;
 use crate::catalog::repeat::Applied;
 use crate::catalog::schema::JsonObject;
 use crate::catalog::search::SearchPlan;
@@ -25,6 +26,21 @@ use crate::upstream::{Call, Client};
 /// Payload keys the upstream stamps on every write: an update never sends
 /// them back.
 const SERVER_KEYS: [&str; 4] = ["uid", "sync", "updatedTs", "updateTime"];
+
+/// The upstream's bookkeeping in a payload: [`SERVER_KEYS`], and the flat
+/// sync keys notes carry. A model is shown items without them (they stay in
+/// the replica and the log; `raw` returns them).
+const BOOKKEEPING: [&str; 9] = [
+    "uid",
+    "sync",
+    "updatedTs",
+    "updateTime",
+    "isDirty",
+    "lastSyncedAt",
+    "remoteUpdatedAt",
+    "version",
+    "isDeleted",
+];
 
 /// A filtered list reads at most this many upstream pages per call before it
 /// returns what it found with a cursor to continue.
@@ -83,6 +99,7 @@ impl Service {
             (Ok(Planned::Request(plan)), Kind::Entity(entity, operation)) => self
                 .execute(entity, *operation, &plan, &call)
                 .await
+                .map(|value| present(value, &plan))
                 .map_err(|e| explain_unknown_outcome(entity, *operation, &plan, e)),
             (Ok(Planned::Search(plan)), _) => self.search(&plan, &call).await,
             (Ok(_), _) => Err(ToolError::new(
@@ -520,6 +537,33 @@ fn explain_unknown_outcome(
         error.message, entity.noun
     );
     error
+}
+
+/// What the model is shown of a result: items without the upstream's
+/// bookkeeping (unless `raw`), a list's items cut to `fields`.
+fn present(mut value: Value, plan: &Plan) -> Value {
+    let lean = |item: &mut Value| {
+        if let Some(Value::Object(payload)) = item.get_mut("payload") {
+            if !plan.raw {
+                payload.retain(|key, _| !BOOKKEEPING.contains(&key.as_str()));
+            }
+            if let Some(fields) = &plan.fields {
+                // A model may name a key as its parameter (`due_date`) or as
+                // results spell it (`dueDate`).
+                payload.retain(|key, _| {
+                    fields
+                        .iter()
+                        .any(|f| *f == *key || *f == lenient::snake_case(key))
+                });
+            }
+        }
+    };
+    match (&plan.finish, value.get_mut("items")) {
+        (Finish::Page { .. }, Some(Value::Array(items))) => items.iter_mut().for_each(lean),
+        (Finish::Item, _) => lean(&mut value),
+        _ => {}
+    }
+    value
 }
 
 /// A stale answer says so in its structure: `stale` and `as_of`.

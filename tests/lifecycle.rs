@@ -128,7 +128,15 @@ async fn full_lifecycle(backend: Backend, replica: Replica) {
         let got = mcp
             .call_tool(&format!("get_{entity}"), json!({"uid": uid}))
             .await;
-        assert_eq!(ok(&got)["payload"]["uid"], uid.as_str());
+        assert_eq!(ok(&got)["uid"], uid.as_str());
+        // The model sees the payload without the server's bookkeeping;
+        // `raw` returns it as the upstream sent it.
+        assert!(ok(&got)["payload"].get("sync").is_none(), "{got}");
+        let raw = mcp
+            .call_tool(&format!("get_{entity}"), json!({"uid": uid, "raw": true}))
+            .await;
+        assert_eq!(ok(&raw)["payload"]["uid"], uid.as_str());
+        assert_eq!(ok(&raw)["payload"]["sync"]["version"], 1);
 
         let mut update = update_args(entity, &note, &chat);
         update["uid"] = json!(uid);

@@ -6,6 +6,7 @@
 //! serves definitions.
 
 pub mod entities;
+pub mod lenient;
 pub mod operations;
 pub mod reference;
 pub mod repeat;
@@ -160,6 +161,10 @@ pub struct Plan {
     /// An item that must exist and not be deleted before the write is sent
     /// (a task's parent: the upstream does not check it).
     pub requires: Option<Request>,
+    /// Return items as the upstream sent them, bookkeeping keys included.
+    pub raw: bool,
+    /// Only these payload keys of each listed item.
+    pub fields: Option<Vec<String>>,
 }
 
 impl Plan {
@@ -171,6 +176,8 @@ impl Plan {
             target,
             replaces: None,
             requires: None,
+            raw: false,
+            fields: None,
         }
     }
 }
@@ -216,7 +223,7 @@ impl ToolDef {
     /// Validates the arguments and plans the call. Nothing is sent for
     /// arguments the schema would refuse.
     pub fn plan(&self, args: Option<JsonObject>) -> Result<Planned, ToolError> {
-        let args = args.unwrap_or_default();
+        let args = lenient::normalize(&self.input_schema, args.unwrap_or_default())?;
         let known = self
             .input_schema
             .get("properties")

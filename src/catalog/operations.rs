@@ -222,6 +222,8 @@ impl Operation {
                     req.query.push(("includeDeleted", "true".into()));
                 }
                 let mut plan = Plan::item(req, None);
+                plan.raw = p.raw == Some(true);
+                plan.fields = p.fields;
                 plan.finish = Finish::Page {
                     limit,
                     filter,
@@ -238,7 +240,9 @@ impl Operation {
                 if p.include_deleted == Some(true) {
                     req.query.push(("includeDeleted", "true".into()));
                 }
-                Plan::item(req, Some(p.uid))
+                let mut plan = Plan::item(req, Some(p.uid));
+                plan.raw = p.raw == Some(true);
+                plan
             }
             Self::Create => {
                 check_required(e, args)?;
@@ -425,12 +429,17 @@ struct ListParams {
     cursor: Option<String>,
     // Explained once, in the server instructions.
     include_deleted: Option<bool>,
+    /// Payload keys to return (default all).
+    fields: Option<Vec<String>>,
+    // Explained once, in the server instructions.
+    raw: Option<bool>,
 }
 
 #[derive(Deserialize, JsonSchema)]
 struct GetParams {
     uid: Uuid,
     include_deleted: Option<bool>,
+    raw: Option<bool>,
 }
 
 #[derive(Deserialize, JsonSchema)]

@@ -1,0 +1,211 @@
+//! What a model is shown, through the binary on the embedded default: lean
+//! items (no sync bookkeeping unless `raw`), `fields` on every entity's list,
+//! and arguments accepted in the sloppy forms models send, while wrong types
+//! are still refused.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
+mod common;
+
+use common::{Launch, McpProcess, err, ok};
+use serde_json::{Value, json};
+
+const BOOKKEEPING: [&str; 9] = [
+    "uid",
+    "sync",
+    "updatedTs",
+    "updateTime",
+    "isDirty",
+    "lastSyncedAt",
+    "remoteUpdatedAt",
+    "version",
+    "isDeleted",
+];
+
+async fn embedded(dir: &tempfile::TempDir) -> McpProcess {
+    let mut mcp = Launch::embedded(&dir.path().join("t.db")).spawn().await;
+    mcp.initialize().await;
+    mcp
+}
+
+/// Creates one item of every entity; returns (tool stem, plural, uid).
+async fn one_of_each(mcp: &mut McpProcess) -> Vec<(&'static str, &'static str, String)> {
+    let uid = |r: &Value| ok(r)["uid"].as_str().unwrap().to_owned();
+    let note = uid(&mcp
+        .call_tool(
+            "create_note",
+            json!({"title": "n", "content": "body", "additional_fields": {"isDirty": true, "lastSyncedAt": "x"}}),
+        )
+        .await);
+    let task = uid(&mcp
+        .call_tool(
+            "create_task",
+            json!({"title": "t", "due_date": "2026-12-01"}),
+        )
+        .await);
+    let comment = uid(&mcp
+        .call_tool(
+            "create_comment",
+            json!({"parent_type": "note", "parent_uid": note, "content": "c"}),
+        )
+        .await);
+    let chat = uid(&mcp.call_tool("create_chat", json!({"title": "ch"})).await);
+    let message = uid(&mcp
+        .call_tool(
+            "create_chat_message",
+            json!({"chat_uid": chat, "content": "m"}),
+        )
+        .await);
+    vec![
+        ("note", "notes", note),
+        ("task", "tasks", task),
+        ("comment", "comments", comment),
+        ("chat", "chats", chat),
+        ("chat_message", "chat_messages", message),
+    ]
+}
+
+/// Items carry no bookkeeping by default, all of it with `raw: true`, in
+/// `get_*`, `list_*` and a write's answer alike.
+#[tokio::test]
+async fn items_are_lean_unless_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = embedded(&dir).await;
+    let items = one_of_each(&mut mcp).await;
+    let written = mcp
+        .call_tool("patch_note", json!({"uid": items[0].2, "title": "n2"}))
+        .await;
+    let shown = [
+        ok(&written).clone(),
+        ok(&mcp.call_tool("get_note", json!({"uid": items[0].2})).await).clone(),
+        ok(&mcp.call_tool("list_notes", json!({})).await)["items"][0].clone(),
+    ];
+    for item in &shown {
+        let payload = item["payload"].as_object().unwrap();
+        for key in BOOKKEEPING {
+            assert!(!payload.contains_key(key), "{key} shown: {item}");
+        }
+        assert_eq!(item["uid"], items[0].2.as_str());
+        assert!(item["version"].is_u64() && item["updatedAt"].is_string());
+    }
+    let raw = mcp
+        .call_tool("get_note", json!({"uid": items[0].2, "raw": true}))
+        .await;
+    let payload = ok(&raw)["payload"].as_object().unwrap();
+    for key in [
+        "uid",
+        "sync",
+        "updatedTs",
+        "updateTime",
+        "isDirty",
+        "lastSyncedAt",
+    ] {
+        assert!(payload.contains_key(key), "{key} missing from raw: {raw}");
+    }
+    let listed_raw = mcp.call_tool("list_notes", json!({"raw": true})).await;
+    assert!(ok(&listed_raw)["items"][0]["payload"]["sync"].is_object());
+    mcp.shutdown().await;
+}
+
+/// `fields` keeps only the named payload keys, on every entity's list; a key
+/// may be named as its parameter or as results spell it.
+#[tokio::test]
+async fn fields_work_on_every_entity() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = embedded(&dir).await;
+    let items = one_of_each(&mut mcp).await;
+    for (_, plural, uid) in &items {
+        let listed = mcp
+            .call_tool(
+                &format!("list_{plural}"),
+                json!({"fields": ["title", "due_date", "content"]}),
+            )
+            .await;
+        let item = &ok(&listed)["items"][0];
+        assert_eq!(item["uid"], uid.as_str());
+        let keys: Vec<&String> = item["payload"].as_object().unwrap().keys().collect();
+        assert!(!keys.is_empty(), "{plural}: {item}");
+        assert!(
+            keys.iter()
+                .all(|k| ["title", "dueDate", "content"].contains(&k.as_str())),
+            "{plural}: {keys:?}"
+        );
+    }
+    let tasks = mcp
+        .call_tool("list_tasks", json!({"fields": ["dueDate"]}))
+        .await;
+    assert_eq!(
+        ok(&tasks)["items"][0]["payload"],
+        json!({"dueDate": "2026-12-01"})
+    );
+    mcp.shutdown().await;
+}
+
+/// JSON sent as a string, numbers as strings, camelCase twins and uids in
+/// upper case or braces are accepted; wrong types are still refused.
+#[tokio::test]
+async fn sloppy_arguments_are_accepted_and_wrong_ones_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = embedded(&dir).await;
+    let created = mcp
+        .call_tool(
+            "create_task",
+            json!({
+                "title": "t", "tags": "[\"a\",\"b\"]", "dueDate": "2026-12-24",
+                "additional_fields": "{\"color\": \"red\"}"
+            }),
+        )
+        .await;
+    let task = ok(&created);
+    assert_eq!(task["payload"]["tags"], json!(["a", "b"]));
+    assert_eq!(task["payload"]["dueDate"], "2026-12-24");
+    assert_eq!(task["payload"]["color"], "red");
+    let uid = task["uid"].as_str().unwrap().to_owned();
+    for spelled in [
+        uid.to_uppercase(),
+        format!("{{{uid}}}"),
+        format!("urn:uuid:{uid}"),
+    ] {
+        let got = mcp.call_tool("get_task", json!({"uid": spelled})).await;
+        assert_eq!(ok(&got)["uid"], uid.as_str(), "{spelled}");
+    }
+    let page = mcp
+        .call_tool(
+            "list_tasks",
+            json!({"limit": "1", "includeDeleted": "true"}),
+        )
+        .await;
+    assert_eq!(ok(&page)["items"].as_array().unwrap().len(), 1);
+
+    for (args, field) in [
+        (json!({"title": "t", "tags": "a,b"}), "tags"),
+        (json!({"title": "t", "tags": "{\"a\": 1}"}), "tags"),
+        (json!({"title": 5}), "title"),
+        (
+            json!({"title": "t", "additional_fields": "[1]"}),
+            "additional_fields",
+        ),
+        (
+            json!({"title": "t", "due_date": "2026-12-24", "dueDate": "2026-12-25"}),
+            "due_date",
+        ),
+    ] {
+        let error = err(&mcp.call_tool("create_task", args.clone()).await);
+        assert_eq!(error["code"], "invalid_input", "{args}: {error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(field),
+            "{args}: {error}"
+        );
+    }
+    let error = err(&mcp.call_tool("list_tasks", json!({"limit": "ten"})).await);
+    assert!(
+        error["message"].as_str().unwrap().contains("limit"),
+        "{error}"
+    );
+    mcp.shutdown().await;
+}
