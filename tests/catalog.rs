@@ -91,3 +91,44 @@ fn readme_reference_is_current() {
         "the README's tool reference is stale; run `UPDATE_CATALOG=1 cargo test --test catalog`"
     );
 }
+
+/// What `tools/list` costs, in bytes and in tokens (o200k_base), with the
+/// replica on (the default: 40 tools, `search` and the list filters) and off.
+/// Hosts hand a model each tool's name, description and input schema; the
+/// annotations and output schemas stay with the host. Bounds: the
+/// model-facing part under 20 KB in both modes; the whole under 24 KB without
+/// the replica and 28 KB with it (the 41st tool and the filters; none of the
+/// growth is in what reaches the model beyond 19.8 KB).
+#[test]
+fn what_models_see_stays_small() {
+    let bpe = tiktoken_rs::o200k_base().unwrap();
+    for (mode, whole_bound) in [("on", 28 * 1024), ("off", 24 * 1024)] {
+        let tools: Vec<Value> =
+            serde_json::from_str(&run(&["tools", "--json", "--replica", mode])).unwrap();
+        let whole = serde_json::to_string(&tools).unwrap();
+        let model_facing: Vec<Value> = tools
+            .iter()
+            .map(|t| serde_json::json!({"name": t["name"], "description": t["description"], "inputSchema": t["inputSchema"]}))
+            .collect();
+        let model_facing = serde_json::to_string(&model_facing).unwrap();
+        let tokens = |text: &str| bpe.encode_ordinary(text).len();
+        eprintln!(
+            "replica {mode}: {} tools; tools/list {} bytes, {} tokens; model-facing {} bytes, {} tokens",
+            tools.len(),
+            whole.len(),
+            tokens(&whole),
+            model_facing.len(),
+            tokens(&model_facing)
+        );
+        assert!(
+            whole.len() < whole_bound,
+            "replica {mode}: {} bytes",
+            whole.len()
+        );
+        assert!(
+            model_facing.len() < 20 * 1024,
+            "replica {mode}: model-facing {} bytes",
+            model_facing.len()
+        );
+    }
+}

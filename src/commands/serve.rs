@@ -49,8 +49,14 @@ pub async fn serve(
         }
     };
     let server = McpServer::new(backend.service.clone());
+    // What every conversation pays for the tool list, as apollo-mcp-server
+    // logs it: bytes, and tokens estimated at four bytes each (the catalog
+    // test counts them with a real tokenizer).
+    let catalog_bytes = serde_json::to_string(server.tools()).map_or(0, |s| s.len());
     tracing::info!(
         tools = server.tools().len(),
+        catalog_bytes,
+        catalog_tokens_estimate = catalog_bytes / 4,
         version = env!("CARGO_PKG_VERSION"),
         "serving MCP on stdio"
     );
