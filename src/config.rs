@@ -169,6 +169,9 @@ pub struct Options {
     /// Directory of the local replica files (one per API, tenant and user; a cache, safe to delete).
     #[arg(long, env = "TOOLBRIDGE_REPLICA_DIR", default_value_os_t = default_replica_dir(), global = true)]
     pub replica_dir: PathBuf,
+    /// The most a tool result may cost a model's context, in tokens (estimated at 4 bytes each): lists stop there with a cursor, long text is cut.
+    #[arg(long, env = "TOOLBRIDGE_RESULT_BUDGET", default_value_t = crate::service::DEFAULT_RESULT_BUDGET as u64, value_parser = clap::value_parser!(u64).range(500..=1_000_000), global = true)]
+    pub result_budget: u64,
     /// SQLite file of the embedded API.
     #[arg(long, env = "TOOLBRIDGE_DB_PATH", default_value_os_t = default_db_path(), global = true)]
     pub db_path: PathBuf,
@@ -270,6 +273,8 @@ pub struct Config {
     /// The credential helper, when the token comes from one.
     pub token_command: Option<Vec<String>>,
     pub call_timeout: Duration,
+    /// The most a result may cost a model, in tokens.
+    pub result_budget: usize,
     pub client: ClientSettings,
     pub selection: Selection,
     /// Where the local replica lives and how stale a read may be; `None`
@@ -370,6 +375,7 @@ impl Config {
                 .filter(|t| !t.is_empty()),
             token_command,
             call_timeout: o.call_timeout,
+            result_budget: usize::try_from(o.result_budget).unwrap_or(usize::MAX),
             client: ClientSettings {
                 connect_timeout: o.connect_timeout,
                 // An attempt never outlives its call.

@@ -21,10 +21,12 @@ pub const INSTRUCTIONS: &str = "ToolBridge notes, tasks, comments, chats and cha
 Items are addressed by uid (a UUID) and carry a version that rises with every write. \
 list_* returns a page; pass its nextCursor back as cursor for the next one. \
 Pass an item's version as if_version to update/patch/delete to fail with a conflict instead of overwriting someone else's change. \
-update_* replaces the whole payload; patch_* changes only the given fields. \
+update_* replaces the fields it takes and clears the ones omitted; patch_* changes only the given fields; additional_fields sets other payload keys. \
 A comment needs parent_type (note or task) and parent_uid; a chat message needs chat_uid of an existing chat. \
 Deleted items are kept: get with include_deleted returns them. \
 Items leave out the server's sync bookkeeping; raw: true on get/list returns it. \
+Results are bounded: a list cut short says truncated (continue with nextCursor); an item whose long text was cut says content_truncated and next_offset (pass it as offset to get_* to read on). \
+Dates are ISO 8601. \
 Failed calls return {code, message, retryable, retry_after_s?}.";
 
 #[derive(Clone)]

@@ -52,7 +52,17 @@ pub struct Service {
     /// The local replica, unless turned off (`--replica off`).
     follower: Option<Arc<Follower>>,
     call_timeout: Duration,
+    /// The most a result may spend of a model's context, in bytes.
+    budget_bytes: usize,
 }
+
+/// What a result may cost a model unless configured otherwise, in tokens:
+/// well under the 25,000 at which Claude Code refuses a tool result.
+pub const DEFAULT_RESULT_BUDGET: usize = 20_000;
+/// Bytes per token, for budgets: JSON of English text runs at about four.
+const BYTES_PER_TOKEN: usize = 4;
+/// Payload keys holding an item's long text: what a cut shortens.
+const BODY_KEYS: [&str; 2] = ["content", "description"];
 
 impl Service {
     pub fn new(
@@ -66,7 +76,14 @@ impl Service {
             client,
             follower,
             call_timeout,
+            budget_bytes: DEFAULT_RESULT_BUDGET * BYTES_PER_TOKEN,
         }
+    }
+
+    /// Bounds every result at `tokens` (estimated at four bytes each).
+    pub fn with_result_budget(mut self, tokens: usize) -> Self {
+        self.budget_bytes = tokens.saturating_mul(BYTES_PER_TOKEN);
+        self
     }
 
     pub fn follower(&self) -> Option<&Arc<Follower>> {
@@ -99,7 +116,7 @@ impl Service {
             (Ok(Planned::Request(plan)), Kind::Entity(entity, operation)) => self
                 .execute(entity, *operation, &plan, &call)
                 .await
-                .map(|value| present(value, &plan))
+                .map(|value| present(value, &plan, self.budget_bytes))
                 .map_err(|e| explain_unknown_outcome(entity, *operation, &plan, e)),
             (Ok(Planned::Search(plan)), _) => self.search(&plan, &call).await,
             (Ok(_), _) => Err(ToolError::new(
@@ -540,8 +557,11 @@ fn explain_unknown_outcome(
 }
 
 /// What the model is shown of a result: items without the upstream's
-/// bookkeeping (unless `raw`), a list's items cut to `fields`.
-fn present(mut value: Value, plan: &Plan) -> Value {
+/// bookkeeping (unless `raw`), a list's items cut to `fields`, and all of it
+/// within `budget` bytes: a list stops adding items there (`truncated`, and a
+/// cursor that continues right after the last one shown), an item's long
+/// text is cut there (`content_truncated`, and the `offset` to read on).
+fn present(mut value: Value, plan: &Plan, budget: usize) -> Value {
     let lean = |item: &mut Value| {
         if let Some(Value::Object(payload)) = item.get_mut("payload") {
             if !plan.raw {
@@ -559,11 +579,94 @@ fn present(mut value: Value, plan: &Plan) -> Value {
         }
     };
     match (&plan.finish, value.get_mut("items")) {
-        (Finish::Page { .. }, Some(Value::Array(items))) => items.iter_mut().for_each(lean),
-        (Finish::Item, _) => lean(&mut value),
+        (Finish::Page { local, .. }, Some(Value::Array(items))) => {
+            items.iter_mut().for_each(lean);
+            let order = match local.order {
+                Order::Oldest => replica::Order::Oldest,
+                Order::Newest => replica::Order::Newest,
+            };
+            if let Some(cursor) = keep_within(items, budget, order) {
+                value["nextCursor"] = json!(cursor);
+                value["truncated"] = json!(true);
+            }
+        }
+        (Finish::Item, _) => {
+            lean(&mut value);
+            if !plan.raw {
+                cut_long_text(&mut value, plan.offset, budget);
+            }
+        }
         _ => {}
     }
     value
+}
+
+/// Keeps the items that fit in `budget` bytes (at least one, its long text
+/// cut to fit); when some were left out, the cursor after the last kept.
+fn keep_within(items: &mut Vec<Value>, budget: usize, order: replica::Order) -> Option<String> {
+    let mut used = 0;
+    let mut keep = items.len();
+    for (index, item) in items.iter_mut().enumerate() {
+        let size = serde_json::to_string(item).map_or(0, |s| s.len());
+        if used + size > budget {
+            if index == 0 {
+                cut_long_text(item, 0, budget);
+                keep = 1;
+            } else {
+                keep = index;
+            }
+            break;
+        }
+        used += size;
+    }
+    if keep == items.len() {
+        return None;
+    }
+    items.truncate(keep);
+    items
+        .last()
+        .and_then(|last| replica::cursor_after(order, last))
+}
+
+/// Shows an item's long text from character `offset`, cut so the item fits
+/// in `budget` bytes; says where to read on when it was cut.
+fn cut_long_text(item: &mut Value, offset: usize, budget: usize) {
+    if offset > 0
+        && let Some(Value::Object(payload)) = item.get_mut("payload")
+    {
+        for key in BODY_KEYS {
+            if let Some(Value::String(text)) = payload.get_mut(key) {
+                *text = text.chars().skip(offset).collect();
+            }
+        }
+    }
+    let size = serde_json::to_string(&*item).map_or(0, |s| s.len());
+    // Room for the two keys that say it was cut.
+    let mut over = size.saturating_sub(budget.saturating_sub(64));
+    let Some(Value::Object(payload)) = item.get_mut("payload") else {
+        return;
+    };
+    let mut next: Option<usize> = None;
+    for key in BODY_KEYS {
+        let Some(Value::String(text)) = payload.get_mut(key) else {
+            continue;
+        };
+        if over == 0 {
+            break;
+        }
+        let mut end = text.len().saturating_sub(over);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        over = over.saturating_sub(text.len() - end);
+        text.truncate(end);
+        let shown = offset + text.chars().count();
+        next = Some(next.map_or(shown, |n| n.min(shown)));
+    }
+    if let (Some(next), Value::Object(map)) = (next, item) {
+        map.insert("content_truncated".into(), json!(true));
+        map.insert("next_offset".into(), json!(next));
+    }
 }
 
 /// A stale answer says so in its structure: `stale` and `as_of`.

@@ -97,8 +97,7 @@ fn readme_reference_is_current() {
 /// Hosts hand a model each tool's name, description and input schema; the
 /// annotations and output schemas stay with the host. Bounds: the
 /// model-facing part under 20 KB in both modes; the whole under 24 KB without
-/// the replica and 28 KB with it (the 41st tool and the filters; none of the
-/// growth is in what reaches the model beyond 19.8 KB).
+/// the replica and 28 KB with it (the 41st tool and the list filters).
 #[test]
 fn what_models_see_stays_small() {
     let bpe = tiktoken_rs::o200k_base().unwrap();

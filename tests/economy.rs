@@ -209,3 +209,115 @@ async fn sloppy_arguments_are_accepted_and_wrong_ones_refused() {
     );
     mcp.shutdown().await;
 }
+
+/// Pages every note in `order` (both the replica's path and the upstream's,
+/// `replica`) with a budget far smaller than the page: every item comes
+/// exactly once, and some pages say `truncated`.
+async fn walk_within_budget(replica: &str, order: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = Launch::embedded(&dir.path().join("t.db"))
+        .args(&["--result-budget", "500", "--replica", replica])
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    let mut created = Vec::new();
+    for i in 0..20 {
+        let content = format!("{i} {}", "lorem ipsum ".repeat(25));
+        let note = mcp
+            .call_tool(
+                "create_note",
+                json!({"title": format!("n{i}"), "content": content}),
+            )
+            .await;
+        created.push(ok(&note)["uid"].as_str().unwrap().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut truncated_pages = 0;
+    let mut cursor: Option<String> = None;
+    let args = |cursor: &Option<String>| {
+        let mut args = json!({"limit": 50});
+        if order == "newest" {
+            args["order"] = json!("newest");
+        }
+        if let Some(cursor) = cursor {
+            args["cursor"] = json!(cursor);
+        }
+        args
+    };
+    for _ in 0..40 {
+        let page = mcp.call_tool("list_notes", args(&cursor)).await;
+        let body = ok(&page);
+        let text = serde_json::to_string(body).unwrap();
+        assert!(text.len() < 500 * 4 + 600, "a page of {} bytes", text.len());
+        seen.extend(
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["uid"].as_str().unwrap().to_owned()),
+        );
+        if body["truncated"] == true {
+            truncated_pages += 1;
+        }
+        cursor = body["nextCursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let mut expected = created.clone();
+    if order == "newest" {
+        expected.reverse();
+    }
+    assert_eq!(seen, expected, "replica {replica}, {order} first");
+    assert!(truncated_pages > 1, "{truncated_pages}");
+    mcp.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_list_past_the_budget_continues_where_it_stopped() {
+    walk_within_budget("on", "oldest").await;
+    walk_within_budget("on", "newest").await;
+    walk_within_budget("off", "oldest").await;
+}
+
+/// A 5 MB note comes back within the budget, cut, with where to read on;
+/// reading on with `offset` returns the rest, and together it is the note.
+#[tokio::test]
+async fn an_enormous_note_is_cut_and_can_be_read_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = embedded(&dir).await;
+    let content: String = (0..5 * 1024 * 1024 / 16)
+        .map(|i| format!("{:>15}é", i % 100_000))
+        .collect::<String>();
+    let created = mcp
+        .call_tool("create_note", json!({"title": "huge", "content": content}))
+        .await;
+    // Even the write's answer is bounded.
+    assert_eq!(ok(&created)["content_truncated"], true);
+    let uid = ok(&created)["uid"].as_str().unwrap().to_owned();
+    let mut read = String::new();
+    let mut offset = 0;
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        let got = mcp
+            .call_tool("get_note", json!({"uid": uid, "offset": offset}))
+            .await;
+        let item = ok(&got);
+        let size = serde_json::to_string(item).unwrap().len();
+        assert!(size <= 20_000 * 4, "{size} bytes");
+        read.push_str(item["payload"]["content"].as_str().unwrap());
+        match item["next_offset"].as_u64() {
+            Some(next) => {
+                assert_eq!(item["content_truncated"], true);
+                offset = next;
+            }
+            None => break,
+        }
+        assert!(calls < 200, "never ends");
+    }
+    assert_eq!(read.len(), content.len());
+    assert!(read == content, "the pieces are not the note");
+    eprintln!("a 5 MB note in {calls} reads");
+    mcp.shutdown().await;
+}

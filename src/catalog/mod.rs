@@ -165,6 +165,8 @@ pub struct Plan {
     pub raw: bool,
     /// Only these payload keys of each listed item.
     pub fields: Option<Vec<String>>,
+    /// Where a `get_*` starts an item's long text, after a cut.
+    pub offset: usize,
 }
 
 impl Plan {
@@ -178,6 +180,7 @@ impl Plan {
             requires: None,
             raw: false,
             fields: None,
+            offset: 0,
         }
     }
 }

@@ -152,14 +152,9 @@ impl Operation {
 
     pub fn output_schema(self) -> JsonObject {
         match self {
-            Self::List => as_object(json!({
-                "type": "object",
-                "properties": {
-                    "items": {"type": "array", "items": item_schema()},
-                    "nextCursor": {"type": "string"}
-                },
-                "required": ["items"]
-            })),
+            // What a host validates: an object with items. Every byte here
+            // is sent with every tools/list.
+            Self::List => as_object(json!({"type": "object", "required": ["items"]})),
             _ => as_object(item_schema()),
         }
     }
@@ -242,6 +237,7 @@ impl Operation {
                 }
                 let mut plan = Plan::item(req, Some(p.uid));
                 plan.raw = p.raw == Some(true);
+                plan.offset = p.offset.unwrap_or(0) as usize;
                 plan
             }
             Self::Create => {
@@ -429,7 +425,7 @@ struct ListParams {
     cursor: Option<String>,
     // Explained once, in the server instructions.
     include_deleted: Option<bool>,
-    /// Payload keys to return (default all).
+    /// Only these payload keys.
     fields: Option<Vec<String>>,
     // Explained once, in the server instructions.
     raw: Option<bool>,
@@ -440,6 +436,8 @@ struct GetParams {
     uid: Uuid,
     include_deleted: Option<bool>,
     raw: Option<bool>,
+    // Explained once, in the server instructions.
+    offset: Option<u64>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -456,7 +454,7 @@ struct Guard {
 
 #[derive(Deserialize, JsonSchema)]
 struct Extra {
-    /// Extra payload keys.
+    // Explained once, in the server instructions.
     additional_fields: Option<JsonObject>,
 }
 

@@ -210,7 +210,8 @@ impl Backend {
         });
         let catalog = Catalog::select(&config.selection);
         let entities = config.selection.entities();
-        let service = Service::new(catalog, client, follower, config.call_timeout);
+        let service = Service::new(catalog, client, follower, config.call_timeout)
+            .with_result_budget(config.result_budget);
         Ok(Self {
             service: Arc::new(service),
             embedded,

@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use follow::{Follower, Freshness, Ready};
-pub use query::{Filters, ListQuery, MAX_LIST_LIMIT, Order, Page};
+pub use query::{Filters, ListQuery, MAX_LIST_LIMIT, Order, Page, cursor_after};
 pub use search::{
     DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, MAX_TERMS, SearchHit, SearchPage, SearchQuery,
 };

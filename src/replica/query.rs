@@ -108,6 +108,20 @@ fn encode_cursor(order: Order, at: &Position) -> String {
     }
 }
 
+/// The cursor that continues a listing in `order` right after `item` (an
+/// upstream-shaped item): for a page cut short, whichever path served it.
+pub fn cursor_after(order: Order, item: &Value) -> Option<String> {
+    let updated_ms = super::item::rfc3339_ms(item.get("updatedAt")?.as_str()?)?;
+    let uid = Uuid::parse_str(item.get("uid")?.as_str()?).ok()?;
+    Some(encode_cursor(
+        order,
+        &Position {
+            updated_ms,
+            uid: uid.hyphenated().to_string(),
+        },
+    ))
+}
+
 fn decode_cursor(order: Order, cursor: &str) -> Result<Position, ReplicaError> {
     let raw = match (order, cursor.strip_prefix(NEWEST_PREFIX)) {
         (Order::Oldest, None) => cursor,
