@@ -160,6 +160,9 @@ pub struct Options {
     /// Expose only list and get tools.
     #[arg(long, env = "TOOLBRIDGE_READ_ONLY", global = true)]
     pub read_only: bool,
+    /// Full: one tool per operation (40); compact: a read and a write tool per entity (10), for hosts that cap tools or context.
+    #[arg(long, env = "TOOLBRIDGE_TOOL_MODE", value_enum, default_value_t = ToolMode::Full, global = true)]
+    pub tool_mode: ToolMode,
     /// Keep a local replica of your items, which answers reads and search (off: every read asks the API).
     #[arg(long, env = "TOOLBRIDGE_REPLICA", value_enum, default_value_t = ReplicaMode::On, global = true)]
     pub replica: ReplicaMode,
@@ -187,6 +190,12 @@ pub struct Options {
 /// `[REDACTED]`, so no log or panic message can carry it.
 fn parse_secret(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s.to_owned()))
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolMode {
+    Full,
+    Compact,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,6 +407,7 @@ impl Config {
                 toolsets,
                 read_only: o.read_only,
                 local: o.replica == ReplicaMode::On,
+                compact: o.tool_mode == ToolMode::Compact,
             },
             replica: (o.replica == ReplicaMode::On).then_some(ReplicaSettings {
                 dir: o.replica_dir,

@@ -112,7 +112,13 @@ impl Service {
     ) -> Result<Value, ToolError> {
         let started = Instant::now();
         let call = Call::new(self.call_timeout, cancel);
-        let result = match (tool.plan(args), &tool.kind) {
+        // A compact tool runs as the full tool its `operation` names, and
+        // its call is logged under that name.
+        let (tool, planned) = match tool.resolve(args) {
+            Ok((full, args)) => (full, full.plan(args)),
+            Err(e) => (tool, Err(e)),
+        };
+        let result = match (planned, &tool.kind) {
             (Ok(Planned::Request(plan)), Kind::Entity(entity, operation)) => self
                 .execute(entity, *operation, &plan, &call)
                 .await

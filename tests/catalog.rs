@@ -38,39 +38,62 @@ fn updating() -> bool {
     std::env::var_os("UPDATE_CATALOG").is_some()
 }
 
-/// Every tool has a file in `tools/` equal to its definition, and no file
-/// describes a tool that no longer exists.
+/// Every tool has a file in `tools/` (`tools/compact/` for the compact mode)
+/// equal to its definition, and no file describes a tool that no longer
+/// exists.
 #[test]
 fn tools_directory_matches_the_catalog() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
-    if updating() {
-        run(&["tools", "--write", dir.to_str().unwrap()]);
-    }
-    let tools: Vec<Value> = serde_json::from_str(&run(&["tools", "--json"])).unwrap();
-    assert_eq!(tools.len(), 41, "40 entity tools and search");
-    for tool in &tools {
-        let name = tool["name"].as_str().unwrap();
-        let path = dir.join(format!("{name}.json"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-            panic!(
-                "{} is missing; run `UPDATE_CATALOG=1 cargo test --test catalog`",
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
+    for (mode, dir, count) in [
+        ("full", root.clone(), 41),
+        ("compact", root.join("compact"), 3),
+    ] {
+        if updating() {
+            run(&[
+                "tools",
+                "--tool-mode",
+                mode,
+                "--write",
+                dir.to_str().unwrap(),
+            ]);
+        }
+        let tools: Vec<Value> =
+            serde_json::from_str(&run(&["tools", "--json", "--tool-mode", mode])).unwrap();
+        assert_eq!(tools.len(), count, "{mode}");
+        for tool in &tools {
+            let name = tool["name"].as_str().unwrap();
+            let path = dir.join(format!("{name}.json"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+                panic!(
+                    "{} is missing; run `UPDATE_CATALOG=1 cargo test --test catalog`",
+                    path.display()
+                )
+            });
+            let stored: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                &stored,
+                tool,
+                "{} is stale; run `UPDATE_CATALOG=1 cargo test --test catalog`",
                 path.display()
-            )
-        });
-        let stored: Value = serde_json::from_str(&text).unwrap();
+            );
+        }
+        let files = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "json")
+            })
+            .count();
         assert_eq!(
-            &stored,
-            tool,
-            "{} is stale; run `UPDATE_CATALOG=1 cargo test --test catalog`",
-            path.display()
+            files,
+            tools.len(),
+            "{} has files for tools that no longer exist",
+            dir.display()
         );
     }
-    let files = std::fs::read_dir(&dir).unwrap().count();
-    assert_eq!(
-        files,
-        tools.len(),
-        "tools/ has files for tools that no longer exist"
-    );
 }
 
 /// The README's tool reference is the one the binary renders.
@@ -92,18 +115,28 @@ fn readme_reference_is_current() {
     );
 }
 
-/// What `tools/list` costs, in bytes and in tokens (o200k_base), with the
-/// replica on (the default: 40 tools, `search` and the list filters) and off.
+/// What `tools/list` costs, in bytes and in tokens (o200k_base): the full
+/// mode with the replica on (the default: 40 tools, `search` and the list
+/// filters) and off, and the compact mode (three tools).
 /// Hosts hand a model each tool's name, description and input schema; the
 /// annotations and output schemas stay with the host. Bounds: the
 /// model-facing part under 20 KB in both modes; the whole under 24 KB without
-/// the replica and 28 KB with it (the 41st tool and the list filters).
+/// the replica and 28 KB with it (the 41st tool and the list filters); the
+/// compact mode under 5 KB in all.
 #[test]
 fn what_models_see_stays_small() {
     let bpe = tiktoken_rs::o200k_base().unwrap();
-    for (mode, whole_bound) in [("on", 28 * 1024), ("off", 24 * 1024)] {
-        let tools: Vec<Value> =
-            serde_json::from_str(&run(&["tools", "--json", "--replica", mode])).unwrap();
+    for (mode, whole_bound, model_bound) in [
+        ("full, replica on", 28 * 1024, 20 * 1024),
+        ("full, replica off", 24 * 1024, 20 * 1024),
+        ("compact", 5 * 1024, 5 * 1024),
+    ] {
+        let args: &[&str] = match mode {
+            "full, replica on" => &["tools", "--json"],
+            "full, replica off" => &["tools", "--json", "--replica", "off"],
+            _ => &["tools", "--json", "--tool-mode", "compact"],
+        };
+        let tools: Vec<Value> = serde_json::from_str(&run(args)).unwrap();
         let whole = serde_json::to_string(&tools).unwrap();
         let model_facing: Vec<Value> = tools
             .iter()
@@ -112,21 +145,17 @@ fn what_models_see_stays_small() {
         let model_facing = serde_json::to_string(&model_facing).unwrap();
         let tokens = |text: &str| bpe.encode_ordinary(text).len();
         eprintln!(
-            "replica {mode}: {} tools; tools/list {} bytes, {} tokens; model-facing {} bytes, {} tokens",
+            "{mode}: {} tools; tools/list {} bytes, {} tokens; model-facing {} bytes, {} tokens",
             tools.len(),
             whole.len(),
             tokens(&whole),
             model_facing.len(),
             tokens(&model_facing)
         );
+        assert!(whole.len() < whole_bound, "{mode}: {} bytes", whole.len());
         assert!(
-            whole.len() < whole_bound,
-            "replica {mode}: {} bytes",
-            whole.len()
-        );
-        assert!(
-            model_facing.len() < 20 * 1024,
-            "replica {mode}: model-facing {} bytes",
+            model_facing.len() < model_bound,
+            "{mode}: model-facing {} bytes",
             model_facing.len()
         );
     }

@@ -321,3 +321,148 @@ async fn an_enormous_note_is_cut_and_can_be_read_on() {
     eprintln!("a 5 MB note in {calls} reads");
     mcp.shutdown().await;
 }
+
+/// Compact mode: three tools reach every one of the 40 operations, each
+/// checked exactly as its full tool is; annotations stay honest.
+#[tokio::test]
+async fn compact_mode_reaches_every_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = Launch::embedded(&dir.path().join("t.db"))
+        .args(&["--tool-mode", "compact"])
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    let listed = mcp.request("tools/list", json!({})).await;
+    let tools = listed["result"]["tools"].as_array().unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["search", "read", "write"]);
+    let write = tools.iter().find(|t| t["name"] == "write").unwrap();
+    assert_eq!(write["annotations"]["destructiveHint"], true);
+    assert_eq!(write["annotations"]["readOnlyHint"], false);
+    let read = tools.iter().find(|t| t["name"] == "read").unwrap();
+    assert_eq!(read["annotations"]["readOnlyHint"], true);
+    for tool in tools {
+        let schema = &tool["inputSchema"];
+        for forbidden in ["anyOf", "oneOf", "allOf", "$ref"] {
+            assert!(
+                schema.get(forbidden).is_none(),
+                "{}: {forbidden}",
+                tool["name"]
+            );
+        }
+    }
+
+    let write = |entity: &str, operation: &str, extra: Value| {
+        let mut args = json!({"entity": entity, "operation": operation});
+        for (k, v) in extra.as_object().unwrap() {
+            args[k] = v.clone();
+        }
+        args
+    };
+    let note = mcp
+        .call_tool("write", write("notes", "create", json!({"title": "n"})))
+        .await;
+    let note = ok(&note)["uid"].as_str().unwrap().to_owned();
+    let chat = mcp
+        .call_tool("write", write("chats", "create", json!({"title": "c"})))
+        .await;
+    let chat = ok(&chat)["uid"].as_str().unwrap().to_owned();
+    let creates = [
+        ("notes", json!({"title": "n2"}), "pin"),
+        ("tasks", json!({"title": "t"}), "complete"),
+        (
+            "comments",
+            json!({"parent_type": "note", "parent_uid": note, "content": "c"}),
+            "resolve",
+        ),
+        ("chats", json!({"title": "c2"}), "resolve"),
+        (
+            "chat_messages",
+            json!({"chat_uid": chat, "content": "m"}),
+            "mark_read",
+        ),
+    ];
+    for (entity, fields, action) in creates {
+        let created = mcp
+            .call_tool("write", write(entity, "create", fields.clone()))
+            .await;
+        let uid = ok(&created)["uid"].as_str().unwrap().to_owned();
+        let target = json!({"uid": uid});
+        let mut update = fields.clone();
+        update["uid"] = json!(uid);
+        for (operation, extra) in [
+            ("update", update),
+            ("patch", json!({"uid": uid, "tags": ["x"]})),
+            ("process", json!({"uid": uid, "action": action})),
+            ("archive", target.clone()),
+        ] {
+            let result = mcp
+                .call_tool("write", write(entity, operation, extra))
+                .await;
+            ok(&result);
+        }
+        let got = mcp
+            .call_tool(
+                "read",
+                json!({"entity": entity, "operation": "get", "uid": uid}),
+            )
+            .await;
+        assert_eq!(ok(&got)["payload"]["tags"], json!(["x"]), "{entity}");
+        let listed = mcp
+            .call_tool(
+                "read",
+                json!({"entity": entity, "operation": "list", "order": "newest"}),
+            )
+            .await;
+        assert!(
+            !ok(&listed)["items"].as_array().unwrap().is_empty(),
+            "{entity}"
+        );
+        ok(&mcp
+            .call_tool("write", write(entity, "delete", target))
+            .await);
+    }
+
+    // Each operation is checked as its full tool is: a parameter another
+    // operation takes is refused, an action of another entity too.
+    for (tool, args, says) in [
+        (
+            "read",
+            json!({"entity": "notes", "operation": "get"}),
+            "uid",
+        ),
+        (
+            "read",
+            json!({"entity": "notes", "operation": "list", "uid": note}),
+            "uid",
+        ),
+        (
+            "write",
+            json!({"entity": "notes", "operation": "process", "uid": note, "action": "complete"}),
+            "action",
+        ),
+        (
+            "write",
+            json!({"entity": "notes", "operation": "archive", "uid": note, "title": "x"}),
+            "title",
+        ),
+        (
+            "write",
+            json!({"entity": "widgets", "operation": "create"}),
+            "entity",
+        ),
+        (
+            "read",
+            json!({"entity": "notes", "operation": "delete", "uid": note}),
+            "operation",
+        ),
+    ] {
+        let error = err(&mcp.call_tool(tool, args.clone()).await);
+        assert_eq!(error["code"], "invalid_input", "{args}: {error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(says),
+            "{args}: {error}"
+        );
+    }
+    mcp.shutdown().await;
+}

@@ -5,6 +5,7 @@
 //! clients, sessions or MCP: [`crate::service`] runs plans, [`crate::mcp`]
 //! serves definitions.
 
+pub mod compact;
 pub mod entities;
 pub mod lenient;
 pub mod operations;
@@ -142,6 +143,8 @@ pub enum Kind {
     Entity(&'static Entity, Operation),
     /// `search`, over these entities.
     Search(Vec<&'static Entity>),
+    /// A compact tool: one of these full tools, named by `operation`.
+    Compact(Vec<Arc<ToolDef>>),
 }
 
 /// Everything needed to run one tool call.
@@ -186,6 +189,7 @@ impl Plan {
 }
 
 /// One tool as the catalog defines it.
+#[derive(Debug)]
 pub struct ToolDef {
     pub name: String,
     pub description: String,
@@ -196,7 +200,7 @@ pub struct ToolDef {
 }
 
 impl ToolDef {
-    fn new(entity: &'static Entity, operation: Operation, local: bool) -> Self {
+    pub(crate) fn new(entity: &'static Entity, operation: Operation, local: bool) -> Self {
         Self {
             name: operation.tool_name(entity),
             description: operation.description(entity, local),
@@ -207,19 +211,36 @@ impl ToolDef {
         }
     }
 
-    /// The entity an entity tool acts on; `None` for `search`.
+    /// The entity an entity tool (or a compact tool) acts on; `None` for
+    /// `search`.
     pub fn entity(&self) -> Option<&'static Entity> {
-        match self.kind {
+        match &self.kind {
             Kind::Entity(entity, _) => Some(entity),
+            Kind::Compact(full) => full.first().and_then(|d| d.entity()),
             Kind::Search(_) => None,
         }
     }
 
-    /// The operation of an entity tool; `None` for `search`.
+    /// The operation of an entity tool; `None` for the others.
     pub fn operation(&self) -> Option<Operation> {
         match self.kind {
             Kind::Entity(_, operation) => Some(operation),
-            Kind::Search(_) => None,
+            Kind::Search(_) | Kind::Compact(_) => None,
+        }
+    }
+
+    /// The tool that runs a call: this one, or for a compact tool the full
+    /// tool its `operation` names (with the arguments left for it).
+    pub fn resolve(
+        &self,
+        args: Option<JsonObject>,
+    ) -> Result<(&ToolDef, Option<JsonObject>), ToolError> {
+        match &self.kind {
+            Kind::Compact(full) => {
+                let args = lenient::normalize(&self.input_schema, args.unwrap_or_default())?;
+                compact::resolve(full, args).map(|(def, args)| (def, Some(args)))
+            }
+            _ => Ok((self, args)),
         }
     }
 
@@ -251,6 +272,10 @@ impl ToolDef {
             Kind::Search(entities) => {
                 search::plan(entities, &args).map(|p| Planned::Search(Box::new(p)))
             }
+            Kind::Compact(full) => {
+                let (def, args) = compact::resolve(full, args)?;
+                def.plan(Some(args))
+            }
         }
     }
 }
@@ -269,6 +294,8 @@ pub struct Selection {
     pub read_only: bool,
     /// A local replica answers reads: `search` and the list filters exist.
     pub local: bool,
+    /// Two tools per entity (`note_read`, `note_write`) instead of eight.
+    pub compact: bool,
 }
 
 impl Selection {
@@ -287,6 +314,7 @@ impl Default for Selection {
             toolsets: Vec::new(),
             read_only: false,
             local: true,
+            compact: false,
         }
     }
 }
@@ -301,7 +329,20 @@ impl Catalog {
         let entities = selection.entities();
         let mut tools: Vec<ToolDef> = Vec::new();
         if selection.local && !entities.is_empty() {
-            tools.push(search::tool(entities.clone()));
+            let search = search::tool(entities.clone());
+            tools.push(if selection.compact {
+                compact::without_descriptions(search)
+            } else {
+                search
+            });
+        }
+        if selection.compact {
+            tools.extend(compact::tools(
+                &entities,
+                selection.local,
+                selection.read_only,
+            ));
+            return Self { tools };
         }
         tools.extend(
             entities

@@ -48,6 +48,20 @@ impl Operation {
         Self::Process,
     ];
 
+    /// The operation's own name, as compact tools take it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::List => "list",
+            Self::Get => "get",
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Patch => "patch",
+            Self::Delete => "delete",
+            Self::Archive => "archive",
+            Self::Process => "process",
+        }
+    }
+
     pub fn tool_name(self, e: &Entity) -> String {
         match self {
             Self::List => format!("list_{}", e.plural),
