@@ -311,6 +311,11 @@ impl Scratch {
 
 /// One Inspector CLI invocation (its own server process) on the scratch database.
 fn inspector(scratch: &Scratch, method_args: &[&str]) -> Run {
+    inspector_with(scratch, &[], method_args)
+}
+
+/// [`inspector`] with extra arguments for the server (`--tool-mode compact`).
+fn inspector_with(scratch: &Scratch, server_args: &[&str], method_args: &[&str]) -> Run {
     let clients = real_clients();
     let config = scratch.dir.path().join("inspector");
     let mut cmd = Command::new("npx");
@@ -328,6 +333,7 @@ fn inspector(scratch: &Scratch, method_args: &[&str]) -> Run {
         ])
         .args(["-e", &format!("TOOLBRIDGE_LOG_DIR={}", scratch.logs())])
         .args([BIN, "--db-path", &scratch.db()])
+        .args(server_args)
         // Method options last: --tool-arg takes every following word.
         .args(method_args);
     run(&mut cmd, CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
@@ -399,6 +405,73 @@ fn inspector_cli_lists_strictly_and_round_trips_a_note() {
     );
     assert_eq!(
         got["structuredContent"]["payload"]["content"], "from the Inspector CLI",
+        "{got}"
+    );
+    scratch.assert_logged("get_note");
+}
+
+/// Inspector CLI in compact mode: `--strict` finds nothing to report in the
+/// three tools in either era, and a note written with `write` is read back
+/// with `read`.
+#[test]
+fn inspector_cli_in_compact_mode() {
+    let scratch = Scratch::new();
+    let compact = ["--tool-mode", "compact"];
+    for era in ["legacy", "modern"] {
+        let run = inspector_with(
+            &scratch,
+            &compact,
+            &["--protocol-era", era, "--method", "tools/list", "--strict"],
+        );
+        let result = inspector_result(&run);
+        let names: Vec<&str> = result["tools"]
+            .as_array()
+            .expect("tools array")
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["search", "read", "write"], "{era} era");
+        assert!(
+            !run.stderr.contains(": tool \""),
+            "{era} era: the Inspector reports schema portability problems\n{}",
+            run.stderr
+        );
+    }
+    let created = inspector_result(&inspector_with(
+        &scratch,
+        &compact,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "write",
+            "--tool-arg",
+            "entity=notes",
+            "operation=create",
+            "title=compact",
+        ],
+    ));
+    assert_eq!(created["isError"], false, "{created}");
+    let uid = created["structuredContent"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_owned();
+    let got = inspector_result(&inspector_with(
+        &scratch,
+        &compact,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "read",
+            "--tool-arg",
+            "entity=notes",
+            "operation=get",
+            &format!("uid={uid}"),
+        ],
+    ));
+    assert_eq!(
+        got["structuredContent"]["payload"]["title"], "compact",
         "{got}"
     );
     scratch.assert_logged("get_note");
