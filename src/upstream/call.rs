@@ -18,6 +18,7 @@ use crate::catalog::repeat::{Reached, Transience};
 use crate::catalog::{Method, Request, RetryClass};
 use crate::contract::{EPOCH_HEADER, SESSION_HEADER};
 use crate::error::{ErrorCode, ToolError};
+use crate::notices::{self, Notice};
 
 /// One tool call as the client sees it: its correlation id, deadline and
 /// cancellation, and what happened, for the call's log line.
@@ -223,8 +224,12 @@ impl Client {
         if failure.resession && !replays.resession.swap(true, Ordering::Relaxed) {
             tracing::info!(correlation_id = %call.correlation_id, status = failure.error.http_status, "renewing the sync session");
             self.session.invalidate(&session).await;
-            let session = self.session(call).await.map_err(Failure::before_sending)?;
-            return self.send_once(request, call, &session, sending).await;
+            let renewed = self.session(call).await.map_err(Failure::before_sending)?;
+            notices::publish(|| Notice::SessionRenewed {
+                from_epoch: session.epoch,
+                to_epoch: renewed.epoch,
+            });
+            return self.send_once(request, call, &renewed, sending).await;
         }
         if failure.error.http_status == Some(401)
             && self.identity.can_refresh()
