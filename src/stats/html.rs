@@ -329,7 +329,7 @@ fn tool_table(page: &mut String, s: &Summary) {
         return;
     }
     page.push_str(
-        "<table>\n<tr><th>tool</th><th>calls</th><th>ok</th><th>failed</th><th>p50 ms</th><th>p95 ms</th><th>max ms</th><th>retries</th><th>waited ms</th><th>stale</th><th>errors</th></tr>\n",
+        "<table>\n<tr><th>tool</th><th>calls</th><th>ok</th><th>failed</th><th>p50 ms</th><th>p95 ms</th><th>max ms</th><th>retries</th><th>waited ms</th><th>stale</th><th>returned</th><th>errors</th></tr>\n",
     );
     for (name, t) in &s.tools {
         tool_row(page, name, t, "");
@@ -353,7 +353,7 @@ fn tool_row(page: &mut String, name: &str, t: &ToolSummary, class: &str) {
         .collect();
     let _ = writeln!(
         page,
-        "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td class=\"text\">{}</td></tr>",
+        "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td></tr>",
         esc(name),
         t.calls,
         t.ok,
@@ -364,6 +364,7 @@ fn tool_row(page: &mut String, name: &str, t: &ToolSummary, class: &str) {
         t.retries,
         t.waited_ms,
         t.stale,
+        super::report::human_bytes(t.bytes),
         errors.join(", "),
     );
 }
