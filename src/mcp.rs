@@ -1,5 +1,12 @@
 //! The MCP surface: an rmcp server handler over the catalog and the service.
 //! It knows tools and results; HTTP stays behind [`Service`].
+//!
+//! It also forwards [`crate::notices`] as MCP log messages
+//! (`notifications/message`) to a client that asked for them, as each era
+//! asks: `logging/setLevel` once for the session after `initialize`, or a
+//! level in each request's `_meta` in the 2026-07-28 era, where only that
+//! request's peer may carry them, before its response. A client that did not
+//! ask gets nothing, and nothing is built for it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
