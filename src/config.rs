@@ -184,6 +184,9 @@ pub struct Options {
     /// Directory of the rotating JSON log files.
     #[arg(long, env = "TOOLBRIDGE_LOG_DIR", default_value_os_t = default_log_dir(), global = true)]
     pub log_dir: PathBuf,
+    /// Megabytes the log files may take together; the oldest are removed past it.
+    #[arg(long, env = "TOOLBRIDGE_MAX_LOG_MB", default_value_t = crate::logging::DEFAULT_MAX_LOG_MB, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub max_log_mb: u32,
 }
 
 /// Held as a secret from the moment it is parsed: `Debug` prints
@@ -291,6 +294,8 @@ pub struct Config {
     pub replica: Option<ReplicaSettings>,
     pub log_level: String,
     pub log_dir: PathBuf,
+    /// The log files' total size cap, in bytes.
+    pub max_log_bytes: u64,
 }
 
 impl Config {
@@ -415,6 +420,7 @@ impl Config {
             }),
             log_level: o.log_level,
             log_dir: o.log_dir,
+            max_log_bytes: u64::from(o.max_log_mb) * 1024 * 1024,
         })
     }
 

@@ -17,6 +17,9 @@
 //!   loopback when no upstream URL is configured.
 //! - [`contract`]: what the upstream contract names (its headers), spelled
 //!   once for the client and the embedded API.
+//! - [`notices`]: what a person should know while it happens (the circuit,
+//!   rate limits, a renewed session, stale reads, a rebuilt replica), which
+//!   [`mcp`] forwards to a client that asked for log messages.
 //! - [`logging`]: JSON lines to a rotating file, never to stdout; [`stdio`]:
 //!   the MCP channel, guarded so nothing else reaches stdout.
 //! - [`fsmode`]: data and logs are owner-only (umask, 0700 directories, 0600
@@ -35,6 +38,7 @@ mod error;
 mod fsmode;
 mod logging;
 pub mod mcp;
+pub mod notices;
 pub mod replica;
 pub mod service;
 mod stats;

@@ -4,9 +4,19 @@
 //! non-blocking writer's guard prints to stdout when its flush times out; in
 //! `serve` stdout is the MCP channel, so [`crate::stdio`] points fd 1 at
 //! stderr before this runs, and here every writer is named explicitly.
+//!
+//! The files are bounded in number ([`KEEP_FILES`] days) and in total size:
+//! tracing-appender rotates by time only, so the oldest files are removed at
+//! startup and every hour while the directory holds more than the cap
+//! (`--max-log-mb`), and the current day's file stops growing at the cap (one
+//! line says so; the lines after it that day are dropped). The directory
+//! stays within the cap give or take an hour of logging.
 
-use std::path::Path;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use time::{Date, OffsetDateTime};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::EnvFilter;
@@ -19,6 +29,12 @@ pub const FILE_SUFFIX: &str = "jsonl";
 /// Days of log files kept.
 const KEEP_FILES: usize = 7;
 
+/// How often the directory is checked against its cap.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The default cap on the log directory, in MB (`--max-log-mb`).
+pub const DEFAULT_MAX_LOG_MB: u32 = 100;
+
 /// Flushes buffered log lines when dropped; keep it alive until exit.
 pub struct LogGuard {
     _worker: Option<WorkerGuard>,
@@ -26,8 +42,8 @@ pub struct LogGuard {
 
 /// Installs the global subscriber. When the log directory cannot be used the
 /// reason goes to stderr and logs follow it there: losing logs must not stop
-/// the server.
-pub fn init(dir: &Path, level: &str) -> LogGuard {
+/// the server. `max_bytes` caps the directory's log files together.
+pub fn init(dir: &Path, level: &str, max_bytes: u64) -> LogGuard {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|e| {
         eprintln!("toolbridge-mcp: ignoring log filter `{level}` ({e}); using info");
         EnvFilter::new("info")
@@ -53,8 +69,12 @@ pub fn init(dir: &Path, level: &str) -> LogGuard {
         .with_env_filter(filter);
     match appender {
         Ok(appender) => {
-            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let capped = Capped::new(appender, dir, max_bytes);
+            let (writer, guard) = tracing_appender::non_blocking(capped);
             let _ = builder.with_writer(writer).with_ansi(false).try_init();
+            // After the subscriber: what pruning removes is logged.
+            prune(dir, max_bytes);
+            keep_pruning(dir.to_owned(), max_bytes);
             LogGuard {
                 _worker: Some(guard),
             }
@@ -67,5 +87,257 @@ pub fn init(dir: &Path, level: &str) -> LogGuard {
             let _ = builder.with_writer(std::io::stderr).try_init();
             LogGuard { _worker: None }
         }
+    }
+}
+
+/// The log file of `date`.
+pub fn file_name(date: Date) -> String {
+    format!(
+        "{FILE_PREFIX}.{:04}-{:02}-{:02}.{FILE_SUFFIX}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+/// Whether `name` is one of our log files (then its date orders it).
+fn is_log_file(name: &str) -> bool {
+    name.strip_prefix(FILE_PREFIX)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.strip_suffix(FILE_SUFFIX))
+        .and_then(|rest| rest.strip_suffix('.'))
+        .is_some_and(|date| {
+            date.len() == 10
+                && date.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                })
+        })
+}
+
+/// Removes the oldest log files until those left add up to `max_bytes` or
+/// less. The newest file (the one being written) is never removed. Returns
+/// the files removed. Failures are skipped: pruning must not stop logging.
+pub fn prune(dir: &Path, max_bytes: u64) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(String, PathBuf, u64)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let meta = entry.metadata().ok()?;
+            (is_log_file(&name) && meta.is_file()).then(|| (name, entry.path(), meta.len()))
+        })
+        .collect();
+    // Dated names sort oldest first.
+    files.sort();
+    let mut total: u64 = files.iter().map(|(_, _, len)| len).sum();
+    let mut removed = Vec::new();
+    let newest = files.len().saturating_sub(1);
+    for (_, path, len) in files.into_iter().take(newest) {
+        if total <= max_bytes {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            total -= len;
+            removed.push(path);
+        }
+    }
+    if !removed.is_empty() {
+        tracing::info!(
+            files = removed.len(),
+            max_bytes,
+            "removed the oldest log files: the log directory was over its cap"
+        );
+    }
+    removed
+}
+
+/// Prunes every [`PRUNE_EVERY`] on a thread of its own, for as long as the
+/// process lives.
+fn keep_pruning(dir: PathBuf, max_bytes: u64) {
+    let spawned = std::thread::Builder::new()
+        .name("log-prune".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(PRUNE_EVERY);
+                prune(&dir, max_bytes);
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("toolbridge-mcp: cannot start pruning old logs: {e}");
+    }
+}
+
+/// A writer that passes at most `max_bytes` a day to the day's file: past
+/// that it writes one line saying so and drops the rest until the next day.
+/// It sees each log line whole (the non-blocking worker writes one line per
+/// call).
+struct Capped<W> {
+    inner: W,
+    max_bytes: u64,
+    /// The day counted (UTC, as the appender rotates) and the bytes its file
+    /// holds.
+    day: Date,
+    written: u64,
+    /// The cap-reached line is written for `day`.
+    said: bool,
+}
+
+impl<W: Write> Capped<W> {
+    /// Counts from the size today's file in `dir` already has.
+    fn new(inner: W, dir: &Path, max_bytes: u64) -> Self {
+        let day = OffsetDateTime::now_utc().date();
+        let written = std::fs::metadata(dir.join(file_name(day))).map_or(0, |m| m.len());
+        Self {
+            inner,
+            max_bytes,
+            day,
+            written,
+            said: false,
+        }
+    }
+
+    fn write_on(&mut self, today: Date, buf: &[u8]) -> io::Result<usize> {
+        if today != self.day {
+            self.day = today;
+            self.written = 0;
+            self.said = false;
+        }
+        let len = buf.len() as u64;
+        if self.written + len <= self.max_bytes {
+            self.inner.write_all(buf)?;
+            self.written += len;
+        } else if !self.said {
+            self.said = true;
+            let line = format!(
+                "{{\"timestamp\":\"{}\",\"level\":\"WARN\",\"message\":\"log file cap reached: the lines after this one today are dropped\",\"max_bytes\":{}}}\n",
+                rfc3339_now(),
+                self.max_bytes
+            );
+            self.inner.write_all(line.as_bytes())?;
+            self.written += line.len() as u64;
+        }
+        // A dropped line is still "written": the worker must not retry it.
+        Ok(buf.len())
+    }
+}
+
+impl<W: Write> Write for Capped<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_on(OffsetDateTime::now_utc().date(), buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn rfc3339_now() -> String {
+    OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    fn write(dir: &Path, name: &str, len: usize) {
+        std::fs::write(dir.join(name), vec![b'x'; len]).unwrap();
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The oldest go first until the rest fit; the newest stays even when
+    /// it alone is over; files that are not ours are never touched.
+    #[test]
+    fn prune_removes_the_oldest_until_under_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (day, len) in [(25, 400), (26, 300), (27, 200), (28, 100)] {
+            write(
+                d,
+                &file_name(date!(2026 - 11 - 01).replace_day(day).unwrap()),
+                len,
+            );
+        }
+        write(d, "notes.txt", 5000);
+        write(d, "toolbridge-mcp.2026-11-2x.jsonl", 5000);
+        let removed = prune(d, 350);
+        assert_eq!(removed.len(), 2);
+        assert_eq!(
+            names(d),
+            [
+                "notes.txt",
+                "toolbridge-mcp.2026-11-27.jsonl",
+                "toolbridge-mcp.2026-11-28.jsonl",
+                "toolbridge-mcp.2026-11-2x.jsonl"
+            ]
+        );
+        assert!(prune(d, 300).is_empty(), "already under the cap");
+        assert_eq!(prune(d, 10).len(), 1);
+        assert_eq!(
+            names(d),
+            [
+                "notes.txt",
+                "toolbridge-mcp.2026-11-28.jsonl",
+                "toolbridge-mcp.2026-11-2x.jsonl"
+            ],
+            "the newest stays"
+        );
+    }
+
+    /// Past the cap one line says so and the rest of the day is dropped; a
+    /// new day starts counting again.
+    #[test]
+    fn the_days_file_stops_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut capped = Capped::new(Vec::new(), dir.path(), 100);
+        let day = capped.day;
+        let line = [b'a'; 40];
+        for _ in 0..5 {
+            assert_eq!(capped.write_on(day, &line).unwrap(), 40);
+        }
+        let text = String::from_utf8(capped.inner.clone()).unwrap();
+        assert_eq!(text.matches("aaaa").count(), 2 * 10, "two lines fit");
+        assert_eq!(text.matches("log file cap reached").count(), 1);
+        let before = capped.inner.len();
+        capped.write_on(day.next_day().unwrap(), &line).unwrap();
+        assert_eq!(capped.inner.len(), before + 40, "a new day, a new count");
+    }
+
+    /// Today's file counts from its size when the process starts.
+    #[test]
+    fn counts_from_the_size_of_todays_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let today = OffsetDateTime::now_utc().date();
+        write(dir.path(), &file_name(today), 90);
+        let mut capped = Capped::new(Vec::new(), dir.path(), 100);
+        capped.write_on(today, &[b'a'; 20]).unwrap();
+        assert!(!capped.inner.starts_with(b"aaaa"));
+    }
+
+    #[test]
+    fn file_names_are_what_stats_reads() {
+        assert_eq!(
+            file_name(date!(2026 - 01 - 05)),
+            "toolbridge-mcp.2026-01-05.jsonl"
+        );
+        assert!(is_log_file("toolbridge-mcp.2026-01-05.jsonl"));
+        assert!(!is_log_file("toolbridge-mcp.2026-01-05.jsonl.gz"));
+        assert!(!is_log_file("toolbridge-mcp.jsonl"));
     }
 }

@@ -1,7 +1,15 @@
 //! The MCP surface: an rmcp server handler over the catalog and the service.
 //! It knows tools and results; HTTP stays behind [`Service`].
+//!
+//! It also forwards [`crate::notices`] as MCP log messages
+//! (`notifications/message`) to a client that asked for them, as each era
+//! asks: `logging/setLevel` once for the session after `initialize`, or a
+//! level in each request's `_meta` in the 2026-07-28 era, where only that
+//! request's peer may carry them, before its response. A client that did not
+//! ask gets nothing, and nothing is built for it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use rmcp::ErrorData as McpError;
 use rmcp::ServerHandler;
@@ -10,11 +18,21 @@ use rmcp::model::{
     InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
     Tool, ToolAnnotations,
 };
-use rmcp::service::{RequestContext, RoleServer};
+#[allow(deprecated)] // MCP logging: deprecated by SEP-2577, still what hosts show.
+use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam, SetLevelRequestParams};
+use rmcp::service::{Peer, RequestContext, RoleServer};
 use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::catalog::ToolDef;
+use crate::notices::{self, Level, Notice};
 use crate::service::Service;
+
+/// The `_meta` key of a 2026-07-28 request's log level.
+const LOG_LEVEL_META: &str = "io.modelcontextprotocol/logLevel";
+/// The `logger` of every log message sent.
+const LOGGER: &str = "toolbridge-mcp";
 
 /// How the tools fit together, said once instead of in forty descriptions.
 pub const INSTRUCTIONS: &str = "ToolBridge notes, tasks, comments, chats and chat messages. \
@@ -33,6 +51,8 @@ Failed calls return {code, message, retryable, retry_after_s?}.";
 pub struct McpServer {
     service: Arc<Service>,
     tools: Arc<Vec<Tool>>,
+    /// The `initialize` era's log level and the task that forwards notices.
+    session_log: Arc<SessionLog>,
 }
 
 impl McpServer {
@@ -41,6 +61,7 @@ impl McpServer {
         Self {
             service,
             tools: Arc::new(tools),
+            session_log: Arc::default(),
         }
     }
 
@@ -65,8 +86,13 @@ pub fn to_mcp_tool(def: &ToolDef) -> Tool {
 }
 
 impl ServerHandler for McpServer {
+    #[allow(deprecated)] // `enable_logging`: see the imports.
     fn get_info(&self) -> ServerConfig {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_logging()
+            .build();
+        InitializeResult::new(capabilities)
             .with_server_info(Implementation::new(
                 "toolbridge-mcp",
                 env!("CARGO_PKG_VERSION"),
@@ -86,6 +112,24 @@ impl ServerHandler for McpServer {
         self.tools.iter().find(|t| t.name == name).cloned()
     }
 
+    /// The `initialize` era: from now on, notices at or above `level` go to
+    /// this session's client as they happen. (The 2026-07-28 era has no
+    /// `logging/setLevel`: the level comes with each request.)
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if is_modern(&context) {
+            return Err(McpError::method_not_found::<
+                rmcp::model::SetLevelRequestMethod,
+            >());
+        }
+        self.session_log.set(request.level.into(), &context.peer);
+        Ok(())
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
@@ -98,6 +142,9 @@ impl ServerHandler for McpServer {
                 None,
             ));
         };
+        // The 2026-07-28 era: notices raised while this request runs go back
+        // through its own peer, before its response, if it asked for them.
+        let mut heard = request_level(&context)?.map(|level| (level, notices::hub().subscribe()));
         let result = match self
             .service
             .run(tool, request.arguments, context.ct.clone())
@@ -112,7 +159,141 @@ impl ServerHandler for McpServer {
                 serde_json::to_string(&error).unwrap_or_else(|_| error.summary()),
             )]),
         };
+        if let Some((level, heard)) = &mut heard {
+            send_heard(heard, *level, &context.peer).await;
+        }
         Ok(result.into())
+    }
+}
+
+/// A request of the 2026-07-28 era (no `initialize`; the version travels in
+/// each request's `_meta`).
+fn is_modern(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .meta
+        .protocol_version()
+        .is_some_and(|version| !version.has_initialize())
+}
+
+/// The log level a 2026-07-28 request asks for in its `_meta`, if any. One
+/// that is there but not a level is refused (-32602): rmcp does not check it.
+fn request_level(context: &RequestContext<RoleServer>) -> Result<Option<Level>, McpError> {
+    if !is_modern(context) || !context.meta.contains_key(LOG_LEVEL_META) {
+        return Ok(None);
+    }
+    #[allow(deprecated)]
+    match context.meta.log_level() {
+        Some(level) => Ok(Some(level.into())),
+        None => Err(McpError::invalid_params(
+            format!(
+                "_meta[\"{LOG_LEVEL_META}\"] must be one of debug, info, notice, warning, error, critical, alert, emergency"
+            ),
+            None,
+        )),
+    }
+}
+
+/// Sends what `heard` holds at or above `level` through `peer`, in order.
+async fn send_heard(
+    heard: &mut broadcast::Receiver<Notice>,
+    level: Level,
+    peer: &Peer<RoleServer>,
+) {
+    loop {
+        match heard.try_recv() {
+            Ok(notice) if notice.level() >= level => {
+                // A client gone mid-request has nothing to hear.
+                if send(peer, &notice).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[allow(deprecated)]
+async fn send(peer: &Peer<RoleServer>, notice: &Notice) -> Result<(), rmcp::service::ServiceError> {
+    let param = LoggingMessageNotificationParam::new(level_of(notice.level()), notice.data())
+        .with_logger(LOGGER);
+    peer.notify_logging_message(param).await
+}
+
+/// The `initialize` era's logging: the level the client set (none until it
+/// sets one: then it hears nothing) and the one task that forwards notices
+/// to it, stopped when the session's handler is dropped.
+#[derive(Default)]
+struct SessionLog {
+    /// 0: not set; else the [`Level`]'s rank plus one.
+    level: Arc<AtomicU8>,
+    forwarding: AtomicBool,
+    stop: CancellationToken,
+}
+
+impl SessionLog {
+    fn set(&self, level: Level, peer: &Peer<RoleServer>) {
+        self.level.store(level as u8 + 1, Ordering::Relaxed);
+        if self.forwarding.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        // Subscribed before `logging/setLevel` is answered: whatever
+        // happens after the answer is heard.
+        let mut heard = notices::hub().subscribe();
+        let (level, stop, peer) = (self.level.clone(), self.stop.clone(), peer.clone());
+        tokio::spawn(async move {
+            loop {
+                let notice = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    notice = heard.recv() => notice,
+                };
+                match notice {
+                    Ok(notice) if notice.level() as u8 + 1 >= level.load(Ordering::Relaxed) => {
+                        if send(&peer, &notice).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+}
+
+impl Drop for SessionLog {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+#[allow(deprecated)]
+impl From<LoggingLevel> for Level {
+    fn from(level: LoggingLevel) -> Self {
+        match level {
+            LoggingLevel::Debug => Level::Debug,
+            LoggingLevel::Info => Level::Info,
+            LoggingLevel::Notice => Level::Notice,
+            LoggingLevel::Warning => Level::Warning,
+            LoggingLevel::Error => Level::Error,
+            LoggingLevel::Critical => Level::Critical,
+            LoggingLevel::Alert => Level::Alert,
+            LoggingLevel::Emergency => Level::Emergency,
+        }
+    }
+}
+
+#[allow(deprecated)]
+fn level_of(level: Level) -> LoggingLevel {
+    match level {
+        Level::Debug => LoggingLevel::Debug,
+        Level::Info => LoggingLevel::Info,
+        Level::Notice => LoggingLevel::Notice,
+        Level::Warning => LoggingLevel::Warning,
+        Level::Error => LoggingLevel::Error,
+        Level::Critical => LoggingLevel::Critical,
+        Level::Alert => LoggingLevel::Alert,
+        Level::Emergency => LoggingLevel::Emergency,
     }
 }
 

@@ -118,6 +118,11 @@ impl Service {
             Ok((full, args)) => (full, full.plan(args)),
             Err(e) => (tool, Err(e)),
         };
+        // The item acted on, for the log line (a create's uid is made here).
+        let uid = match &planned {
+            Ok(Planned::Request(plan)) => plan.target,
+            _ => None,
+        };
         let result = match (planned, &tool.kind) {
             (Ok(Planned::Request(plan)), Kind::Entity(entity, operation)) => self
                 .execute(entity, *operation, &plan, &call)
@@ -139,9 +144,16 @@ impl Service {
         let stale = result
             .as_ref()
             .is_ok_and(|v| v.get("stale") == Some(&Value::Bool(true)));
+        // What the caller gets back, as compact JSON: counted, not copied.
+        let bytes = match &result {
+            Ok(value) => json_len(value),
+            Err(error) => json_len(error),
+        };
         tracing::info!(
             tool = %tool.name,
             correlation_id = %call.correlation_id,
+            upstream_correlation_id = call.upstream_correlation_id(),
+            uid = uid.map(tracing::field::display),
             attempts = call.attempts(),
             retries = call.retries(),
             status = call.last_status(),
@@ -150,6 +162,7 @@ impl Service {
             outcome,
             error,
             stale,
+            bytes,
             "tool call"
         );
         result
@@ -749,6 +762,23 @@ fn replica_unusable() -> ToolError {
         ErrorCode::UpstreamError,
         "the local replica cannot be used (see the log); search, order and filters need it",
     )
+}
+
+/// The length of `value` as compact JSON, without building the text.
+fn json_len(value: &impl serde::Serialize) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 fn payload_uid(item: &Value, key: &str) -> Option<Uuid> {

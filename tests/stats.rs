@@ -128,13 +128,19 @@ fn fixture() -> tempfile::TempDir {
         ));
     }
     day1.extend([
-        call("2026-11-28T10:05:00Z", "get_note", "ok", 3.0, json!({})),
+        call(
+            "2026-11-28T10:05:00Z",
+            "get_note",
+            "ok",
+            3.0,
+            json!({"bytes": 512}),
+        ),
         call(
             "2026-11-28T10:05:01Z",
             "get_note",
             "ok",
             1.5,
-            json!({"stale": true}),
+            json!({"stale": true, "bytes": 2048}),
         ),
         call(
             "2026-11-28T10:05:02Z",
@@ -229,7 +235,8 @@ fn fixture() -> tempfile::TempDir {
             "create_note",
             "conflict",
             8.0,
-            json!({"status": 412, "error": "version mismatch: expected 1, the current version is 2"}),
+            json!({"status": 412, "error": "version mismatch: expected 1, the current version is 2",
+                   "uid": "6f1c2a39-8d2b-4c1e-9f3a-2b7c4d5e6f70", "upstream_correlation_id": "up-77"}),
         ),
         event(
             "2026-11-29T09:30:00Z",
@@ -243,7 +250,12 @@ fn fixture() -> tempfile::TempDir {
             "replica refreshed",
             json!({"entity": "tasks", "fetched": 2}),
         ),
-        event("2026-11-29T09:32:00Z", "WARN", "replica rebuilt", json!({})),
+        event(
+            "2026-11-29T09:32:00Z",
+            "WARN",
+            "replica rebuilt: the upstream's data epoch changed",
+            json!({"from": 1, "to": 2}),
+        ),
     ];
     // The writer was cut off mid-line.
     let partial = call("2026-11-29T09:40:00Z", "create_note", "ok", 1.0, json!({}));
@@ -306,6 +318,10 @@ fn json_numbers_are_exact() {
         json!({"p50": 3.0, "p95": 10000.0, "max": 10000.0})
     );
     assert_eq!(get["stale"], 1);
+    assert_eq!(
+        (&get["bytes"], &get["max_bytes"]),
+        (&json!(2560), &json!(2048))
+    );
 
     let create = &s["tools"]["create_note"];
     assert_eq!((&create["calls"], &create["ok"]), (&json!(4), &json!(3)));
@@ -438,6 +454,8 @@ fn errors_are_listed_newest_first() {
             "tool": "create_note",
             "code": "conflict",
             "correlation_id": "cid-2026-11-29T09:00:00Z",
+            "upstream_correlation_id": "up-77",
+            "uid": "6f1c2a39-8d2b-4c1e-9f3a-2b7c4d5e6f70",
             "status": 412,
             "message": "version mismatch: expected 1, the current version is 2",
         })
@@ -452,6 +470,12 @@ fn errors_are_listed_newest_first() {
     assert!(at("cid-2026-11-29T09:00:00Z") < at("cid-2026-11-28T10:05:03Z"));
     assert!(at("cid-2026-11-28T10:05:03Z") < at("cid-2026-11-28T10:05:02Z"));
     assert!(text.contains("note 1b2c does not exist"), "{text}");
+    assert!(
+        text.contains(
+            "cid-2026-11-29T09:00:00Z (upstream: up-77)  6f1c2a39-8d2b-4c1e-9f3a-2b7c4d5e6f70"
+        ),
+        "{text}"
+    );
     assert!(text.contains("Skipped 5 lines"), "{text}");
 }
 
@@ -654,4 +678,19 @@ fn reads_what_real_calls_logged() {
     assert_eq!(get["errors"], json!({"not_found": 1}));
     assert_eq!(s["errors"][0]["correlation_id"], failure["correlation_id"]);
     assert_eq!(s["errors"][0]["status"], 404);
+    assert_eq!(
+        s["errors"][0]["uid"],
+        uid.as_str(),
+        "the item the call asked for"
+    );
+    assert!(
+        s["errors"][0].get("upstream_correlation_id").is_none(),
+        "the embedded API echoes our id"
+    );
+    let created_bytes = create["bytes"].as_u64().unwrap();
+    assert!(created_bytes > 100, "{create}");
+    assert_eq!(
+        get["bytes"], get["max_bytes"],
+        "one call: its error's bytes"
+    );
 }

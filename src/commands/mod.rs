@@ -95,25 +95,25 @@ pub fn run(cli: Cli) -> ExitCode {
                     Ok(channel) => channel,
                     Err(e) => return fail(&SetupError::Stdio(e)),
                 };
-                let _log = logging::init(&config.log_dir, &config.log_level);
+                let _log = logging::init(&config.log_dir, &config.log_level, config.max_log_bytes);
                 exit(serve(config, channel, signals.recv()).await)
             }
             Command::Call { tool, args, json } => {
-                let _log = logging::init(&config.log_dir, &config.log_level);
+                let _log = logging::init(&config.log_dir, &config.log_level, config.max_log_bytes);
                 call::run(config, &tool, &args, json.as_deref()).await
             }
             Command::ServeApi { listen, secret } => {
                 let mut signals = ShutdownSignals::install();
-                let _log = logging::init(&config.log_dir, &config.log_level);
+                let _log = logging::init(&config.log_dir, &config.log_level, config.max_log_bytes);
                 let shutdown = async move { signals.recv().await };
                 exit(serve_api(&config, listen, secret, shutdown).await)
             }
             Command::Sync => {
-                let _log = logging::init(&config.log_dir, &config.log_level);
+                let _log = logging::init(&config.log_dir, &config.log_level, config.max_log_bytes);
                 sync::run(config).await
             }
             Command::Doctor => {
-                let _log = logging::init(&config.log_dir, &config.log_level);
+                let _log = logging::init(&config.log_dir, &config.log_level, config.max_log_bytes);
                 if doctor::run(config).await {
                     ExitCode::SUCCESS
                 } else {
@@ -160,15 +160,7 @@ impl Backend {
                 .map_err(|e| SetupError::Credentials(e.message))?;
             auth = Auth::Bearer(token);
         }
-        let origin = match &config.upstream {
-            Upstream::Remote { base_url } => base_url.clone(),
-            Upstream::Embedded { db_path } => format!(
-                "embedded:{}",
-                std::path::absolute(db_path)
-                    .unwrap_or_else(|_| db_path.clone())
-                    .display()
-            ),
-        };
+        let origin = origin_of(config);
         let (client_config, embedded) = match &config.upstream {
             Upstream::Remote { base_url } => {
                 tracing::info!(upstream = %base_url, "using a remote ToolBridge API");
@@ -194,6 +186,7 @@ impl Backend {
                 (client_config, Some(api))
             }
         };
+        let tenant = client_config.tenant_id.clone();
         let client = Arc::new(Client::new(client_config)?);
         // Pace requests by the upstream's published limits, once it says them.
         tokio::spawn({
@@ -208,6 +201,20 @@ impl Backend {
                 settings.max_staleness,
             ))
         });
+        // One line that says what this process is and where it reads and
+        // writes (the tenant when known before the first request).
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            upstream = %origin_of(config),
+            tenant = tenant.as_deref(),
+            replica_dir = %config
+                .replica
+                .as_ref()
+                .map_or("off".into(), |r| r.dir.display().to_string()),
+            log_dir = %config.log_dir.display(),
+            max_log_mb = config.max_log_bytes / (1024 * 1024),
+            "starting"
+        );
         let catalog = Catalog::select(&config.selection);
         let entities = config.selection.entities();
         let service = Service::new(catalog, client, follower, config.call_timeout)
@@ -255,6 +262,20 @@ impl Backend {
         if let Some(api) = self.embedded {
             api.shutdown().await;
         }
+    }
+}
+
+/// Where the data lives: the API's base URL, or for the embedded API its
+/// database (its loopback port changes with every start).
+fn origin_of(config: &Config) -> String {
+    match &config.upstream {
+        Upstream::Remote { base_url } => base_url.clone(),
+        Upstream::Embedded { db_path } => format!(
+            "embedded:{}",
+            std::path::absolute(db_path)
+                .unwrap_or_else(|_| db_path.clone())
+                .display()
+        ),
     }
 }
 

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{ReplicaError, ReplicaKey};
+use crate::notices::{self, Notice, RebuildCause};
 
 /// How long a statement waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -80,6 +81,7 @@ pub(super) fn open(path: &Path, key: &ReplicaKey) -> Result<Connection, ReplicaE
     if let Some(reason) = rebuild_reason(path, key)? {
         // The reason names the kind of damage, never contents.
         tracing::warn!(path = %path.display(), reason, "replica unusable, rebuilding it empty");
+        notices::publish(|| Notice::ReplicaRebuilt(RebuildCause::Unusable(reason)));
         remove_files(path)?;
     }
     prepare_file(path)?;

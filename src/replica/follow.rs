@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use super::{ENTITIES, FeedState, Replica, ReplicaError, ReplicaKey, replica_path};
 use crate::catalog::{Entity, Request};
 use crate::error::{ErrorCode, ToolError};
+use crate::notices::{self, Notice, RebuildCause};
 use crate::upstream::{Call, Client};
 
 /// How far behind its saved cursor a refresh starts reading again: longer
@@ -193,11 +194,14 @@ impl Follower {
                         error = %error.summary(),
                         "serving a stale read from the local replica"
                     );
+                    let as_of = state.refreshed_ms.map(rfc3339_ms);
+                    notices::publish(|| Notice::StaleRead {
+                        entity: entity.plural,
+                        as_of: as_of.clone(),
+                    });
                     return Ok(Some(Ready {
                         replica,
-                        freshness: Freshness::Stale {
-                            as_of: state.refreshed_ms.map(rfc3339_ms),
-                        },
+                        freshness: Freshness::Stale { as_of },
                     }));
                 }
                 Err(error) => return Err(error),
@@ -338,12 +342,15 @@ fn adopt_epoch(replica: &Replica, epoch: u64) -> Result<(), ReplicaError> {
     match replica.epoch()? {
         Some(held) if held >= epoch => Ok(()),
         held => {
-            if held.is_some() {
+            if let Some(from) = held {
                 tracing::warn!(
-                    from = held,
+                    from,
                     to = epoch,
                     "replica rebuilt: the upstream's data epoch changed"
                 );
+                notices::publish(|| {
+                    Notice::ReplicaRebuilt(RebuildCause::EpochChanged { from, to: epoch })
+                });
             }
             replica.reset(epoch)
         }

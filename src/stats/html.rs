@@ -5,9 +5,10 @@
 //! tampered with.
 //!
 //! The charts are hand-written SVG rather than `plotters`: three plain charts
-//! are a page of code, and this way the escaping, the size (calls that land on
-//! the same spot are drawn once) and the markup (no namespace URL, no fonts)
-//! stay in our hands, with no new dependency.
+//! are a page of code, and this way the escaping, the size (successful calls
+//! that land on the same spot are drawn once; each failed call is a mark of
+//! its own) and the markup (no namespace URL, no fonts) stay in our hands,
+//! with no new dependency.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -46,8 +47,9 @@ const RIGHT: f64 = 16.0;
 const TOP: f64 = 16.0;
 const PLOT_HEIGHT: f64 = 280.0;
 const BOTTOM: f64 = 40.0;
-/// Calls closer than this many units on both axes, with the same outcome,
-/// are one dot: the page stays small for a million calls.
+/// Successful calls closer than this many units on both axes are one dot:
+/// the page stays small for a million calls. Failed calls, what a reader
+/// counts and looks for, are never merged.
 const CELL: f64 = 2.0;
 /// The fastest duration the log scale shows; faster calls sit on its floor.
 const FLOOR_MS: f64 = 0.01;
@@ -206,7 +208,8 @@ fn timeline(page: &mut String, s: &Summary) {
         TOP + PLOT_HEIGHT + 34.0,
     );
 
-    // The calls, merged per cell, `ok` first so errors are drawn on top.
+    // The calls, `ok` first so errors are drawn on top; successes merged
+    // per cell, one mark per failure.
     let mut seen = HashSet::new();
     let mut dots: BTreeMap<u16, String> = BTreeMap::new();
     let mut counts: BTreeMap<u16, u64> = BTreeMap::new();
@@ -217,7 +220,7 @@ fn timeline(page: &mut String, s: &Summary) {
             (y(f64::from(p.ms)) / CELL) as i32,
             p.outcome,
         );
-        if seen.insert(cell) {
+        if p.outcome != 0 || seen.insert(cell) {
             let path = dots.entry(p.outcome).or_default();
             let _ = write!(
                 path,
@@ -228,14 +231,17 @@ fn timeline(page: &mut String, s: &Summary) {
         }
     }
     for (outcome, path) in &dots {
-        let (color, width, opacity) = if *outcome == 0 {
-            (OK_COLOR, 3, 0.7)
+        let (class, color, width, opacity) = if *outcome == 0 {
+            ("ok", OK_COLOR, 3, 0.7)
         } else {
-            (code_color(s.outcome(*outcome)), 6, 0.9)
+            ("failed", code_color(s.outcome(*outcome)), 6, 0.9)
         };
+        // `class` and `data-outcome` let a reader (or a test) pick the
+        // marks of one outcome: each `M` of a failed path is one call.
         let _ = writeln!(
             page,
-            "<path d=\"{path}\" stroke=\"{color}\" stroke-width=\"{width}\" stroke-linecap=\"round\" stroke-opacity=\"{opacity}\" fill=\"none\"/>"
+            "<path class=\"{class}\" data-outcome=\"{}\" d=\"{path}\" stroke=\"{color}\" stroke-width=\"{width}\" stroke-linecap=\"round\" stroke-opacity=\"{opacity}\" fill=\"none\"/>",
+            esc(s.outcome(*outcome))
         );
     }
     page.push_str("</svg>\n<ul class=\"legend\">\n");
@@ -329,7 +335,7 @@ fn tool_table(page: &mut String, s: &Summary) {
         return;
     }
     page.push_str(
-        "<table>\n<tr><th>tool</th><th>calls</th><th>ok</th><th>failed</th><th>p50 ms</th><th>p95 ms</th><th>max ms</th><th>retries</th><th>waited ms</th><th>stale</th><th>errors</th></tr>\n",
+        "<table>\n<tr><th>tool</th><th>calls</th><th>ok</th><th>failed</th><th>p50 ms</th><th>p95 ms</th><th>max ms</th><th>retries</th><th>waited ms</th><th>stale</th><th>returned</th><th>errors</th></tr>\n",
     );
     for (name, t) in &s.tools {
         tool_row(page, name, t, "");

@@ -79,6 +79,10 @@ pub struct ToolSummary {
     pub waited_ms: f64,
     /// Reads answered from the local replica while the upstream was away.
     pub stale: u64,
+    /// Bytes returned to the caller (the results' compact JSON), and the
+    /// most one call returned.
+    pub bytes: u64,
+    pub max_bytes: u64,
 }
 
 /// Nearest-rank percentiles: p50 is the smallest duration at least half the
@@ -136,6 +140,12 @@ pub struct FailedCall {
     pub tool: String,
     pub code: String,
     pub correlation_id: Option<String>,
+    /// The upstream's own id for the call, when it differs from ours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_correlation_id: Option<String>,
+    /// The item the call acted on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u64>,
     pub message: Option<String>,
@@ -210,6 +220,8 @@ impl ToolSummary {
             retries: totals.retries,
             waited_ms: round3(totals.waited_ms),
             stale: totals.stale,
+            bytes: totals.bytes,
+            max_bytes: totals.max_bytes,
         }
     }
 
@@ -223,6 +235,8 @@ impl ToolSummary {
         self.retries += other.retries;
         self.waited_ms = round3(self.waited_ms + other.waited_ms);
         self.stale += other.stale;
+        self.bytes += other.bytes;
+        self.max_bytes = self.max_bytes.max(other.max_bytes);
     }
 }
 
@@ -248,6 +262,8 @@ impl From<Failure> for FailedCall {
             tool: f.tool,
             code: f.code,
             correlation_id: f.correlation_id,
+            upstream_correlation_id: f.upstream_correlation_id,
+            uid: f.uid,
             status: f.status,
             message: f.message,
         }
@@ -354,6 +370,7 @@ pub fn text(s: &Summary) -> String {
                 ("retries", Align::Right),
                 ("waited ms", Align::Right),
                 ("stale", Align::Right),
+                ("returned", Align::Right),
                 ("errors", Align::Left),
             ],
             &rows,
@@ -428,9 +445,16 @@ pub fn failures_text(s: &Summary) -> String {
                     to_millisecond(e.timestamp),
                     printable(&e.tool).into_owned(),
                     printable(&e.code).into_owned(),
-                    e.correlation_id
+                    match (&e.correlation_id, &e.upstream_correlation_id) {
+                        (Some(ours), Some(theirs)) => {
+                            format!("{} (upstream: {})", printable(ours), printable(theirs))
+                        }
+                        (Some(ours), None) => printable(ours).into_owned(),
+                        (None, _) => "-".into(),
+                    },
+                    e.uid
                         .as_deref()
-                        .map_or("-".into(), |c| printable(c).into_owned()),
+                        .map_or("-".into(), |u| printable(u).into_owned()),
                     e.message
                         .as_deref()
                         .map_or("-".into(), |m| printable(m).into_owned()),
@@ -443,6 +467,7 @@ pub fn failures_text(s: &Summary) -> String {
                 ("tool", Align::Left),
                 ("code", Align::Left),
                 ("correlation id", Align::Left),
+                ("uid", Align::Left),
                 ("message", Align::Left),
             ],
             &rows,
@@ -509,8 +534,24 @@ pub(super) fn tool_row(
         t.retries.to_string(),
         format!("{:.0}", t.waited_ms),
         t.stale.to_string(),
+        human_bytes(t.bytes),
         errors.join(", "),
     ]
+}
+
+/// `812 B`, `4.2 kB`, `17.0 MB`, `1.3 GB` (powers of 1000).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 999.95 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 #[derive(Clone, Copy)]
@@ -573,6 +614,17 @@ mod tests {
         let d = durations(&mut [1.0, 2.0, 3.0, 4.0]).unwrap();
         assert_eq!((d.p50, d.p95, d.max), (2.0, 4.0, 4.0));
         assert!(durations(&mut []).is_none());
+    }
+
+    #[test]
+    fn bytes_read_as_people_say_them() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1000), "1.0 kB");
+        assert_eq!(human_bytes(4_250), "4.2 kB");
+        assert_eq!(human_bytes(999_960), "1.0 MB");
+        assert_eq!(human_bytes(17_000_000), "17.0 MB");
+        assert_eq!(human_bytes(u64::MAX), "18446744.1 TB");
     }
 
     #[test]

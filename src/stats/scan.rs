@@ -39,8 +39,8 @@ enum Event {
 /// binary to catch the tool-call line drifting.
 const EVENTS: &[(&str, Event)] = &[
     // src/service.rs, Service::run: one per tool call (tool, correlation_id,
-    // attempts, status?, duration_ms, outcome, retries?, waited_ms?, error?,
-    // stale?).
+    // upstream_correlation_id?, uid?, attempts, status?, duration_ms,
+    // outcome, retries?, waited_ms?, error?, stale?, bytes?).
     ("tool call", Event::ToolCall),
     // src/upstream/breaker.rs, Breaker::record (cooldown_s) and Breaker::admit.
     (
@@ -59,13 +59,23 @@ const EVENTS: &[(&str, Event)] = &[
         "circuit half-open: probing the upstream",
         Event::CircuitHalfOpen,
     ),
-    // src/upstream/mod.rs, Client::attempt: a lost session or epoch (status?).
+    // src/upstream/call.rs, Client::attempt: a lost session or epoch (status?).
     ("renewing the sync session", Event::Resession),
-    // src/upstream: one per attempt answered 429 or 5xx (status, correlation_id).
+    // src/upstream/mod.rs, Client::exchange: one per attempt answered 429 or
+    // 5xx (status, correlation_id).
     ("upstream status", Event::UpstreamStatus),
-    // The local replica: a refresh (entity, fetched) and a rebuild.
+    // src/replica/follow.rs: a refresh (entity, fetched), and a rebuild after
+    // a wipe elsewhere (from, to).
     ("replica refreshed", Event::ReplicaRefreshed),
-    ("replica rebuilt", Event::ReplicaRebuilt),
+    (
+        "replica rebuilt: the upstream's data epoch changed",
+        Event::ReplicaRebuilt,
+    ),
+    // src/replica/file.rs, open: a damaged or foreign file (path, reason).
+    (
+        "replica unusable, rebuilding it empty",
+        Event::ReplicaRebuilt,
+    ),
 ];
 
 fn event(message: &str) -> Option<Event> {
@@ -100,6 +110,10 @@ pub struct ToolTotals {
     pub waited_ms: f64,
     /// Reads answered from the local replica while the upstream was away.
     pub stale: u64,
+    /// Bytes returned (the results' compact JSON), and the most one call
+    /// returned.
+    pub bytes: u64,
+    pub max_bytes: u64,
 }
 
 /// One call on the timeline: 16 bytes.
@@ -119,6 +133,10 @@ pub struct Failure {
     pub tool: String,
     pub code: String,
     pub correlation_id: Option<String>,
+    /// The upstream's own id for the call, when it differs.
+    pub upstream_correlation_id: Option<String>,
+    /// The item the call acted on.
+    pub uid: Option<String>,
     pub status: Option<u64>,
     pub message: Option<String>,
 }
@@ -291,8 +309,11 @@ impl Scan {
         let waited_ms = non_negative(float(&fields.waited_ms)?)?.unwrap_or(0.0);
         let stale = boolean(&fields.stale)?.unwrap_or(false);
         let correlation_id = text(&fields.correlation_id)?;
+        let upstream_correlation_id = text(&fields.upstream_correlation_id)?;
+        let uid = text(&fields.uid)?;
         let error = text(&fields.error)?;
         let status = unsigned(&fields.status)?;
+        let bytes = unsigned(&fields.bytes)?.unwrap_or(0);
         if self.wanted.tool.as_deref().is_some_and(|only| only != tool) {
             return Ok(());
         }
@@ -315,6 +336,8 @@ impl Scan {
         totals.retries += retries;
         totals.waited_ms += waited_ms;
         totals.stale += u64::from(stale);
+        totals.bytes += bytes;
+        totals.max_bytes = totals.max_bytes.max(bytes);
 
         if self.wanted.timeline {
             let outcome = self.outcome_index(outcome);
@@ -330,6 +353,8 @@ impl Scan {
                 tool: tool.to_owned(),
                 code: outcome.to_owned(),
                 correlation_id: correlation_id.map(str::to_owned),
+                upstream_correlation_id: upstream_correlation_id.map(str::to_owned),
+                uid: uid.map(str::to_owned),
                 status,
                 message: error.map(str::to_owned),
             });
@@ -403,6 +428,12 @@ struct Fields<'a> {
     cooldown_s: Option<Scalar<'a>>,
     #[serde(borrow)]
     fetched: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    bytes: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    uid: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    upstream_correlation_id: Option<Scalar<'a>>,
 }
 
 /// One JSON value, borrowed from the line when it has no escapes.

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::notices::{self, Notice};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Closed {
@@ -151,12 +153,14 @@ impl Breaker {
             // there (a 429 is busy, not down).
             (State::HalfOpen, Outcome::Healthy | Outcome::Neutral) if probe => {
                 tracing::info!("circuit closed: the upstream answered the probe");
+                notices::publish(|| Notice::CircuitClosed);
                 State::Closed { failures: 0 }
             }
             (_, Outcome::Neutral) => return,
             (State::Closed { .. }, Outcome::Healthy) => State::Closed { failures: 0 },
             (_, Outcome::Healthy) => {
                 tracing::info!("circuit closed: the upstream answered");
+                notices::publish(|| Notice::CircuitClosed);
                 State::Closed { failures: 0 }
             }
             (State::Closed { failures }, Outcome::Failed) if failures + 1 < self.threshold => {
@@ -167,12 +171,16 @@ impl Breaker {
             // An attempt admitted before the circuit opened fails late: the
             // circuit stays open for the cooldown it already has.
             (State::Open { .. }, Outcome::Failed) => return,
-            (_, Outcome::Failed) => {
+            (state, Outcome::Failed) => {
                 tracing::warn!(
                     cooldown_s = self.cooldown.as_secs_f64(),
                     threshold = self.threshold,
                     "circuit opened: the upstream keeps failing"
                 );
+                notices::publish(|| Notice::CircuitOpened {
+                    cooldown: self.cooldown,
+                    after_probe: state == State::HalfOpen,
+                });
                 State::Open {
                     until: Instant::now() + self.cooldown,
                 }

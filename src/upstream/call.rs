@@ -1,12 +1,13 @@
 //! One tool call's requests: the deadline and cancellation they share, the
 //! retries each may take, and the repairs replayed inside an attempt.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::Method as HttpMethod;
-use reqwest::header::{CONTENT_TYPE, IF_MATCH};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, IF_MATCH};
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -16,8 +17,9 @@ use super::session::Session;
 use super::{Client, Response};
 use crate::catalog::repeat::{Reached, Transience};
 use crate::catalog::{Method, Request, RetryClass};
-use crate::contract::{EPOCH_HEADER, SESSION_HEADER};
+use crate::contract::{CORRELATION_HEADER, EPOCH_HEADER, SESSION_HEADER};
 use crate::error::{ErrorCode, ToolError};
+use crate::notices::{self, Notice};
 
 /// One tool call as the client sees it: its correlation id, deadline and
 /// cancellation, and what happened, for the call's log line.
@@ -30,6 +32,8 @@ pub struct Call {
     last_status: AtomicU16,
     /// Time spent waiting for the client's pacing or an upstream's pause.
     waited_us: AtomicU64,
+    /// The correlation id an upstream answered with, when not ours.
+    upstream_correlation_id: OnceLock<String>,
 }
 
 impl Call {
@@ -42,7 +46,35 @@ impl Call {
             retries: AtomicU32::new(0),
             last_status: AtomicU16::new(0),
             waited_us: AtomicU64::new(0),
+            upstream_correlation_id: OnceLock::new(),
         }
+    }
+
+    /// The correlation id the upstream echoed when it differs from ours (an
+    /// upstream or a proxy that makes its own): what to quote to its
+    /// operators. The first one seen.
+    pub fn upstream_correlation_id(&self) -> Option<&str> {
+        self.upstream_correlation_id.get().map(String::as_str)
+    }
+
+    /// Notes the echoed correlation id, if it is not ours: one header lookup
+    /// and a comparison per response.
+    fn saw_correlation(&self, headers: &HeaderMap) {
+        let Some(echoed) = headers.get(CORRELATION_HEADER) else {
+            return;
+        };
+        if echoed.as_bytes() == self.correlation_id.as_bytes()
+            || self.upstream_correlation_id.get().is_some()
+        {
+            return;
+        }
+        // Bounded and printable: it goes into a log line.
+        let text: String = String::from_utf8_lossy(echoed.as_bytes())
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(128)
+            .collect();
+        let _ = self.upstream_correlation_id.set(text);
     }
 
     /// HTTP requests sent for this call, session and tenant requests included.
@@ -223,8 +255,12 @@ impl Client {
         if failure.resession && !replays.resession.swap(true, Ordering::Relaxed) {
             tracing::info!(correlation_id = %call.correlation_id, status = failure.error.http_status, "renewing the sync session");
             self.session.invalidate(&session).await;
-            let session = self.session(call).await.map_err(Failure::before_sending)?;
-            return self.send_once(request, call, &session, sending).await;
+            let renewed = self.session(call).await.map_err(Failure::before_sending)?;
+            notices::publish(|| Notice::SessionRenewed {
+                from_epoch: session.epoch,
+                to_epoch: renewed.epoch,
+            });
+            return self.send_once(request, call, &renewed, sending).await;
         }
         if failure.error.http_status == Some(401)
             && self.identity.can_refresh()
@@ -271,6 +307,7 @@ impl Client {
                 .body(body.to_string());
         }
         let (status, headers, body) = self.exchange(builder, call, Some(sending)).await?;
+        call.saw_correlation(&headers);
         if status.is_success() {
             let body = if body.is_empty() {
                 Value::Null

@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use crate::contract::{RATE_LIMIT_REMAINING_HEADER, RATE_LIMIT_RESET_HEADER};
+use crate::notices::{self, Notice};
 
 /// The longest pause taken from `X-RateLimit-Reset`: a far-off or bogus value
 /// must not stall every call.
@@ -95,10 +96,17 @@ impl Throttle {
             _ => None,
         };
         if let Some(pause) = pause.filter(|p| !p.is_zero()) {
-            let until = Instant::now() + pause;
+            let now = Instant::now();
+            let until = now + pause;
             let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+            let was_paused = paused.is_some_and(|p| p > now);
             if paused.is_none_or(|p| p < until) {
                 *paused = Some(until);
+                // Once per pause: the concurrent answers that extend it say
+                // nothing new.
+                if !was_paused {
+                    notices::publish(|| Notice::RateLimited { pause, status });
+                }
             }
         }
     }

@@ -33,6 +33,8 @@ pub struct McpProcess {
     next_id: AtomicU64,
     /// Lines on stdout that were not JSON-RPC messages.
     bad_lines: Arc<Mutex<Vec<String>>>,
+    /// Notifications the server sent, in order.
+    notifications: Arc<Mutex<Vec<Value>>>,
     stdout_done: Option<tokio::task::JoinHandle<()>>,
     stderr: Arc<Mutex<String>>,
     pub log_dir: PathBuf,
@@ -146,9 +148,10 @@ impl McpProcess {
         let stderr_pipe = child.stderr.take().expect("stderr");
         let pending: Pending = Arc::default();
         let bad_lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let notifications: Arc<Mutex<Vec<Value>>> = Arc::default();
         let stderr: Arc<Mutex<String>> = Arc::default();
 
-        let (p, bad) = (pending.clone(), bad_lines.clone());
+        let (p, bad, heard) = (pending.clone(), bad_lines.clone(), notifications.clone());
         let stdout_done = tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -157,6 +160,10 @@ impl McpProcess {
                     bad.lock().unwrap().push(line);
                     continue;
                 };
+                if message.get("id").is_none() && message.get("method").is_some() {
+                    heard.lock().unwrap().push(message);
+                    continue;
+                }
                 if let Some(id) = message.get("id").and_then(Value::as_u64)
                     && message.get("method").is_none()
                     && let Some(tx) = p.lock().unwrap().remove(&id)
@@ -182,6 +189,7 @@ impl McpProcess {
             pending,
             next_id: AtomicU64::new(1),
             bad_lines,
+            notifications,
             stdout_done: Some(stdout_done),
             stderr,
             log_dir,
@@ -278,6 +286,30 @@ impl McpProcess {
 
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// The notifications the server has sent so far (recorded before any
+    /// response that followed them is delivered), in order.
+    pub fn notifications(&self) -> Vec<Value> {
+        self.notifications.lock().unwrap().clone()
+    }
+
+    /// Waits up to `within` for a notification `wanted` accepts.
+    pub async fn wait_for_notification(
+        &self,
+        within: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(found) = self.notifications().into_iter().find(|n| wanted(n)) {
+                return Some(found);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn pid(&self) -> u32 {
