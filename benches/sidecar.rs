@@ -9,6 +9,10 @@
 //!   the CPU time and context switches each process spends per call.
 //! - Startup to `initialize` and to the first `tools/list`, remote and embedded.
 //! - Peak RSS idle, after 10,000 calls and over 100,000 calls.
+//! - The local replica (`replica.rs`): `get_note` from it in the latency
+//!   rounds; `search` and `list_notes` over 10,000 notes; its first sync, size
+//!   and the upstream requests it saves. Every other sidecar runs with
+//!   `TOOLBRIDGE_REPLICA=off`, the HTTP bridge measured before it existed.
 //! - The same figures for the common Python way: a FastMCP server that opens a
 //!   new `httpx.AsyncClient` and a new sync session per call (installed into
 //!   `target/bench/peer-venv` on first run).
@@ -39,6 +43,8 @@ mod direct;
 mod floor;
 #[path = "sidecar/peer.rs"]
 mod peer;
+#[path = "sidecar/replica.rs"]
+mod replica;
 #[path = "sidecar/report.rs"]
 mod report;
 #[path = "sidecar/upstream.rs"]
@@ -53,8 +59,8 @@ use serde_json::{Value, json};
 use client::{LoopResult, McpProcess, memory_kib, usage};
 use direct::{DirectClient, DirectProcess};
 use report::{
-    CANDIDATE, DIRECT, FLOOR, MemorySample, PeerFigures, PeerOutcome, Report, SIDECAR, Samples,
-    StartupRow, ThroughputRow, percentile, sorted, us,
+    CANDIDATE, DIRECT, FLOOR, MemorySample, PeerFigures, PeerOutcome, REPLICA, Report, SIDECAR,
+    Samples, StartupRow, ThroughputRow, percentile, sorted, us,
 };
 use upstream::{NOTE_UID, Upstream};
 
@@ -168,6 +174,10 @@ impl Paths {
             }
         }
         command.arg("--log-dir").arg(&self.log_dir);
+        // The HTTP bridge, as measured before the replica existed; the
+        // replica's sidecars turn it on by flag (`Paths::replica_on`). By
+        // environment, so an older candidate build still starts.
+        command.env("TOOLBRIDGE_REPLICA", "off");
         // For experiments (`--log-level warn`, ...); named in the report.
         if let Ok(extra) = std::env::var(EXTRA_ARGS_ENV) {
             command.args(extra.split_whitespace());
@@ -191,6 +201,16 @@ impl Paths {
     fn sidecar_embedded(&self, db_path: &Path) -> Command {
         let mut command = self.sidecar_command(&self.sidecar);
         command.arg("--db-path").arg(db_path);
+        command
+    }
+
+    /// The same sidecar with the replica on, in `dir`; `max_staleness` in
+    /// seconds, or `None` for the default.
+    fn replica_on(mut command: Command, dir: &Path, max_staleness: Option<&str>) -> Command {
+        command.args(["--replica", "on", "--replica-dir"]).arg(dir);
+        if let Some(seconds) = max_staleness {
+            command.args(["--max-staleness", seconds]);
+        }
         command
     }
 
@@ -225,6 +245,7 @@ fn run() -> Result<(), BoxError> {
         Some(command) => Some(hot("candidate", command, &paths.stderr)?),
         None => None,
     };
+    let mut replica = replica::hot_sidecar(&paths, &upstream)?;
     let mut direct = Direct {
         process: DirectProcess::spawn(&upstream.base_url(), &paths.stderr)?,
         in_process: DirectClient::new(&upstream.base_url())?,
@@ -237,6 +258,7 @@ fn run() -> Result<(), BoxError> {
         &mut direct,
         &mut floor,
         &mut sidecar,
+        &mut replica,
         candidate.as_mut(),
     )?;
     eprintln!("sidecar bench: throughput at concurrency {CONCURRENCY:?}");
@@ -252,6 +274,7 @@ fn run() -> Result<(), BoxError> {
     report.hot_sessions = upstream.counters.sessions();
     sidecar.close(Duration::from_secs(10));
     floor.close(Duration::from_secs(10));
+    replica.close(Duration::from_secs(10));
     if let Some(candidate) = candidate {
         candidate.close(Duration::from_secs(10));
     }
@@ -262,6 +285,7 @@ fn run() -> Result<(), BoxError> {
         measure_startup(&mut report, &paths, &upstream)?;
         eprintln!("sidecar bench: memory");
         measure_memory(&mut report, &paths, &upstream)?;
+        report.replica = Some(replica::measure(&paths, &upstream, &runtime)?);
     }
     if hot_only {
         report.peer = PeerOutcome::Skipped(format!("{HOT_ONLY_ENV} is set"));
@@ -387,6 +411,7 @@ fn measure_latency(
     direct: &mut Direct,
     floor: &mut McpProcess,
     sidecar: &mut McpProcess,
+    replica: &mut McpProcess,
     mut candidate: Option<&mut McpProcess>,
 ) -> Result<(), BoxError> {
     let calls = LATENCY_WARMUP + LATENCY_CALLS;
@@ -406,7 +431,14 @@ fn measure_latency(
         report.latency.direct.push_round(d.latencies);
         report.latency.direct_in_process.push_round(di.latencies);
         report.latency.floor.push_round(f.latencies);
+        let r = report.costed(REPLICA, 1, replica.pid(), calls, || {
+            check(
+                replica.call_loop(1, LATENCY_WARMUP, LATENCY_CALLS)?,
+                "replica sidecar",
+            )
+        })?;
         report.latency.sidecar.push_round(s.latencies);
+        report.latency.replica.push_round(r.latencies);
         if let Some(c) = candidate.as_deref_mut() {
             let c = report.costed(CANDIDATE, 1, c.pid(), calls, || {
                 check(c.call_loop(1, LATENCY_WARMUP, LATENCY_CALLS)?, "candidate")

@@ -20,6 +20,8 @@ pub const DIRECT: &str = "direct";
 pub const FLOOR: &str = "floor";
 pub const SIDECAR: &str = "sidecar";
 pub const CANDIDATE: &str = "candidate";
+/// The sidecar answering `get_note` from its local replica.
+pub const REPLICA: &str = "replica";
 
 /// CPU time and context switches one process spent over some calls.
 #[derive(Default, Clone, Copy)]
@@ -114,6 +116,8 @@ pub struct Latency {
     pub direct_in_process: Samples,
     pub floor: Samples,
     pub sidecar: Samples,
+    /// `get_note` answered from the local replica.
+    pub replica: Samples,
     pub candidate: Samples,
 }
 
@@ -203,6 +207,8 @@ pub struct Report {
     pub upstream_totals: (u64, u64),
     pub startup: Vec<StartupRow>,
     pub memory: Memory,
+    /// The local replica's figures, but its `get_note` latency (`None`: not run).
+    pub replica: Option<crate::replica::Figures>,
     pub peer: PeerOutcome,
 }
 
@@ -296,6 +302,7 @@ impl Report {
             upstream_totals: (0, 0),
             startup: Vec::new(),
             memory: Memory::default(),
+            replica: None,
             peer: PeerOutcome::Skipped("not run".into()),
         }
     }
@@ -391,7 +398,7 @@ impl Report {
         writeln!(
             out,
             "Sidecar: `{}` ({:.1} MiB), run with `--api-url http://127.0.0.1:PORT --token x --tenant-id t --log-dir target/bench/logs` \
-             (one JSON log line per call){}. Upstream: axum in the bench process on loopback, `TCP_NODELAY`, \
+             and `TOOLBRIDGE_REPLICA=off`, the HTTP bridge (one JSON log line per call){}; the local replica's sidecars are in their own section. Upstream: axum in the bench process on loopback, `TCP_NODELAY`, \
              `GET /v1/notes/{{uid}}` → a fixed {}-byte item. Tool call: `get_note {{uid}}`.\n",
             self.binary,
             self.binary_bytes as f64 / (1024.0 * 1024.0),
@@ -421,6 +428,10 @@ impl Report {
             ),
             ("floor (minimal rmcp stdio server, no I/O)", &l.floor),
             ("**sidecar** (`get_note` via MCP stdio → HTTP)", &l.sidecar),
+            (
+                "**sidecar, from the local replica** (`get_note` via MCP stdio → SQLite)",
+                &l.replica,
+            ),
         ];
         let candidate = self
             .candidate_name()
@@ -619,6 +630,8 @@ impl Report {
             )?;
         }
 
+        crate::replica::write_markdown(self, out)?;
+
         writeln!(out, "\n### Sidecar vs the FastMCP peer\n")?;
         match &self.peer {
             PeerOutcome::Skipped(why) => writeln!(out, "The peer was not measured: {why}.")?,
@@ -652,6 +665,7 @@ impl Report {
             (DIRECT, "direct HTTP client process"),
             (FLOOR, "floor"),
             (SIDECAR, "**sidecar**"),
+            (REPLICA, "sidecar from the replica"),
         ];
         if self.candidate.is_some() {
             who.push((CANDIDATE, "candidate"));
@@ -913,6 +927,7 @@ impl Report {
                 "direct_in_process": lat(&self.latency.direct_in_process),
                 "floor": lat(&self.latency.floor),
                 "sidecar": lat(&self.latency.sidecar),
+                "sidecar_from_replica": lat(&self.latency.replica),
             },
             "throughput": self.throughput.iter().map(|r| json!({
                 "concurrency": r.concurrency,
@@ -945,6 +960,7 @@ impl Report {
                 "growth_from_20k_kib": self.memory.growth_kib(),
                 "long_run_skipped": self.memory.long_run_skipped,
             },
+            "replica": crate::replica::json(self),
             "peer": peer,
             "targets": self.targets().into_iter().map(|(t, m, met)| json!({
                 "target": t, "measured": m, "met": met,
