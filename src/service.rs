@@ -278,10 +278,8 @@ impl Service {
                             filter,
                         ),
                     };
-                    let page = ready
-                        .replica
-                        .list(entity.plural, &query)
-                        .map_err(replica_failure)?;
+                    let store = ready.replica.clone();
+                    let page = off_the_runtime(move || store.list(entity.plural, &query)).await?;
                     let mut result = Map::new();
                     let items = page.items.into_iter().map(tidy_item).collect();
                     result.insert("items".into(), Value::Array(items));
@@ -326,7 +324,9 @@ impl Service {
             limit: plan.limit as usize,
             cursor: plan.cursor.clone(),
         };
-        let page = store.search(&query).map_err(replica_failure)?;
+        // A search matching thousands of items ranks them all: milliseconds
+        // of SQLite work, kept off the runtime's few worker threads.
+        let page = off_the_runtime(move || store.search(&query)).await?;
         let hits: Vec<Value> = page
             .hits
             .into_iter()
@@ -743,6 +743,22 @@ fn replica_filters(
             .filter(|(key, _)| *key == "chatUid")
             .map(|(_, uid)| uid),
     }
+}
+
+/// Runs a replica query on the blocking pool (a `get` is microseconds and
+/// stays inline; a page or a search may take milliseconds).
+async fn off_the_runtime<T: Send + 'static>(
+    query: impl FnOnce() -> Result<T, ReplicaError> + Send + 'static,
+) -> Result<T, ToolError> {
+    tokio::task::spawn_blocking(query)
+        .await
+        .map_err(|e| {
+            ToolError::new(
+                ErrorCode::UpstreamError,
+                format!("the local replica failed: {e}"),
+            )
+        })?
+        .map_err(replica_failure)
 }
 
 fn replica_failure(error: ReplicaError) -> ToolError {

@@ -238,7 +238,7 @@ impl Backend {
         let stop = self.background.clone();
         tokio::spawn(async move {
             let call = Call::new(FIRST_SYNC_DEADLINE, stop);
-            match follower.sync(&entities, &call, |_, _| {}).await {
+            match follower.sync(&entities, &call, true, |_, _| {}).await {
                 Ok(fetched) => {
                     let items: usize = fetched.iter().map(|(_, n)| n).sum();
                     tracing::info!(items, "the local replica is in step with the upstream");

@@ -43,7 +43,7 @@ pub async fn run(mut config: Config) -> ExitCode {
     let entities = backend.entities().to_vec();
     let started = std::time::Instant::now();
     let result = follower
-        .sync(&entities, &call, |entity, fetched| {
+        .sync(&entities, &call, false, |entity, fetched| {
             if let Some(bar) = &bar {
                 bar.set_message(format!("{}: {fetched} items", entity.plural));
                 bar.tick();

@@ -213,11 +213,15 @@ impl Follower {
 
     /// Refreshes `entities` now, whatever their staleness, one after the
     /// other; `progress` hears each entity's running count of items fetched.
-    /// For `toolbridge-mcp sync` and the first sync at startup.
+    /// With `first_only`, an entity whose first sync already completed is
+    /// left to its reads' refreshes (at startup: no re-read of every
+    /// entity's window on every launch). For `toolbridge-mcp sync` and the
+    /// first sync at startup.
     pub async fn sync(
         &self,
         entities: &[&'static Entity],
         call: &Call,
+        first_only: bool,
         progress: impl Fn(&'static Entity, usize),
     ) -> Result<Vec<(&'static Entity, usize)>, ToolError> {
         let Some(replica) = self.replica(call).await? else {
@@ -230,6 +234,9 @@ impl Follower {
         for entity in entities {
             let feed = self.feed(entity);
             let _one_refresh = feed.refreshing.lock().await;
+            if first_only && replica.feed(entity.plural).map_err(internal)?.complete {
+                continue;
+            }
             let count = self
                 .refresh(entity, &replica, call, |n| progress(entity, n))
                 .await?;
