@@ -15,8 +15,10 @@ use rmcp::ErrorData as McpError;
 use rmcp::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-    Tool, ToolAnnotations,
+    InitializeResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Resource, ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, Tool,
+    ToolAnnotations,
 };
 #[allow(deprecated)] // MCP logging: deprecated by SEP-2577, still what hosts show.
 use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam, SetLevelRequestParams};
@@ -46,6 +48,8 @@ Items leave out the server's sync bookkeeping; raw: true on get/list returns it.
 Results are bounded: a list cut short says truncated (continue with nextCursor); an item whose long text was cut says content_truncated and next_offset (pass it as offset to get_* to read on). \
 Dates are ISO 8601. \
 Failed calls return {code, message, retryable, retry_after_s?}.";
+
+const MARKDOWN: &str = "text/markdown";
 
 #[derive(Clone)]
 pub struct McpServer {
@@ -90,6 +94,7 @@ impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
+            .enable_resources()
             .enable_logging()
             .build();
         InitializeResult::new(capabilities)
@@ -106,6 +111,67 @@ impl ServerHandler for McpServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         Ok(ListToolsResult::with_all_items(self.tools.to_vec()))
+    }
+
+    /// The user's items, most recently updated first (from the replica),
+    /// a page at a time.
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let cursor = request.and_then(|r| r.cursor);
+        let (listed, next) = self
+            .service
+            .resources(self.service.catalog().entities(), cursor)
+            .await
+            .map_err(|e| McpError::invalid_params(e.summary(), None))?;
+        let resources = listed
+            .into_iter()
+            .map(|r| Resource::new(r.uri, r.name).with_mime_type(MARKDOWN))
+            .collect();
+        let mut result = ListResourcesResult::with_all_items(resources);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    /// One template per entity that is a resource.
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let templates = crate::service::resource_entities(self.service.catalog().entities())
+            .into_iter()
+            .map(|e| {
+                ResourceTemplate::new(
+                    format!("{}{}/{{uid}}", crate::service::RESOURCE_SCHEME, e.plural),
+                    e.singular,
+                )
+                .with_description(format!("A {} as markdown, by uid", e.noun))
+                .with_mime_type(MARKDOWN)
+            })
+            .collect();
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let text = self
+            .service
+            .read_resource(self.service.catalog().entities(), &request.uri)
+            .await
+            .map_err(|e| match e.code {
+                crate::error::ErrorCode::NotFound | crate::error::ErrorCode::Gone => {
+                    McpError::resource_not_found(e.summary(), None)
+                }
+                _ => McpError::internal_error(e.summary(), None),
+            })?;
+        let contents = ResourceContents::text(text, request.uri).with_mime_type(MARKDOWN);
+        Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

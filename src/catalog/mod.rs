@@ -280,9 +280,11 @@ impl ToolDef {
     }
 }
 
-/// The tools a server offers, in a stable order.
+/// The tools a server offers, in a stable order, and the entities they
+/// reach.
 pub struct Catalog {
     tools: Vec<ToolDef>,
+    entities: Vec<&'static Entity>,
 }
 
 /// Which tools to offer.
@@ -342,7 +344,7 @@ impl Catalog {
                 selection.local,
                 selection.read_only,
             ));
-            return Self { tools };
+            return Self { tools, entities };
         }
         tools.extend(
             entities
@@ -354,7 +356,12 @@ impl Catalog {
                 })
                 .filter(|t| !selection.read_only || t.hints.read_only),
         );
-        Self { tools }
+        Self { tools, entities }
+    }
+
+    /// The entities `--toolsets` enables.
+    pub fn entities(&self) -> &[&'static Entity] {
+        &self.entities
     }
 
     pub fn tools(&self) -> &[ToolDef] {

@@ -4,6 +4,8 @@
 //! both come through here, so a tool behaves the same for a model and for a
 //! script.
 
+mod resources;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -701,6 +703,8 @@ fn marked(mut value: Value, freshness: &Freshness) -> Value {
 
 /// The plain sentence a stale result carries for a person (and for hosts
 /// that show the model only text).
+pub use resources::{SCHEME as RESOURCE_SCHEME, resource_entities};
+
 pub fn stale_notice(value: &Value) -> Option<String> {
     if value.get("stale") != Some(&Value::Bool(true)) {
         return None;

@@ -1,0 +1,226 @@
+//! Items as MCP resources a person can attach: `toolbridge://<entity>/<uid>`,
+//! listed newest first from the replica and read as compact markdown meant
+//! for a model (the item's fields and body, and a note's or task's comments,
+//! a chat's latest messages, each with its uid so the tools can act on it).
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{Service, off_the_runtime};
+use crate::catalog::{ENTITIES, Entity, Operation};
+use crate::error::{ErrorCode, ToolError};
+use crate::replica;
+use crate::upstream::Call;
+
+pub const SCHEME: &str = "toolbridge://";
+/// Items per `resources/list` page.
+const PAGE: usize = 50;
+/// Comments or messages shown with an item.
+const CHILDREN: u32 = 20;
+
+/// The entities that are resources: a chat message is read with its chat.
+pub fn resource_entities(enabled: &[&'static Entity]) -> Vec<&'static Entity> {
+    enabled
+        .iter()
+        .copied()
+        .filter(|e| e.plural != "chat_messages")
+        .collect()
+}
+
+/// One listed resource.
+pub struct Listed {
+    pub uri: String,
+    pub name: String,
+}
+
+impl Service {
+    /// A page of resources, most recently updated first, and the cursor of
+    /// the next page. Needs the replica (the API cannot list newest first).
+    pub async fn resources(
+        &self,
+        enabled: &[&'static Entity],
+        cursor: Option<String>,
+    ) -> Result<(Vec<Listed>, Option<String>), ToolError> {
+        let Some(follower) = &self.follower else {
+            return Ok((Vec::new(), None));
+        };
+        let call = Call::new(self.call_timeout, CancellationToken::new());
+        let entities = resource_entities(enabled);
+        let mut store = None;
+        for entity in &entities {
+            if let Some(ready) = follower.ready(entity, &call, true).await? {
+                store = Some(ready.replica);
+            }
+        }
+        let Some(store) = store else {
+            return Ok((Vec::new(), None));
+        };
+        let query = replica::SearchQuery {
+            text: String::new(),
+            entities: entities.iter().map(|e| e.plural.to_owned()).collect(),
+            limit: PAGE,
+            cursor,
+            ..Default::default()
+        };
+        let page = off_the_runtime(move || store.search(&query)).await?;
+        let listed = page
+            .hits
+            .into_iter()
+            .map(|hit| Listed {
+                uri: format!("{SCHEME}{}/{}", hit.entity, hit.uid),
+                name: if hit.title.is_empty() {
+                    hit.uid.to_string()
+                } else {
+                    hit.title
+                },
+            })
+            .collect();
+        Ok((listed, page.next_cursor))
+    }
+
+    /// The markdown rendition of the resource at `uri`.
+    pub async fn read_resource(
+        &self,
+        enabled: &[&'static Entity],
+        uri: &str,
+    ) -> Result<String, ToolError> {
+        let (entity, uid) = parse_uri(&resource_entities(enabled), uri)?;
+        let item = self
+            .read(entity, Operation::Get, json!({"uid": uid}))
+            .await?;
+        let mut text = render(entity, &item);
+        let children = match entity.plural {
+            "notes" | "tasks" => Some((
+                "comments",
+                "Comments",
+                json!({"parent_uid": uid, "limit": CHILDREN}),
+            )),
+            "chats" => Some((
+                "chat_messages",
+                "Latest messages",
+                json!({"chat_uid": uid, "limit": CHILDREN, "order": "newest"}),
+            )),
+            _ => None,
+        };
+        if let Some((plural, heading, args)) = children
+            && let Some(child) = ENTITIES.iter().find(|e| e.plural == plural)
+            && enabled.iter().any(|e| e.plural == plural)
+        {
+            let mut args = args;
+            if self.follower.is_none() {
+                // Without the replica, lists are oldest first only.
+                if let Some(map) = args.as_object_mut() {
+                    map.remove("order");
+                }
+            }
+            let page = self.read(child, Operation::List, args).await?;
+            let items = page["items"].as_array().cloned().unwrap_or_default();
+            text.push_str(&format!("\n## {heading} ({})\n\n", items.len()));
+            for item in &items {
+                let payload = &item["payload"];
+                let who = payload["author"]
+                    .as_str()
+                    .or(payload["sender"].as_str())
+                    .unwrap_or(child.noun);
+                text.push_str(&format!(
+                    "- {who} ({}, {}): {}\n",
+                    item["uid"].as_str().unwrap_or_default(),
+                    item["updatedAt"].as_str().unwrap_or_default(),
+                    payload["content"].as_str().unwrap_or_default().trim()
+                ));
+            }
+        }
+        Ok(text)
+    }
+
+    /// A read through the same path as the tools (replica or upstream).
+    async fn read(
+        &self,
+        entity: &'static Entity,
+        operation: Operation,
+        args: Value,
+    ) -> Result<Value, ToolError> {
+        let args = args.as_object().cloned().unwrap_or_default();
+        let plan = operation.plan(entity, &args)?;
+        let call = Call::new(self.call_timeout, CancellationToken::new());
+        self.execute(entity, operation, &plan, &call).await
+    }
+}
+
+/// `toolbridge://notes/<uid>` → the entity and the uid, for enabled
+/// resource entities only.
+fn parse_uri(
+    entities: &[&'static Entity],
+    uri: &str,
+) -> Result<(&'static Entity, Uuid), ToolError> {
+    let unknown = || ToolError::new(ErrorCode::NotFound, format!("no such resource: {uri}"));
+    let rest = uri.strip_prefix(SCHEME).ok_or_else(unknown)?;
+    let (plural, uid) = rest.split_once('/').ok_or_else(unknown)?;
+    let entity = entities
+        .iter()
+        .find(|e| e.plural == plural)
+        .ok_or_else(unknown)?;
+    let uid = Uuid::parse_str(uid).map_err(|_| unknown())?;
+    Ok((entity, uid))
+}
+
+/// The item as compact markdown: its title, the fields that matter, its body.
+fn render(entity: &Entity, item: &Value) -> String {
+    let payload = &item["payload"];
+    let text = |key: &str| {
+        payload[key]
+            .as_str()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let title = text("title").map_or_else(
+        || {
+            let start: String = text("content")
+                .unwrap_or(entity.noun)
+                .chars()
+                .take(60)
+                .collect();
+            start
+        },
+        str::to_owned,
+    );
+    let mut out = format!("# {title}\n\n");
+    out.push_str(&format!(
+        "- {} `{}`, version {}, updated {}\n",
+        entity.noun,
+        item["uid"].as_str().unwrap_or_default(),
+        item["version"],
+        item["updatedAt"].as_str().unwrap_or_default()
+    ));
+    for (label, key) in [
+        ("status", "status"),
+        ("priority", "priority"),
+        ("due", "dueDate"),
+        ("parent", "parentUid"),
+        ("chat", "chatUid"),
+        ("author", "author"),
+        ("sender", "sender"),
+    ] {
+        if let Some(value) = text(key) {
+            out.push_str(&format!("- {label}: {value}\n"));
+        }
+    }
+    for (label, key) in [("tags", "tags"), ("participants", "participants")] {
+        if let Some(values) = payload[key].as_array().filter(|v| !v.is_empty()) {
+            let values: Vec<&str> = values.iter().filter_map(Value::as_str).collect();
+            out.push_str(&format!("- {label}: {}\n", values.join(", ")));
+        }
+    }
+    for flag in ["pinned", "done", "archived", "read", "delivered"] {
+        if payload[flag] == json!(true) {
+            out.push_str(&format!("- {flag}\n"));
+        }
+    }
+    for key in ["description", "content"] {
+        if let Some(body) = text(key) {
+            out.push_str(&format!("\n{body}\n"));
+        }
+    }
+    out
+}

@@ -1,0 +1,218 @@
+//! Items as MCP resources, through the binary on the embedded default: listed
+//! newest first and paginated (every item once), one template per entity,
+//! read back as markdown with their comments or messages, deleted items an
+//! error, disabled entities absent.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{Launch, McpProcess, ok};
+use serde_json::{Value, json};
+
+async fn embedded(dir: &tempfile::TempDir, extra: &[&str]) -> McpProcess {
+    let mut mcp = Launch::embedded(&dir.path().join("t.db"))
+        .args(extra)
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    mcp
+}
+
+fn uid(result: &Value) -> String {
+    ok(result)["uid"].as_str().unwrap().to_owned()
+}
+
+/// Every resource once across pages, newest first; messages are not
+/// resources of their own.
+#[tokio::test]
+async fn resources_list_newest_first_page_by_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = embedded(&dir, &[]).await;
+    let mut created = Vec::new();
+    for i in 0..120 {
+        let note = mcp
+            .call_tool("create_note", json!({"title": format!("note {i}")}))
+            .await;
+        created.push(format!("toolbridge://notes/{}", uid(&note)));
+    }
+    let chat = uid(&mcp.call_tool("create_chat", json!({"title": "chat"})).await);
+    ok(&mcp
+        .call_tool(
+            "create_chat_message",
+            json!({"chat_uid": chat, "content": "m"}),
+        )
+        .await);
+    created.push(format!("toolbridge://chats/{chat}"));
+    created.reverse();
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let params = match &cursor {
+            Some(c) => json!({"cursor": c}),
+            None => json!({}),
+        };
+        let page = mcp.request("resources/list", params).await;
+        let result = &page["result"];
+        let resources = result["resources"].as_array().unwrap();
+        assert!(resources.len() <= 50);
+        for r in resources {
+            assert_eq!(r["mimeType"], "text/markdown");
+            assert!(r["name"].as_str().is_some_and(|n| !n.is_empty()));
+            seen.push(r["uri"].as_str().unwrap().to_owned());
+        }
+        cursor = result["nextCursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, created, "newest first, every item once, no message");
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len());
+    mcp.shutdown().await;
+}
+
+async fn read(mcp: &mut McpProcess, uri: String) -> String {
+    let response = mcp.request("resources/read", json!({"uri": uri})).await;
+    let contents = &response["result"]["contents"][0];
+    assert_eq!(contents["mimeType"], "text/markdown", "{response}");
+    assert_eq!(contents["uri"], uri.as_str());
+    contents["text"].as_str().unwrap().to_owned()
+}
+
+/// One template per entity that is a resource; each entity's resource reads
+/// back as markdown with its uid, its fields, and its comments or messages.
+#[tokio::test]
+async fn every_entity_reads_back_as_markdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = embedded(&dir, &[]).await;
+    let templates = mcp.request("resources/templates/list", json!({})).await;
+    let uris: Vec<&str> = templates["result"]["resourceTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["uriTemplate"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        uris,
+        [
+            "toolbridge://notes/{uid}",
+            "toolbridge://tasks/{uid}",
+            "toolbridge://comments/{uid}",
+            "toolbridge://chats/{uid}"
+        ]
+    );
+
+    let note = uid(&mcp
+        .call_tool(
+            "create_note",
+            json!({"title": "Budget", "content": "Q4 plan", "tags": ["fin"]}),
+        )
+        .await);
+    let comment = uid(&mcp
+        .call_tool(
+            "create_comment",
+            json!({"parent_type": "note", "parent_uid": note, "content": "looks good", "author": "ann"}),
+        )
+        .await);
+    let task = uid(&mcp
+        .call_tool(
+            "create_task",
+            json!({"title": "Ship", "status": "open", "due_date": "2026-12-01"}),
+        )
+        .await);
+    let chat = uid(&mcp
+        .call_tool("create_chat", json!({"title": "Standup"}))
+        .await);
+    let message = uid(&mcp
+        .call_tool(
+            "create_chat_message",
+            json!({"chat_uid": chat, "content": "hi", "sender": "bob"}),
+        )
+        .await);
+
+    let text = read(&mut mcp, format!("toolbridge://notes/{note}")).await;
+    for part in [
+        "# Budget",
+        &note,
+        "tags: fin",
+        "Q4 plan",
+        "## Comments (1)",
+        &comment,
+        "looks good",
+    ] {
+        assert!(text.contains(part), "{part}:\n{text}");
+    }
+    let text = read(&mut mcp, format!("toolbridge://tasks/{task}")).await;
+    for part in [
+        "# Ship",
+        "status: open",
+        "due: 2026-12-01",
+        "## Comments (0)",
+    ] {
+        assert!(text.contains(part), "{part}:\n{text}");
+    }
+    let text = read(&mut mcp, format!("toolbridge://comments/{comment}")).await;
+    for part in ["# looks good", "author: ann", &note] {
+        assert!(text.contains(part), "{part}:\n{text}");
+    }
+    let text = read(&mut mcp, format!("toolbridge://chats/{chat}")).await;
+    for part in ["# Standup", "## Latest messages (1)", &message, "bob", "hi"] {
+        assert!(text.contains(part), "{part}:\n{text}");
+    }
+
+    ok(&mcp.call_tool("delete_note", json!({"uid": note})).await);
+    for uri in [
+        format!("toolbridge://notes/{note}"),
+        "toolbridge://notes/not-a-uid".to_owned(),
+        format!("toolbridge://widgets/{note}"),
+        format!("toolbridge://chat_messages/{message}"),
+    ] {
+        let response = mcp.request("resources/read", json!({"uri": uri})).await;
+        assert_eq!(response["error"]["code"], -32002, "{uri}: {response}");
+    }
+    let listed = mcp.request("resources/list", json!({})).await;
+    let listed = listed["result"]["resources"].to_string();
+    assert!(
+        !listed.contains(&note),
+        "a deleted note is listed: {listed}"
+    );
+    mcp.shutdown().await;
+}
+
+/// `--toolsets` applies: a disabled entity exposes no resources.
+#[tokio::test]
+async fn disabled_entities_expose_no_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = embedded(&dir, &[]).await;
+    let note = uid(&all.call_tool("create_note", json!({"title": "n"})).await);
+    ok(&all.call_tool("create_task", json!({"title": "t"})).await);
+    all.shutdown().await;
+
+    let mut tasks_only = embedded(&dir, &["--toolsets", "tasks"]).await;
+    let listed = tasks_only.request("resources/list", json!({})).await;
+    let uris: Vec<&str> = listed["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(uris.len(), 1, "{uris:?}");
+    assert!(uris[0].starts_with("toolbridge://tasks/"));
+    let read = tasks_only
+        .request(
+            "resources/read",
+            json!({"uri": format!("toolbridge://notes/{note}")}),
+        )
+        .await;
+    assert_eq!(read["error"]["code"], -32002, "{read}");
+    tasks_only.shutdown().await;
+}
