@@ -216,3 +216,65 @@ async fn disabled_entities_expose_no_resources() {
     assert_eq!(read["error"]["code"], -32002, "{read}");
     tasks_only.shutdown().await;
 }
+
+/// `completion/complete` fills a template's `uid` from titles: what was
+/// typed matches title words by prefix, best match first, at most 20; other
+/// arguments and templates complete to nothing.
+#[tokio::test]
+async fn uids_complete_from_titles() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = embedded(&dir, &[]).await;
+    let budget = uid(&mcp
+        .call_tool("create_note", json!({"title": "Budget review"}))
+        .await);
+    let other = uid(&mcp
+        .call_tool(
+            "create_note",
+            json!({"title": "Groceries", "content": "budget bread"}),
+        )
+        .await);
+    for i in 0..30 {
+        ok(&mcp
+            .call_tool("create_note", json!({"title": format!("filler {i}")}))
+            .await);
+    }
+    let complete = |uri: &str, name: &str, value: &str| {
+        json!({
+            "ref": {"type": "ref/resource", "uri": uri},
+            "argument": {"name": name, "value": value}
+        })
+    };
+    let values = |response: &Value| -> Vec<String> {
+        response["result"]["completion"]["values"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{response}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let typed = mcp
+        .request(
+            "completion/complete",
+            complete("toolbridge://notes/{uid}", "uid", "bud"),
+        )
+        .await;
+    assert_eq!(values(&typed), [budget.clone(), other], "title match first");
+    let nothing_typed = mcp
+        .request(
+            "completion/complete",
+            complete("toolbridge://notes/{uid}", "uid", ""),
+        )
+        .await;
+    assert_eq!(values(&nothing_typed).len(), 20, "at most 20");
+    for (uri, name) in [
+        ("toolbridge://tasks/{uid}", "uid"),
+        ("toolbridge://notes/{uid}", "title"),
+        ("toolbridge://widgets/{uid}", "uid"),
+    ] {
+        let response = mcp
+            .request("completion/complete", complete(uri, name, "bud"))
+            .await;
+        assert!(values(&response).is_empty(), "{uri} {name}: {response}");
+    }
+    mcp.shutdown().await;
+}

@@ -18,6 +18,8 @@ pub const SCHEME: &str = "toolbridge://";
 const PAGE: usize = 50;
 /// Comments or messages shown with an item.
 const CHILDREN: u32 = 20;
+/// Values a completion offers.
+const COMPLETIONS: usize = 20;
 
 /// The entities that are resources: a chat message is read with its chat.
 pub fn resource_entities(enabled: &[&'static Entity]) -> Vec<&'static Entity> {
@@ -77,6 +79,40 @@ impl Service {
             })
             .collect();
         Ok((listed, page.next_cursor))
+    }
+
+    /// Completes a resource template's `uid` from what the person typed:
+    /// items whose title words start with it, best match first, at most
+    /// [`COMPLETIONS`]; the latest items when nothing is typed yet.
+    pub async fn complete_uid(
+        &self,
+        enabled: &[&'static Entity],
+        template: &str,
+        typed: &str,
+    ) -> Result<Vec<String>, ToolError> {
+        let entities = resource_entities(enabled);
+        let Some(entity) = entities
+            .iter()
+            .find(|e| template == format!("{SCHEME}{}/{{uid}}", e.plural))
+        else {
+            return Ok(Vec::new());
+        };
+        let Some(follower) = &self.follower else {
+            return Ok(Vec::new());
+        };
+        let call = Call::new(self.call_timeout, CancellationToken::new());
+        let Some(ready) = follower.ready(entity, &call, true).await? else {
+            return Ok(Vec::new());
+        };
+        let store = ready.replica;
+        let query = replica::SearchQuery {
+            text: typed.to_owned(),
+            entities: vec![entity.plural.to_owned()],
+            limit: COMPLETIONS,
+            ..Default::default()
+        };
+        let page = off_the_runtime(move || store.search(&query)).await?;
+        Ok(page.hits.into_iter().map(|h| h.uid.to_string()).collect())
     }
 
     /// The markdown rendition of the resource at `uri`.
