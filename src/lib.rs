@@ -3,7 +3,8 @@
 //!
 //! The layers, outermost first:
 //! - [`config`]: flags and environment into one validated [`config::Config`].
-//! - [`mcp`]: the rmcp server handler. It knows tools and results, not HTTP.
+//! - [`mcp`]: the rmcp server handler. It knows tools and results, not HTTP;
+//!   `prompts` are the conversations it offers to start.
 //! - [`service`]: runs one tool call: catalog validation, then the replica
 //!   or the upstream.
 //! - [`catalog`]: the entity table × the eight operations → tool definitions,
@@ -39,6 +40,7 @@ mod fsmode;
 mod logging;
 pub mod mcp;
 pub mod notices;
+mod prompts;
 pub mod replica;
 pub mod service;
 mod stats;

@@ -15,7 +15,8 @@ use rmcp::ErrorData as McpError;
 use rmcp::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-    CompletionInfo, ContentBlock, Implementation, InitializeResult, ListResourceTemplatesResult,
+    CompletionInfo, ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
+    Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
     ReadResourceResponse, ReadResourceResult, Reference, Resource, ResourceContents,
     ResourceTemplate, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
@@ -95,6 +96,7 @@ impl ServerHandler for McpServer {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
             .enable_resources()
+            .enable_prompts()
             .enable_completions()
             .enable_logging()
             .build();
@@ -175,24 +177,74 @@ impl ServerHandler for McpServer {
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
-    /// Completes a resource template's `uid` from item titles.
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let catalog = self.service.catalog();
+        let read_only = catalog.tools().iter().all(|t| t.hints.read_only);
+        Ok(ListPromptsResult::with_all_items(crate::prompts::list(
+            catalog.entities(),
+            read_only,
+        )))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let catalog = self.service.catalog();
+        let read_only = catalog.tools().iter().all(|t| t.hints.read_only);
+        if !crate::prompts::list(catalog.entities(), read_only)
+            .iter()
+            .any(|p| p.name == request.name)
+        {
+            return Err(McpError::invalid_params(
+                format!("unknown prompt: {}", request.name),
+                None,
+            ));
+        }
+        let args = request.arguments.unwrap_or_default();
+        let (description, messages) = crate::prompts::get(&self.service, &request.name, &args)
+            .await
+            .map_err(|e| match e.code {
+                crate::error::ErrorCode::InvalidInput
+                | crate::error::ErrorCode::NotFound
+                | crate::error::ErrorCode::Gone => McpError::invalid_params(e.summary(), None),
+                _ => McpError::internal_error(e.summary(), None),
+            })?;
+        Ok(GetPromptResult::new(messages)
+            .with_description(description)
+            .into())
+    }
+
+    /// Completes a resource template's `uid`, and the prompts' `note` and
+    /// `uri`, from item titles.
     async fn complete(
         &self,
         request: CompleteRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        let values = match &request.r#ref {
-            Reference::Resource(template) if request.argument.name == "uid" => self
-                .service
-                .complete_uid(
-                    self.service.catalog().entities(),
-                    &template.uri,
-                    &request.argument.value,
-                )
-                .await
-                .map_err(|e| McpError::internal_error(e.summary(), None))?,
-            _ => Vec::new(),
-        };
+        let enabled = self.service.catalog().entities();
+        let typed = &request.argument.value;
+        let notes = format!("{}notes/{{uid}}", crate::service::RESOURCE_SCHEME);
+        let values = match (&request.r#ref, request.argument.name.as_str()) {
+            (Reference::Resource(template), "uid") => {
+                self.service
+                    .complete_uid(enabled, &template.uri, typed)
+                    .await
+            }
+            (Reference::Prompt(prompt), "note") if prompt.name == "note_to_tasks" => {
+                self.service.complete_uid(enabled, &notes, typed).await
+            }
+            (Reference::Prompt(prompt), "uri") if prompt.name == "summarize" => {
+                self.service.complete_uri(enabled, typed).await
+            }
+            _ => Ok(Vec::new()),
+        }
+        .map_err(|e| McpError::internal_error(e.summary(), None))?;
         let info = CompletionInfo::new(values).map_err(|e| McpError::internal_error(e, None))?;
         Ok(CompleteResult::new(info))
     }

@@ -278,3 +278,130 @@ async fn uids_complete_from_titles() {
     }
     mcp.shutdown().await;
 }
+
+/// The prompts: listed by what is enabled (no `note_to_tasks` without write
+/// access), each returning well-formed messages that embed the right
+/// resources; their arguments complete from titles.
+#[tokio::test]
+async fn prompts_embed_the_items_they_are_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = embedded(&dir, &[]).await;
+    let listed = mcp.request("prompts/list", json!({})).await;
+    let names: Vec<&str> = listed["result"]["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["daily_review", "summarize", "note_to_tasks"]);
+
+    let note = uid(&mcp
+        .call_tool(
+            "create_note",
+            json!({"title": "Offsite plan", "content": "book venue by friday"}),
+        )
+        .await);
+    let soon = uid(&mcp
+        .call_tool(
+            "create_task",
+            json!({"title": "Pay invoice", "status": "open", "due_date": "2020-01-01"}),
+        )
+        .await);
+    let later = uid(&mcp
+        .call_tool(
+            "create_task",
+            json!({"title": "Plan 2030", "status": "open", "due_date": "2030-01-01"}),
+        )
+        .await);
+
+    let embedded_uris = |response: &Value| -> Vec<String> {
+        let messages = response["result"]["messages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{response}"));
+        assert!(messages[0]["content"]["text"].is_string(), "{response}");
+        for m in messages {
+            assert_eq!(m["role"], "user");
+        }
+        messages
+            .iter()
+            .filter_map(|m| m["content"]["resource"]["uri"].as_str())
+            .map(str::to_owned)
+            .collect()
+    };
+    let review = mcp
+        .request("prompts/get", json!({"name": "daily_review"}))
+        .await;
+    let uris = embedded_uris(&review);
+    assert!(
+        uris.contains(&format!("toolbridge://tasks/{soon}")),
+        "{uris:?}"
+    );
+    assert!(
+        !uris.contains(&format!("toolbridge://tasks/{later}")),
+        "{uris:?}"
+    );
+    assert!(
+        uris.contains(&format!("toolbridge://notes/{note}")),
+        "{uris:?}"
+    );
+
+    let note_uri = format!("toolbridge://notes/{note}");
+    let summary = mcp
+        .request(
+            "prompts/get",
+            json!({"name": "summarize", "arguments": {"uri": note_uri}}),
+        )
+        .await;
+    assert_eq!(embedded_uris(&summary), std::slice::from_ref(&note_uri));
+    let text = summary["result"]["messages"][1]["content"]["resource"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(text.contains("# Offsite plan"), "{text}");
+
+    let tasks = mcp
+        .request(
+            "prompts/get",
+            json!({"name": "note_to_tasks", "arguments": {"note": note}}),
+        )
+        .await;
+    assert_eq!(embedded_uris(&tasks), std::slice::from_ref(&note_uri));
+    let asked = tasks["result"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(asked.contains("only after I agree"), "{asked}");
+
+    let missing = mcp
+        .request("prompts/get", json!({"name": "summarize", "arguments": {}}))
+        .await;
+    assert!(missing["error"].is_object(), "{missing}");
+
+    let completed = mcp
+        .request(
+            "completion/complete",
+            json!({"ref": {"type": "ref/prompt", "name": "note_to_tasks"}, "argument": {"name": "note", "value": "offs"}}),
+        )
+        .await;
+    assert_eq!(completed["result"]["completion"]["values"], json!([note]));
+    let completed = mcp
+        .request(
+            "completion/complete",
+            json!({"ref": {"type": "ref/prompt", "name": "summarize"}, "argument": {"name": "uri", "value": "offs"}}),
+        )
+        .await;
+    assert_eq!(
+        completed["result"]["completion"]["values"],
+        json!([note_uri])
+    );
+    mcp.shutdown().await;
+
+    let mut read_only = embedded(&dir, &["--read-only"]).await;
+    let listed = read_only.request("prompts/list", json!({})).await;
+    let names: Vec<&str> = listed["result"]["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["daily_review", "summarize"], "note_to_tasks writes");
+    read_only.shutdown().await;
+}

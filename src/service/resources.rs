@@ -115,6 +115,42 @@ impl Service {
         Ok(page.hits.into_iter().map(|h| h.uid.to_string()).collect())
     }
 
+    /// Completes a resource URI (a prompt's `uri`) from titles across the
+    /// resource entities.
+    pub async fn complete_uri(
+        &self,
+        enabled: &[&'static Entity],
+        typed: &str,
+    ) -> Result<Vec<String>, ToolError> {
+        let Some(follower) = &self.follower else {
+            return Ok(Vec::new());
+        };
+        let call = Call::new(self.call_timeout, CancellationToken::new());
+        let entities = resource_entities(enabled);
+        let mut store = None;
+        for entity in &entities {
+            if let Some(ready) = follower.ready(entity, &call, true).await? {
+                store = Some(ready.replica);
+            }
+        }
+        let Some(store) = store else {
+            return Ok(Vec::new());
+        };
+        let words = typed.strip_prefix(SCHEME).map_or(typed, |_| "");
+        let query = replica::SearchQuery {
+            text: words.to_owned(),
+            entities: entities.iter().map(|e| e.plural.to_owned()).collect(),
+            limit: COMPLETIONS,
+            ..Default::default()
+        };
+        let page = off_the_runtime(move || store.search(&query)).await?;
+        Ok(page
+            .hits
+            .into_iter()
+            .map(|h| format!("{SCHEME}{}/{}", h.entity, h.uid))
+            .collect())
+    }
+
     /// The markdown rendition of the resource at `uri`.
     pub async fn read_resource(
         &self,
@@ -168,6 +204,26 @@ impl Service {
             }
         }
         Ok(text)
+    }
+
+    /// The resource URIs of `entity`'s items a list with `args` returns
+    /// (`status`, `due_before`, `updated_after`, ... as `list_*` takes them).
+    pub async fn resource_uris(
+        &self,
+        entity: &'static Entity,
+        args: Value,
+    ) -> Result<Vec<String>, ToolError> {
+        let page = self.read(entity, Operation::List, args).await?;
+        Ok(page["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i["uid"].as_str())
+                    .map(|uid| format!("{SCHEME}{}/{uid}", entity.plural))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// A read through the same path as the tools (replica or upstream).
