@@ -44,28 +44,10 @@ impl Service {
         enabled: &[&'static Entity],
         cursor: Option<String>,
     ) -> Result<(Vec<Listed>, Option<String>), ToolError> {
-        let Some(follower) = &self.follower else {
-            return Ok((Vec::new(), None));
-        };
-        let call = Call::new(self.call_timeout, CancellationToken::new());
         let entities = resource_entities(enabled);
-        let mut store = None;
-        for entity in &entities {
-            if let Some(ready) = follower.ready(entity, &call, true).await? {
-                store = Some(ready.replica);
-            }
-        }
-        let Some(store) = store else {
+        let Some(page) = self.search_replica(&entities, "", PAGE, cursor).await? else {
             return Ok((Vec::new(), None));
         };
-        let query = replica::SearchQuery {
-            text: String::new(),
-            entities: entities.iter().map(|e| e.plural.to_owned()).collect(),
-            limit: PAGE,
-            cursor,
-            ..Default::default()
-        };
-        let page = off_the_runtime(move || store.search(&query)).await?;
         let listed = page
             .hits
             .into_iter()
@@ -97,21 +79,12 @@ impl Service {
         else {
             return Ok(Vec::new());
         };
-        let Some(follower) = &self.follower else {
+        let Some(page) = self
+            .search_replica(&[*entity], typed, COMPLETIONS, None)
+            .await?
+        else {
             return Ok(Vec::new());
         };
-        let call = Call::new(self.call_timeout, CancellationToken::new());
-        let Some(ready) = follower.ready(entity, &call, true).await? else {
-            return Ok(Vec::new());
-        };
-        let store = ready.replica;
-        let query = replica::SearchQuery {
-            text: typed.to_owned(),
-            entities: vec![entity.plural.to_owned()],
-            limit: COMPLETIONS,
-            ..Default::default()
-        };
-        let page = off_the_runtime(move || store.search(&query)).await?;
         Ok(page.hits.into_iter().map(|h| h.uid.to_string()).collect())
     }
 
@@ -122,28 +95,14 @@ impl Service {
         enabled: &[&'static Entity],
         typed: &str,
     ) -> Result<Vec<String>, ToolError> {
-        let Some(follower) = &self.follower else {
-            return Ok(Vec::new());
-        };
-        let call = Call::new(self.call_timeout, CancellationToken::new());
         let entities = resource_entities(enabled);
-        let mut store = None;
-        for entity in &entities {
-            if let Some(ready) = follower.ready(entity, &call, true).await? {
-                store = Some(ready.replica);
-            }
-        }
-        let Some(store) = store else {
+        let words = typed.strip_prefix(SCHEME).map_or(typed, |_| "");
+        let Some(page) = self
+            .search_replica(&entities, words, COMPLETIONS, None)
+            .await?
+        else {
             return Ok(Vec::new());
         };
-        let words = typed.strip_prefix(SCHEME).map_or(typed, |_| "");
-        let query = replica::SearchQuery {
-            text: words.to_owned(),
-            entities: entities.iter().map(|e| e.plural.to_owned()).collect(),
-            limit: COMPLETIONS,
-            ..Default::default()
-        };
-        let page = off_the_runtime(move || store.search(&query)).await?;
         Ok(page
             .hits
             .into_iter()
@@ -204,6 +163,40 @@ impl Service {
             }
         }
         Ok(text)
+    }
+
+    /// A search of the replica over `entities` (each refreshed as a read
+    /// would be); `None` without a usable replica.
+    async fn search_replica(
+        &self,
+        entities: &[&'static Entity],
+        text: &str,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<Option<replica::SearchPage>, ToolError> {
+        let Some(follower) = &self.follower else {
+            return Ok(None);
+        };
+        let call = Call::new(self.call_timeout, CancellationToken::new());
+        let mut store = None;
+        for entity in entities {
+            if let Some(ready) = follower.ready(entity, &call, true).await? {
+                store = Some(ready.replica);
+            }
+        }
+        let Some(store) = store else {
+            return Ok(None);
+        };
+        let query = replica::SearchQuery {
+            text: text.to_owned(),
+            entities: entities.iter().map(|e| e.plural.to_owned()).collect(),
+            limit,
+            cursor,
+            ..Default::default()
+        };
+        off_the_runtime(move || store.search(&query))
+            .await
+            .map(Some)
     }
 
     /// The resource URIs of `entity`'s items a list with `args` returns
