@@ -848,6 +848,39 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// A word in more than a thousand items is ranked without bm25 (title
+/// matches first, then the most recent), yet still finds every match exactly
+/// once across pages, title matches before all others, and the others newest
+/// first, each with a snippet around the word.
+#[test]
+fn a_broad_word_keeps_titles_first_and_every_match_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let replica = Replica::open(&replica_path(dir.path(), &key()), &key()).expect("open");
+    let item = |n: u64, title: &str, body: &str| {
+        let uid = Uuid::from_u128(u128::from(n) + 1);
+        serde_json::json!({
+            "uid": uid, "version": 1, "updatedAt": rfc3339(T0 + n as i64 * 1000),
+            "payload": {"title": title, "content": body}
+        })
+    };
+    let mut items: Vec<Value> = (0..10)
+        .map(|n| item(n, &format!("ubiquitous title {n}"), "plain"))
+        .collect();
+    items.extend((10..1_300).map(|n| item(n, &format!("note {n}"), "a ubiquitous body word")));
+    replica.apply("notes", &items).expect("apply");
+    let hits = all_hits(&replica, &text("ubiquitous"));
+    assert_eq!(hits.len(), 1_300);
+    let titled: BTreeSet<Uuid> = (0..10).map(|n| Uuid::from_u128(n + 1)).collect();
+    assert_eq!(uids(&hits[..10]), titled, "title matches first");
+    let stamps: Vec<&str> = hits[10..].iter().map(|h| h.updated_at.as_str()).collect();
+    assert!(stamps.windows(2).all(|w| w[0] >= w[1]), "then newest first");
+    assert!(
+        hits[10].snippet.to_lowercase().contains("ubiquitous"),
+        "{}",
+        hits[10].snippet
+    );
+}
+
 /// Informational, not asserted: search and newest-first listing over
 /// 10,000 items. Run with `--nocapture` to see the numbers (build with
 /// `--release` for representative ones).

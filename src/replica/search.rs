@@ -16,6 +16,9 @@ pub const MAX_TERMS: usize = 32;
 const MAX_TERM_CHARS: usize = 200;
 pub const DEFAULT_SEARCH_LIMIT: usize = 20;
 pub const MAX_SEARCH_LIMIT: usize = 100;
+/// Above this many matches a search ranks by recency within the
+/// title-first order instead of bm25.
+const BROAD_MATCHES: i64 = 1000;
 /// bm25 weights of title, body, labels.
 const RANK: &str = "bm25(items_fts, 10.0, 1.0, 2.0)";
 /// How long a title made from a comment's or message's content is.
@@ -218,9 +221,20 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage, R
         terms = terms.as_substrings();
     }
 
+    // Words found in very many items tell bm25 little, and ranking every
+    // match costs about a microsecond each: such searches rank title matches
+    // first and then the most recent, from the matches' rowids alone.
+    let broad = !terms.fts.is_empty()
+        && terms.substrings.is_empty()
+        && match_count(conn, &terms)? > BROAD_MATCHES;
     let mut filter = Where::default();
     let mut title_hit = Where::default();
-    if !terms.fts.is_empty() {
+    if broad {
+        filter.and(
+            "i.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)",
+            [Sql::Text(terms.all())],
+        );
+    } else if !terms.fts.is_empty() {
         filter.and("items_fts MATCH ?", [Sql::Text(terms.all())]);
     }
     if !q.entities.is_empty() {
@@ -245,7 +259,7 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage, R
     if !terms.fts.is_empty() {
         // Evaluated once for the query, then a lookup per candidate.
         title_hit.and(
-            "items_fts.rowid IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)",
+            "i.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)",
             [Sql::Text(terms.any_in_title())],
         );
     }
@@ -258,12 +272,13 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage, R
         order.push(format!("({}) DESC", title_hit.joined("OR")));
         params.extend(title_hit.params);
     }
-    if !terms.fts.is_empty() {
+    if !terms.fts.is_empty() && !broad {
         order.push(RANK.to_owned());
     }
     order.push("i.updated_ms DESC, i.uid DESC".to_owned());
-    // Without text the index is not needed to choose the page.
-    let from = if terms.fts.is_empty() && terms.substrings.is_empty() {
+    // Without text (or with only rowids from it) the index is not needed to
+    // choose the page.
+    let from = if broad || (terms.fts.is_empty() && terms.substrings.is_empty()) {
         "items i"
     } else {
         "items i JOIN items_fts ON items_fts.rowid = i.id"
@@ -277,9 +292,13 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage, R
         .query_map(params_from_iter(params), |r| r.get(0))?
         .collect::<Result<_, _>>()?;
 
+    // A snippet cut by FTS re-runs the match for its item; over a broad
+    // match that is a scan per hit, so a broad search cuts its snippets
+    // around the words as plain text.
+    let snippet_terms = if broad { terms.as_substrings() } else { terms };
     let hits = ids
         .iter()
-        .map(|id| hit(conn, *id, &terms))
+        .map(|id| hit(conn, *id, &snippet_terms))
         .collect::<Result<Vec<_>, _>>()?;
     let next_cursor = (hits.len() == limit).then(|| encode_cursor(offset + limit));
     Ok(SearchPage { hits, next_cursor })
@@ -288,6 +307,16 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage, R
 /// Whether the FTS terms match any item at all, filters aside. Asked
 /// before the first page and every later one alike, so all pages of a query
 /// use the same terms.
+/// How many items the FTS terms match, filters aside, counted only up to
+/// one past [`BROAD_MATCHES`].
+fn match_count(conn: &Connection, terms: &Terms) -> Result<i64, ReplicaError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM items_fts WHERE items_fts MATCH ?1 LIMIT ?2)",
+        )?
+        .query_row(params![terms.all(), BROAD_MATCHES + 1], |r| r.get(0))?)
+}
+
 fn matches_anywhere(conn: &Connection, terms: &Terms) -> Result<bool, ReplicaError> {
     Ok(conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM items_fts WHERE items_fts MATCH ?1)")?
