@@ -244,7 +244,16 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage, R
             .map(|e| known_entity(e).map(|e| Sql::Text(e.to_owned())))
             .collect::<Result<Vec<_>, _>>()?;
         let marks = vec!["?"; names.len()].join(", ");
-        filter.and(&format!("i.entity IN ({marks})"), names);
+        // With text, the candidates come from the text match: `+` keeps the
+        // planner from walking an entity index instead (over a broad match
+        // that scans every item of the entities). Without text, the entity
+        // index is the way to the page.
+        let column = if terms.fts.is_empty() && terms.substrings.is_empty() {
+            "i.entity"
+        } else {
+            "+i.entity"
+        };
+        filter.and(&format!("{column} IN ({marks})"), names);
     }
     filter.filters(&q.filters);
     for s in &terms.substrings {
