@@ -27,8 +27,11 @@ const BOOKKEEPING: [&str; 9] = [
     "isDeleted",
 ];
 
-async fn embedded(dir: &tempfile::TempDir) -> McpProcess {
-    let mut mcp = Launch::embedded(&dir.path().join("t.db")).spawn().await;
+async fn embedded(dir: &tempfile::TempDir, extra: &[&str]) -> McpProcess {
+    let mut mcp = Launch::embedded(&dir.path().join("t.db"))
+        .args(extra)
+        .spawn()
+        .await;
     mcp.initialize().await;
     mcp
 }
@@ -75,7 +78,7 @@ async fn one_of_each(mcp: &mut McpProcess) -> Vec<(&'static str, &'static str, S
 #[tokio::test]
 async fn items_are_lean_unless_raw() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir).await;
+    let mut mcp = embedded(&dir, &[]).await;
     let items = one_of_each(&mut mcp).await;
     let written = mcp
         .call_tool("patch_note", json!({"uid": items[0].2, "title": "n2"}))
@@ -117,7 +120,7 @@ async fn items_are_lean_unless_raw() {
 #[tokio::test]
 async fn fields_work_on_every_entity() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir).await;
+    let mut mcp = embedded(&dir, &[]).await;
     let items = one_of_each(&mut mcp).await;
     for (_, plural, uid) in &items {
         let listed = mcp
@@ -151,7 +154,7 @@ async fn fields_work_on_every_entity() {
 #[tokio::test]
 async fn sloppy_arguments_are_accepted_and_wrong_ones_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir).await;
+    let mut mcp = embedded(&dir, &[]).await;
     let created = mcp
         .call_tool(
             "create_task",
@@ -215,11 +218,7 @@ async fn sloppy_arguments_are_accepted_and_wrong_ones_refused() {
 /// exactly once, and some pages say `truncated`.
 async fn walk_within_budget(replica: &str, order: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = Launch::embedded(&dir.path().join("t.db"))
-        .args(&["--result-budget", "500", "--replica", replica])
-        .spawn()
-        .await;
-    mcp.initialize().await;
+    let mut mcp = embedded(&dir, &["--result-budget", "500", "--replica", replica]).await;
     let mut created = Vec::new();
     for i in 0..20 {
         let content = format!("{i} {}", "lorem ipsum ".repeat(25));
@@ -286,11 +285,7 @@ async fn a_list_past_the_budget_continues_where_it_stopped() {
 async fn an_enormous_note_is_cut_and_can_be_read_on() {
     let dir = tempfile::tempdir().unwrap();
     // A budget of 200,000 tokens (800 KB): the 5 MB note takes seven reads.
-    let mut mcp = Launch::embedded(&dir.path().join("t.db"))
-        .args(&["--result-budget", "200000"])
-        .spawn()
-        .await;
-    mcp.initialize().await;
+    let mut mcp = embedded(&dir, &["--result-budget", "200000"]).await;
     let content: String = (0..5 * 1024 * 1024 / 16)
         .map(|i| format!("{:>15}é", i % 100_000))
         .collect::<String>();
@@ -332,11 +327,7 @@ async fn an_enormous_note_is_cut_and_can_be_read_on() {
 #[tokio::test]
 async fn compact_mode_reaches_every_operation() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = Launch::embedded(&dir.path().join("t.db"))
-        .args(&["--tool-mode", "compact"])
-        .spawn()
-        .await;
-    mcp.initialize().await;
+    let mut mcp = embedded(&dir, &["--tool-mode", "compact"]).await;
     let listed = mcp.request("tools/list", json!({})).await;
     let tools = listed["result"]["tools"].as_array().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();

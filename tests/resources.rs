@@ -26,6 +26,17 @@ async fn embedded(dir: &tempfile::TempDir, extra: &[&str]) -> McpProcess {
     mcp
 }
 
+/// Field `field` of each object in the array at `result[list]` of a
+/// JSON-RPC response.
+fn each<'a>(response: &'a Value, list: &str, field: &str) -> Vec<&'a str> {
+    response["result"][list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list}: {response}"))
+        .iter()
+        .map(|item| item[field].as_str().unwrap())
+        .collect()
+}
+
 fn uid(result: &Value) -> String {
     ok(result)["uid"].as_str().unwrap().to_owned()
 }
@@ -95,12 +106,7 @@ async fn every_entity_reads_back_as_markdown() {
     let dir = tempfile::tempdir().unwrap();
     let mut mcp = embedded(&dir, &[]).await;
     let templates = mcp.request("resources/templates/list", json!({})).await;
-    let uris: Vec<&str> = templates["result"]["resourceTemplates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["uriTemplate"].as_str().unwrap())
-        .collect();
+    let uris = each(&templates, "resourceTemplates", "uriTemplate");
     assert_eq!(
         uris,
         [
@@ -199,12 +205,7 @@ async fn disabled_entities_expose_no_resources() {
 
     let mut tasks_only = embedded(&dir, &["--toolsets", "tasks"]).await;
     let listed = tasks_only.request("resources/list", json!({})).await;
-    let uris: Vec<&str> = listed["result"]["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["uri"].as_str().unwrap())
-        .collect();
+    let uris = each(&listed, "resources", "uri");
     assert_eq!(uris.len(), 1, "{uris:?}");
     assert!(uris[0].starts_with("toolbridge://tasks/"));
     let read = tasks_only
@@ -287,12 +288,7 @@ async fn prompts_embed_the_items_they_are_about() {
     let dir = tempfile::tempdir().unwrap();
     let mut mcp = embedded(&dir, &[]).await;
     let listed = mcp.request("prompts/list", json!({})).await;
-    let names: Vec<&str> = listed["result"]["prompts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let names = each(&listed, "prompts", "name");
     assert_eq!(names, ["daily_review", "summarize", "note_to_tasks"]);
 
     let note = uid(&mcp
@@ -396,12 +392,7 @@ async fn prompts_embed_the_items_they_are_about() {
 
     let mut read_only = embedded(&dir, &["--read-only"]).await;
     let listed = read_only.request("prompts/list", json!({})).await;
-    let names: Vec<&str> = listed["result"]["prompts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let names = each(&listed, "prompts", "name");
     assert_eq!(names, ["daily_review", "summarize"], "note_to_tasks writes");
     read_only.shutdown().await;
 }
