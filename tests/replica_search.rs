@@ -856,28 +856,90 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 fn a_broad_word_keeps_titles_first_and_every_match_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let replica = Replica::open(&replica_path(dir.path(), &key()), &key()).expect("open");
-    let item = |n: u64, title: &str, body: &str| {
+    // 1,300 matches, 130 of them in titles (more than a page of 100, so
+    // pages end inside the title matches and after them); notes and tasks
+    // alternate, and so do two statuses.
+    struct Match {
+        n: u64,
+        entity: &'static str,
+        status: &'static str,
+        titled: bool,
+        item: Value,
+    }
+    let seed = |n: u64| {
         let uid = Uuid::from_u128(u128::from(n) + 1);
-        serde_json::json!({
+        let (title, body) = if n % 10 == 3 {
+            (format!("ubiquitous title {n}"), "plain".to_owned())
+        } else {
+            (format!("note {n}"), "a ubiquitous body word".to_owned())
+        };
+        let entity = if n.is_multiple_of(2) {
+            "notes"
+        } else {
+            "tasks"
+        };
+        let status = if n % 4 < 2 { "open" } else { "done" };
+        let item = serde_json::json!({
             "uid": uid, "version": 1, "updatedAt": rfc3339(T0 + n as i64 * 1000),
-            "payload": {"title": title, "content": body}
-        })
+            "payload": {"title": title, "content": body, "status": status}
+        });
+        Match {
+            n,
+            entity,
+            status,
+            titled: n % 10 == 3,
+            item,
+        }
     };
-    let mut items: Vec<Value> = (0..10)
-        .map(|n| item(n, &format!("ubiquitous title {n}"), "plain"))
-        .collect();
-    items.extend((10..1_300).map(|n| item(n, &format!("note {n}"), "a ubiquitous body word")));
-    replica.apply("notes", &items).expect("apply");
-    let hits = all_hits(&replica, &text("ubiquitous"));
-    assert_eq!(hits.len(), 1_300);
-    let titled: BTreeSet<Uuid> = (0..10).map(|n| Uuid::from_u128(n + 1)).collect();
-    assert_eq!(uids(&hits[..10]), titled, "title matches first");
-    let stamps: Vec<&str> = hits[10..].iter().map(|h| h.updated_at.as_str()).collect();
-    assert!(stamps.windows(2).all(|w| w[0] >= w[1]), "then newest first");
+    let seeds: Vec<_> = (0..1_300).map(seed).collect();
+    for entity in ["notes", "tasks"] {
+        let items: Vec<Value> = seeds
+            .iter()
+            .filter(|s| s.entity == entity)
+            .map(|s| s.item.clone())
+            .collect();
+        replica.apply(entity, &items).expect("apply");
+    }
+    // The ranked order: title matches newest first, then the rest newest
+    // first; a filter keeps that order's subsequence.
+    let expected = |keep: &dyn Fn(&Match) -> bool| -> Vec<Uuid> {
+        let mut kept: Vec<_> = seeds.iter().filter(|s| keep(s)).collect();
+        kept.sort_by_key(|s| (!s.titled, std::cmp::Reverse(s.n)));
+        kept.iter()
+            .map(|s| Uuid::from_u128(u128::from(s.n) + 1))
+            .collect()
+    };
+    let order =
+        |q: &SearchQuery| -> Vec<Uuid> { all_hits(&replica, q).iter().map(|h| h.uid).collect() };
+
+    assert_eq!(
+        order(&text("ubiquitous")),
+        expected(&|_| true),
+        "every match once, titles first"
+    );
+    let mut tasks = text("ubiquitous");
+    tasks.entities = vec!["tasks".into()];
+    assert_eq!(
+        order(&tasks),
+        expected(&|s| s.entity == "tasks"),
+        "one entity"
+    );
+    let mut recent = text("ubiquitous");
+    recent.filters.updated_after = Some(T0 + 1_000 * 1000);
+    assert_eq!(order(&recent), expected(&|s| s.n > 1_000), "a time bound");
+    let mut open = text("ubiquitous");
+    open.filters.status = Some("open".into());
+    assert_eq!(
+        order(&open),
+        expected(&|s| s.status == "open"),
+        "a status (ranked, not walked)"
+    );
+
+    let first = replica.search(&text("ubiquitous")).expect("search");
     assert!(
-        hits[10].snippet.to_lowercase().contains("ubiquitous"),
+        first.hits[0].snippet.to_lowercase().contains("ubiquitous"),
         "{}",
-        hits[10].snippet
+        first.hits[0].snippet
     );
 }
 

@@ -217,16 +217,23 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage, R
         .transpose()?
         .unwrap_or(0);
     let mut terms = Terms::parse(&q.text);
-    if !terms.fts.is_empty() && !matches_anywhere(conn, &terms)? {
+    let matches = if terms.fts.is_empty() {
+        None
+    } else {
+        Some(match_count(conn, &terms)?)
+    };
+    if matches == Some(0) {
         terms = terms.as_substrings();
     }
 
     // Words found in very many items tell bm25 little, and ranking every
     // match costs about a microsecond each: such searches rank title matches
     // first and then the most recent, from the matches' rowids alone.
-    let broad = !terms.fts.is_empty()
-        && terms.substrings.is_empty()
-        && match_count(conn, &terms)? > BROAD_MATCHES;
+    let broad = terms.substrings.is_empty() && matches.is_some_and(|n| n > BROAD_MATCHES);
+    if broad && walks_by_time(&q.filters) {
+        let ids = broad_page(conn, q, &terms, limit, offset)?;
+        return page(conn, &ids, &terms.as_substrings(), limit, offset);
+    }
     let mut filter = Where::default();
     let mut title_hit = Where::default();
     if broad {
@@ -238,12 +245,6 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage, R
         filter.and("items_fts MATCH ?", [Sql::Text(terms.all())]);
     }
     if !q.entities.is_empty() {
-        let names = q
-            .entities
-            .iter()
-            .map(|e| known_entity(e).map(|e| Sql::Text(e.to_owned())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let marks = vec!["?"; names.len()].join(", ");
         // With text, the candidates come from the text match: `+` keeps the
         // planner from walking an entity index instead (over a broad match
         // that scans every item of the entities). Without text, the entity
@@ -253,7 +254,7 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage, R
         } else {
             "+i.entity"
         };
-        filter.and(&format!("{column} IN ({marks})"), names);
+        entity_filter(&mut filter, column, &q.entities)?;
     }
     filter.filters(&q.filters);
     for s in &terms.substrings {
@@ -305,31 +306,133 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage, R
     // match that is a scan per hit, so a broad search cuts its snippets
     // around the words as plain text.
     let snippet_terms = if broad { terms.as_substrings() } else { terms };
+    page(conn, &ids, &snippet_terms, limit, offset)
+}
+
+/// The hits of `ids`, in order, and the cursor past them when the page is
+/// full.
+fn page(
+    conn: &Connection,
+    ids: &[i64],
+    terms: &Terms,
+    limit: usize,
+    offset: usize,
+) -> Result<SearchPage, ReplicaError> {
     let hits = ids
         .iter()
-        .map(|id| hit(conn, *id, &snippet_terms))
+        .map(|id| hit(conn, *id, terms))
         .collect::<Result<Vec<_>, _>>()?;
     let next_cursor = (hits.len() == limit).then(|| encode_cursor(offset + limit));
     Ok(SearchPage { hits, next_cursor })
 }
 
-/// Whether the FTS terms match any item at all, filters aside. Asked
-/// before the first page and every later one alike, so all pages of a query
-/// use the same terms.
+/// `column IN (...)` of the query's entities, each checked against the
+/// known names.
+fn entity_filter(
+    filter: &mut Where,
+    column: &str,
+    entities: &[String],
+) -> Result<(), ReplicaError> {
+    let names = entities
+        .iter()
+        .map(|e| known_entity(e).map(|e| Sql::Text(e.to_owned())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let marks = vec!["?"; names.len()].join(", ");
+    filter.and(&format!("{column} IN ({marks})"), names);
+    Ok(())
+}
+
+/// Whether a broad match's page is found fastest by walking the items
+/// newest first and keeping the matches: so when the filters keep most
+/// items (entity and time bounds have indexes in that order). A filter that
+/// keeps few (a tag, a status, a parent) could make the walk pass most of
+/// the replica for one page, so those rank the matches instead.
+fn walks_by_time(f: &Filters) -> bool {
+    f.tags.is_empty()
+        && f.status.is_none()
+        && f.due_after.is_none()
+        && f.due_before.is_none()
+        && f.parent_uid.is_none()
+        && f.chat_uid.is_none()
+}
+
+/// The page's ids of a broad match, in the ranked order (title matches
+/// first, then the rest, each newest first), without ranking every match:
+/// each half is an index walk newest first that stops at the page, so a
+/// page costs about its own length over the density of matches.
+fn broad_page(
+    conn: &Connection,
+    q: &SearchQuery,
+    terms: &Terms,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<i64>, ReplicaError> {
+    let mut filter = Where::default();
+    if !q.entities.is_empty() {
+        entity_filter(&mut filter, "i.entity", &q.entities)?;
+    }
+    filter.filters(&q.filters);
+    let where_sql = filter.joined("AND");
+    let in_titles = format!("({}) AND {}", terms.all(), terms.any_in_title());
+    // `+i.id`: the match is a membership test per item walked, not the
+    // way in (which would fetch and sort every match).
+    let walk = |matched: &str, excluded: Option<&str>, limit: usize, offset: usize| {
+        let mut params = vec![Sql::Text(matched.to_owned())];
+        let mut sql = String::from(
+            "SELECT i.id FROM items i
+             WHERE +i.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)",
+        );
+        if let Some(excluded) = excluded {
+            sql.push_str(" AND +i.id NOT IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)");
+            params.push(Sql::Text(excluded.to_owned()));
+        }
+        sql.push_str(&format!(
+            " AND {where_sql} ORDER BY i.updated_ms DESC, i.uid DESC LIMIT {limit} OFFSET {offset}"
+        ));
+        params.extend(filter.params.iter().cloned());
+        conn.prepare_cached(&sql)?
+            .query_map(params_from_iter(params), |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let mut ids = walk(&in_titles, None, limit, offset)?;
+    if ids.len() == limit {
+        return Ok(ids);
+    }
+    // Past the title matches: where they end decides where the rest start.
+    let title_matches = if ids.is_empty() {
+        let sql = format!(
+            "SELECT count(*) FROM items i
+             WHERE i.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?) AND {where_sql}"
+        );
+        let mut params = vec![Sql::Text(in_titles.clone())];
+        params.extend(filter.params.iter().cloned());
+        let n: i64 = conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(params), |r| r.get(0))?;
+        usize::try_from(n).unwrap_or(usize::MAX)
+    } else {
+        offset + ids.len()
+    };
+    let rest = walk(
+        &terms.all(),
+        Some(&in_titles),
+        limit - ids.len(),
+        offset.saturating_sub(title_matches),
+    )?;
+    ids.extend(rest);
+    Ok(ids)
+}
+
 /// How many items the FTS terms match, filters aside, counted only up to
-/// one past [`BROAD_MATCHES`].
+/// one past [`BROAD_MATCHES`]: none sends the words to substring matching,
+/// many to the broad ranking. Asked before every page alike, so all pages
+/// of a query take the same path.
 fn match_count(conn: &Connection, terms: &Terms) -> Result<i64, ReplicaError> {
     Ok(conn
         .prepare_cached(
             "SELECT count(*) FROM (SELECT 1 FROM items_fts WHERE items_fts MATCH ?1 LIMIT ?2)",
         )?
         .query_row(params![terms.all(), BROAD_MATCHES + 1], |r| r.get(0))?)
-}
-
-fn matches_anywhere(conn: &Connection, terms: &Terms) -> Result<bool, ReplicaError> {
-    Ok(conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM items_fts WHERE items_fts MATCH ?1)")?
-        .query_row([terms.all()], |r| r.get(0))?)
 }
 
 /// The hit for item `id`, its snippet cut by FTS when the text has FTS
