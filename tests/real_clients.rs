@@ -410,6 +410,73 @@ fn inspector_cli_lists_strictly_and_round_trips_a_note() {
     scratch.assert_logged("get_note");
 }
 
+/// Inspector CLI, in both eras: a note shows among the resources, reads back
+/// as markdown, and the templates and prompts are listed.
+#[test]
+fn inspector_cli_lists_resources_and_prompts() {
+    let scratch = Scratch::new();
+    let title = format!("inspector resource {}", std::process::id());
+    let created = inspector_result(&inspector(
+        &scratch,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "create_note",
+            "--tool-arg",
+            &format!("title={title}"),
+        ],
+    ));
+    let uid = created["structuredContent"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_owned();
+    let uri = format!("toolbridge://notes/{uid}");
+    for era in ["legacy", "modern"] {
+        let method = |args: &[&str]| {
+            let mut all = vec!["--protocol-era", era, "--method"];
+            all.extend_from_slice(args);
+            let run = inspector(&scratch, &all);
+            (inspector_result(&run), run.report())
+        };
+        let (listed, report) = method(&["resources/list"]);
+        assert_eq!(
+            listed["resources"][0]["uri"],
+            uri.as_str(),
+            "{era} era\n{report}"
+        );
+        assert_eq!(
+            listed["resources"][0]["name"],
+            title.as_str(),
+            "{era} era\n{report}"
+        );
+        let (read, report) = method(&["resources/read", "--uri", &uri]);
+        let text = read["contents"][0]["text"].as_str().unwrap_or_default();
+        assert!(
+            text.contains(&title) && text.contains(&uid),
+            "{era} era\n{report}"
+        );
+        let (templates, report) = method(&["resources/templates/list"]);
+        assert_eq!(
+            templates["resourceTemplates"].as_array().map(Vec::len),
+            Some(4),
+            "{era} era\n{report}"
+        );
+        let (prompts, report) = method(&["prompts/list"]);
+        let names: Vec<&str> = prompts["prompts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["daily_review", "summarize", "note_to_tasks"],
+            "{era} era\n{report}"
+        );
+    }
+}
+
 /// Inspector CLI in compact mode: `--strict` finds nothing to report in the
 /// three tools in either era, and a note written with `write` is read back
 /// with `read`.
@@ -511,40 +578,63 @@ fn inspector_cli_shows_tool_errors() {
     );
 }
 
-/// Python SDK 2.3: handshake era and 2026-07-28 `server/discover` era, every
-/// schema a valid Draft 2020-12 schema, a note-and-comment chain, a tool error.
-#[test]
-fn python_sdk_both_eras_and_a_chain() {
+/// Runs `python_client.py` on a fresh scratch database, with `server_args`
+/// for the server; it prints "all checks passed" when every check held.
+fn python_client(server_args: &[&str]) -> Scratch {
     let clients = real_clients();
     let scratch = Scratch::new();
     let run = run(
         Command::new(&clients.python)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .arg(Path::new(CLIENTS_DIR).join("python_client.py"))
-            .args([BIN, &scratch.db(), &scratch.logs()]),
+            .args([BIN, &scratch.db(), &scratch.logs()])
+            .args(server_args),
         CLIENT_TIMEOUT,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         run.status.success() && run.stdout.contains("all checks passed"),
-        "python_client.py failed\n{}",
+        "python_client.py {server_args:?} failed\n{}",
         run.report()
     );
-    scratch.assert_logged("process_comment");
+    scratch
+}
+
+/// Python SDK 2.3: handshake era and 2026-07-28 `server/discover` era, every
+/// schema a valid Draft 2020-12 schema, resources, templates, completions
+/// and prompts in both, a note-and-comment chain, a tool error.
+#[test]
+fn python_sdk_both_eras_and_a_chain() {
+    python_client(&[]).assert_logged("process_comment");
+}
+
+/// The same in compact tool mode: three tools, the chain through `write`,
+/// `read` and `search`.
+#[test]
+fn python_sdk_in_compact_mode() {
+    python_client(&["--tool-mode", "compact"]).assert_logged("process_comment");
 }
 
 /// Runs `ts_client.mjs SCENARIO` on a fresh scratch database.
 fn ts_client(scenario: &str) -> (Run, Scratch) {
+    ts_client_with(scenario, &[])
+}
+
+/// [`ts_client`] with extra arguments for the server.
+fn ts_client_with(scenario: &str, server_args: &[&str]) -> (Run, Scratch) {
     let clients = real_clients();
     let scratch = Scratch::new();
     let run = run(
-        Command::new("node").current_dir(&clients.node_dir).args([
-            "ts_client.mjs",
-            scenario,
-            BIN,
-            &scratch.db(),
-            &scratch.logs(),
-        ]),
+        Command::new("node")
+            .current_dir(&clients.node_dir)
+            .args([
+                "ts_client.mjs",
+                scenario,
+                BIN,
+                &scratch.db(),
+                &scratch.logs(),
+            ])
+            .args(server_args),
         CLIENT_TIMEOUT,
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -574,4 +664,29 @@ fn typescript_sdk_receives_tool_errors() {
         "ts_client.mjs tool-error failed\n{}",
         run.report()
     );
+}
+
+/// TypeScript SDK 1.x: resources (newest first), templates, a read that
+/// carries the item's comments, completion of a template's uid and prompts.
+#[test]
+fn typescript_sdk_lists_reads_and_completes_resources() {
+    let (run, _scratch) = ts_client("surface");
+    assert!(
+        run.status.success() && run.stdout.contains("all checks passed"),
+        "ts_client.mjs surface failed\n{}",
+        run.report()
+    );
+}
+
+/// TypeScript SDK 1.x in compact tool mode: three tools, a task chain through
+/// `write`, `read` and `search`, every result schema-validated.
+#[test]
+fn typescript_sdk_in_compact_mode() {
+    let (run, scratch) = ts_client_with("compact", &["--tool-mode", "compact"]);
+    assert!(
+        run.status.success() && run.stdout.contains("all checks passed"),
+        "ts_client.mjs compact failed\n{}",
+        run.report()
+    );
+    scratch.assert_logged("process_task");
 }

@@ -5,9 +5,12 @@ Usage: python_client.py BIN DBPATH LOGDIR [EXTRA_SERVER_ARGS...]
 Connects twice: once in the handshake era (low-level `stdio_client` +
 `ClientSession.initialize()`), once through `mcp.Client(mode="auto")`, which
 probes 2026-07-28 `server/discover` first. Each connection lists the tools and
-checks their schemas; the modern one then runs a chain of calls across notes and
-comments, and an invalid call. Exits non-zero with a message on the first failed
-check. Run by tests/real_clients.rs.
+checks their schemas, and exercises resources, templates, completion and
+prompts; the modern one then runs a chain of calls across notes and comments,
+and an invalid call. With `--tool-mode compact` among the server's arguments
+the chain goes through the compact tools (`search`, `read`, `write`) instead.
+Exits non-zero with a message on the first failed check. Run by
+tests/real_clients.rs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import jsonschema
 from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.types import PromptReference, ResourceTemplateReference
 
 EXPECTED_TOOLS = 41  # 40 entity tools and search
 MODERN_VERSION = "2026-07-28"
@@ -47,9 +51,14 @@ def server_params(argv: list[str]) -> StdioServerParameters:
     )
 
 
-def check_tools(tools: list[Any], era: str) -> None:
+def compact(argv: list[str]) -> bool:
+    extra = argv[3:]
+    return any(a == "--tool-mode" and b == "compact" for a, b in zip(extra, extra[1:]))
+
+
+def check_tools(tools: list[Any], era: str, expected: int) -> None:
     names = [t.name for t in tools]
-    check(len(tools) == EXPECTED_TOOLS, f"{era}: expected {EXPECTED_TOOLS} tools, got {len(tools)}: {names}")
+    check(len(tools) == expected, f"{era}: expected {expected} tools, got {len(tools)}: {names}")
     check(len(set(names)) == len(names), f"{era}: duplicate tool names: {names}")
     for tool in tools:
         for kind, schema in (("inputSchema", tool.input_schema), ("outputSchema", tool.output_schema)):
@@ -81,6 +90,50 @@ async def call(client: Client | ClientSession, name: str, args: dict[str, Any]) 
     return sc
 
 
+async def check_surface(client: Client | ClientSession, era: str, note: dict[str, Any]) -> None:
+    """Resources, templates, completion and prompts, about `note` (just created)."""
+    uid, title = note["uid"], note["payload"]["title"]
+    uri = f"toolbridge://notes/{uid}"
+    listed = await client.list_resources()
+    mine = [r for r in listed.resources if str(r.uri) == uri]
+    check(len(mine) == 1, f"{era}: resources/list lacks {uri}: {[str(r.uri) for r in listed.resources]}")
+    check(mine[0].name == title, f"{era}: resource name {mine[0].name!r}, expected the title {title!r}")
+    check(mine[0].mime_type == "text/markdown", f"{era}: resource mimeType {mine[0].mime_type!r}")
+    check(str(listed.resources[0].uri) == uri, f"{era}: the newest item is not listed first: {listed.resources[0]}")
+
+    templates = await client.list_resource_templates()
+    patterns = sorted(t.uri_template for t in templates.resource_templates)
+    check(
+        patterns == sorted(f"toolbridge://{p}/{{uid}}" for p in ("notes", "tasks", "comments", "chats")),
+        f"{era}: resource templates are {patterns}",
+    )
+
+    read = await client.read_resource(uri)
+    text = read.contents[0].text
+    check(title in text and uid in text, f"{era}: resources/read of {uri} lacks its title or uid: {text!r}")
+
+    done = await client.complete(
+        ResourceTemplateReference(uri="toolbridge://notes/{uid}"), {"name": "uid", "value": title[:12]}
+    )
+    check(uid in done.completion.values, f"{era}: completing {title[:12]!r} did not offer {uid}: {done.completion}")
+
+    prompts = await client.list_prompts()
+    names = sorted(p.name for p in prompts.prompts)
+    check(names == ["daily_review", "note_to_tasks", "summarize"], f"{era}: prompts are {names}")
+    done = await client.complete(PromptReference(name="summarize"), {"name": "uri", "value": title[:12]})
+    check(uri in done.completion.values, f"{era}: summarize's uri completion lacks {uri}: {done.completion}")
+    prompt = await client.get_prompt("summarize", {"uri": uri})
+    embedded = [
+        m.content.resource
+        for m in prompt.messages
+        if getattr(m.content, "type", None) == "resource"
+    ]
+    check(
+        any(str(r.uri) == uri and title in r.text for r in embedded),
+        f"{era}: summarize does not embed {uri}: {prompt.messages}",
+    )
+
+
 async def legacy_era(argv: list[str]) -> None:
     async with stdio_client(server_params(argv)) as (read, write):
         async with ClientSession(read, write) as session:
@@ -89,11 +142,16 @@ async def legacy_era(argv: list[str]) -> None:
             check(init.capabilities.tools is not None, "legacy: server does not declare the tools capability")
             listed = await session.list_tools()
             check(listed.next_cursor is None, "legacy: tools/list is paginated; expected one page")
-            check_tools(listed.tools, "legacy")
+            check_tools(listed.tools, "legacy", 3 if compact(argv) else EXPECTED_TOOLS)
             # One call in this era too, through the session's own output-schema validation.
-            note = await call(session, "create_note", {"title": "legacy era"})
-            check(note["payload"]["title"] == "legacy era", f"legacy: create_note returned {note}")
-            print(f"legacy era: {init.protocol_version}, {len(listed.tools)} tools, create_note ok")
+            title = f"legacy era {uuid.uuid4()}"
+            if compact(argv):
+                note = await call(session, "write", {"operation": "create", "entity": "notes", "title": title})
+            else:
+                note = await call(session, "create_note", {"title": title})
+            check(note["payload"]["title"] == title, f"legacy: create_note returned {note}")
+            await check_surface(session, "legacy", note)
+            print(f"legacy era: {init.protocol_version}, {len(listed.tools)} tools, a note, resources, prompts ok")
 
 
 async def modern_era(argv: list[str]) -> None:
@@ -103,13 +161,18 @@ async def modern_era(argv: list[str]) -> None:
             f"auto mode negotiated {client.protocol_version!r}, expected {MODERN_VERSION} via server/discover",
         )
         listed = await client.list_tools()
-        check_tools(listed.tools, "modern")
+        if compact(argv):
+            check_tools(listed.tools, "modern", 3)
+            await compact_chain(client)
+            return
+        check_tools(listed.tools, "modern", EXPECTED_TOOLS)
 
         title = f"python chain {uuid.uuid4()}"
         note = await call(client, "create_note", {"title": title, "content": "from the Python SDK", "tags": ["sdk"]})
         note_uid = note["uid"]
         check(note["payload"]["title"] == title, f"create_note payload: {note}")
         check(note["version"] == 1, f"create_note version: {note}")
+        await check_surface(client, "modern", note)
 
         comment = await call(
             client,
@@ -151,6 +214,40 @@ async def modern_era(argv: list[str]) -> None:
         check(err.get("code") == "invalid_input", f"error code is {err.get('code')!r}, expected invalid_input: {err}")
         check(bool(err.get("message")), f"error result has no message: {err}")
         print(f"modern era: {client.protocol_version}, {len(listed.tools)} tools, chain of 8 calls ok, error ok")
+
+
+async def compact_chain(client: Client) -> None:
+    """The modern chain through the three compact tools."""
+    title = f"compact chain {uuid.uuid4()}"
+    write = lambda operation, entity, **args: call(  # noqa: E731
+        client, "write", {"operation": operation, "entity": entity, **args}
+    )
+    read = lambda operation, entity, **args: call(  # noqa: E731
+        client, "read", {"operation": operation, "entity": entity, **args}
+    )
+    note = await write("create", "notes", title=title, content="from the Python SDK", tags=["sdk"])
+    note_uid = note["uid"]
+    check(note["payload"]["title"] == title and note["version"] == 1, f"write create notes: {note}")
+    await check_surface(client, "modern compact", note)
+    comment = await write("create", "comments", parent_type="note", parent_uid=note_uid, content="a comment")
+    listed = await read("list", "comments", parent_uid=note_uid)
+    check([c["uid"] for c in listed["items"]] == [comment["uid"]], f"read list comments(parent_uid): {listed}")
+    resolved = await write("process", "comments", uid=comment["uid"], action="resolve")
+    check(resolved["payload"].get("status") == "resolved", f"write process comments resolve: {resolved}")
+    found = await call(client, "search", {"query": title.split()[-1]})
+    check([h["uid"] for h in found["hits"]] == [note_uid], f"search by a word of the title: {found}")
+    patched = await write("patch", "notes", uid=note_uid, title=f"{title} (patched)")
+    check(patched["version"] == 2, f"write patch notes: {patched}")
+    deleted = await write("delete", "notes", uid=note_uid)
+    check(deleted.get("deletedAt"), f"write delete notes returned no deletedAt: {deleted}")
+    got = await read("get", "notes", uid=note_uid, include_deleted=True)
+    check(got.get("deletedAt") and got["version"] == 3, f"read get notes(include_deleted): {got}")
+
+    bad = await client.call_tool("write", {"operation": "archive", "entity": "notes", "title": "no uid"})
+    check(bad.is_error is True, f"write archive without a uid did not return isError: {bad}")
+    err = json.loads(bad.content[0].text)
+    check(err.get("code") == "invalid_input", f"error code is {err.get('code')!r}, expected invalid_input: {err}")
+    print(f"modern era: {client.protocol_version}, compact tools, chain of 9 calls ok, error ok")
 
 
 async def main(argv: list[str]) -> None:

@@ -3,6 +3,9 @@
 // Usage: node ts_client.mjs SCENARIO BIN DBPATH LOGDIR [EXTRA_SERVER_ARGS...]
 //   SCENARIO "chain":      connect, listTools (41), create_task, process_task complete.
 //   SCENARIO "tool-error": a call the server refuses must come back as an isError result.
+//   SCENARIO "surface":    resources (list, templates, read), completion and prompts.
+//   SCENARIO "compact":    with --tool-mode compact: 3 tools, a task chain through
+//                          write/read/search.
 //
 // Client.callTool validates structuredContent against the tool's outputSchema
 // (cached by listTools), so every successful call below also proves the result
@@ -37,11 +40,11 @@ async function connect(bin, dbPath, logDir, extra) {
   return client;
 }
 
-async function listAllTools(client) {
+async function listAllTools(client, expected = EXPECTED_TOOLS) {
   const { tools, nextCursor } = await client.listTools();
   check(nextCursor === undefined, "tools/list is paginated; expected one page");
   const names = tools.map((t) => t.name);
-  check(tools.length === EXPECTED_TOOLS, `expected ${EXPECTED_TOOLS} tools, got ${tools.length}: ${names}`);
+  check(tools.length === expected, `expected ${expected} tools, got ${tools.length}: ${names}`);
   for (const t of tools) {
     check(t.outputSchema !== undefined, `${t.name} has no outputSchema`);
   }
@@ -98,10 +101,58 @@ async function toolError(client) {
   console.log("tool-error ok: isError result with code invalid_input");
 }
 
+async function surface(client) {
+  const title = `ts surface ${Date.now()}`;
+  const note = await call(client, "create_note", { title, content: "attached from a picker" });
+  const comment = await call(client, "create_comment", { parent_type: "note", parent_uid: note.uid, content: "a remark" });
+  const uri = `toolbridge://notes/${note.uid}`;
+
+  const { resources } = await client.listResources();
+  const newest = resources.slice(0, 2).map((r) => r.uri);
+  check(JSON.stringify(newest) === JSON.stringify([`toolbridge://comments/${comment.uid}`, uri]),
+    `not newest first (the comment, then its note): ${JSON.stringify(newest)}`);
+  check(resources[1].name === title && resources[1].mimeType === "text/markdown",
+    `resource entry: ${JSON.stringify(resources[1])}`);
+  const { resourceTemplates } = await client.listResourceTemplates();
+  check(resourceTemplates.some((t) => t.uriTemplate === "toolbridge://notes/{uid}"),
+    `no notes template: ${JSON.stringify(resourceTemplates)}`);
+
+  const { contents } = await client.readResource({ uri });
+  check(contents[0].text.includes(title) && contents[0].text.includes(comment.uid),
+    `resources/read lacks the title or the comment's uid: ${contents[0].text}`);
+
+  const done = await client.complete({
+    ref: { type: "ref/resource", uri: "toolbridge://notes/{uid}" },
+    argument: { name: "uid", value: "ts surf" },
+  });
+  check(done.completion.values.includes(note.uid), `uid completion: ${JSON.stringify(done.completion)}`);
+
+  const { prompts } = await client.listPrompts();
+  check(["daily_review", "note_to_tasks", "summarize"].every((n) => prompts.some((p) => p.name === n)),
+    `prompts: ${JSON.stringify(prompts.map((p) => p.name))}`);
+  const prompt = await client.getPrompt({ name: "summarize", arguments: { uri } });
+  check(prompt.messages.some((m) => m.content.type === "resource" && m.content.resource.uri === uri),
+    `summarize does not embed ${uri}: ${JSON.stringify(prompt.messages)}`);
+  console.log("surface ok: resources, templates, read, completion, prompts");
+}
+
+async function compact(client) {
+  await listAllTools(client, 3);
+  const title = `ts compact ${Date.now()}`;
+  const task = await call(client, "write", { operation: "create", entity: "tasks", title, priority: "high" });
+  const done = await call(client, "write", { operation: "process", entity: "tasks", uid: task.uid, action: "complete" });
+  check(done.payload.status === "completed" && done.version === task.version + 1, `process complete: ${JSON.stringify(done)}`);
+  const got = await call(client, "read", { operation: "get", entity: "tasks", uid: task.uid });
+  check(got.payload.status === "completed", `read get after complete: ${JSON.stringify(got)}`);
+  const found = await call(client, "search", { query: title, entity: "tasks" });
+  check(found.hits.length === 1 && found.hits[0].uid === task.uid, `search by title: ${JSON.stringify(found)}`);
+  console.log("compact ok: 3 tools, write create -> write process -> read get -> search, all schema-validated");
+}
+
 const [scenario, bin, dbPath, logDir, ...extra] = process.argv.slice(2);
-const scenarios = { chain, "tool-error": toolError };
+const scenarios = { chain, "tool-error": toolError, surface, compact };
 if (!scenarios[scenario] || !logDir) {
-  console.error("usage: node ts_client.mjs chain|tool-error BIN DBPATH LOGDIR [EXTRA_SERVER_ARGS...]");
+  console.error("usage: node ts_client.mjs chain|tool-error|surface|compact BIN DBPATH LOGDIR [EXTRA_SERVER_ARGS...]");
   process.exit(2);
 }
 let client;
