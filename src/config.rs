@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -12,7 +13,20 @@ use crate::catalog::{Selection, toolset_names};
 use crate::error::SetupError;
 use crate::upstream::{Auth, ClientConfig, ClientSettings, Rate, RetryPolicy};
 
-const APP: &str = "toolbridge-mcp";
+pub const APP: &str = "toolbridge-mcp";
+
+/// The exit codes every command shares (the README's "Commands" says the same).
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 setup error: a setting (flag or environment variable) \
+is invalid, or the command could not start; 2 invalid input: an unknown flag, subcommand or tool, a missing \
+argument. `call` has more: see `toolbridge-mcp call --help`.";
+
+/// `call`'s exit codes: [`EXIT_CODES`] and one per kind of tool failure
+/// ([`crate::error::ErrorCode::exit_code`]).
+const CALL_EXIT_CODES: &str = "Exit codes: 0 success; 1 setup error (a setting, the credentials, the \
+embedded API); 2 invalid input (an unknown tool, a bad argument); 3 not found or gone; 4 conflict; \
+5 unauthorized or forbidden; 6 rate limited, timeout or upstream failure.
+
+`toolbridge-mcp call TOOL --help` prints a tool's parameters; `toolbridge-mcp tools` lists the tools.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,7 +35,8 @@ const APP: &str = "toolbridge-mcp";
     about = "MCP server exposing the ToolBridge API (notes, tasks, comments, chats, chat messages) as 40 tools",
     long_about = "MCP server exposing the ToolBridge API (notes, tasks, comments, chats, chat messages) as 40 tools.\n\n\
 With no subcommand it serves MCP on stdin/stdout, as MCP clients launch it. \
-Without --api-url it starts an embedded ToolBridge-compatible API on loopback, stored in SQLite (see --db-path)."
+Without --api-url it starts an embedded ToolBridge-compatible API on loopback, stored in SQLite (see --db-path).",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -35,6 +50,7 @@ pub enum Command {
     /// Serve MCP on stdin/stdout (the default).
     Serve,
     /// Run one tool and print its result as JSON on stdout.
+    #[command(after_help = CALL_EXIT_CODES)]
     Call {
         /// Tool name, e.g. create_note.
         tool: String,
@@ -45,6 +61,10 @@ pub enum Command {
         /// All arguments as one JSON object (merged under --arg).
         #[arg(long, value_name = "OBJECT")]
         json: Option<String>,
+        /// Print the tool's parameters instead of calling it (`call TOOL
+        /// --help`; set by [`crate::command_line`], not a flag of its own).
+        #[arg(skip)]
+        help: bool,
     },
     /// List the tools (name and description; --json for full definitions).
     Tools {
@@ -158,7 +178,7 @@ pub struct Options {
     )]
     pub toolsets: Vec<String>,
     /// Expose only list and get tools.
-    #[arg(long, env = "TOOLBRIDGE_READ_ONLY", global = true)]
+    #[arg(long, env = "TOOLBRIDGE_READ_ONLY", value_parser = BoolishValueParser::new(), global = true)]
     pub read_only: bool,
     /// Full: one tool per operation (40); compact: a read and a write tool per entity (10), for hosts that cap tools or context.
     #[arg(long, env = "TOOLBRIDGE_TOOL_MODE", value_enum, default_value_t = ToolMode::Full, global = true)]
@@ -179,7 +199,7 @@ pub struct Options {
     #[arg(long, env = "TOOLBRIDGE_DB_PATH", default_value_os_t = default_db_path(), global = true)]
     pub db_path: PathBuf,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
-    #[arg(long, env = "TOOLBRIDGE_LOG", default_value = "info", global = true)]
+    #[arg(long, env = "TOOLBRIDGE_LOG", default_value = "info", value_parser = crate::logging::parse_filter, global = true)]
     pub log_level: String,
     /// Directory of the rotating JSON log files.
     #[arg(long, env = "TOOLBRIDGE_LOG_DIR", default_value_os_t = default_log_dir(), global = true)]
@@ -219,9 +239,9 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .trim()
         .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+        .map_err(|_| "not a number of seconds".to_owned())?;
     if !(secs > 0.0 && secs <= 3600.0) {
-        return Err(format!("{s} is out of range (0 < seconds <= 3600)"));
+        return Err("out of range (0 < seconds <= 3600)".into());
     }
     Ok(Duration::from_secs_f64(secs))
 }
