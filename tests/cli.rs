@@ -397,6 +397,7 @@ fn an_unknown_tool_is_invalid_input() {
     assert!(line.contains("unknown tool: get_notes"), "{line}");
     assert!(line.contains("did you mean get_note"), "{line}");
     assert!(line.contains("`toolbridge-mcp tools`"), "{line}");
+    assert!(!db.exists(), "a typo starts no embedded API");
 
     let disabled = toolbridge(&["call", "create_note", "--read-only"], &db, &logs);
     assert_eq!(disabled.status.code(), Some(2));

@@ -33,16 +33,19 @@ pub async fn run(config: Config, tool: &str, args: &[String], json: Option<&str>
     }
 }
 
-/// `call TOOL --help`: the tool's description and parameters on stdout, from
-/// the tools these settings enable.
-pub fn help(config: &Config, tool: &str) -> ExitCode {
+/// What `call` answers before anything starts: a tool these settings do not
+/// enable is refused (no embedded API, credential helper or log for a typo),
+/// and `call TOOL --help` prints the tool's description and parameters.
+/// `None`: go on and call it.
+pub fn answer_early(config: &Config, tool: &str, help: bool) -> Option<ExitCode> {
     let catalog = Catalog::select(&config.selection);
     match catalog.get(tool) {
-        Some(def) => {
+        None => Some(unknown_tool(&catalog.refusal(tool))),
+        Some(def) if help => {
             print!("{}", reference::text(def));
-            ExitCode::SUCCESS
+            Some(ExitCode::SUCCESS)
         }
-        None => unknown_tool(&catalog.refusal(tool)),
+        Some(_) => None,
     }
 }
 

@@ -69,11 +69,10 @@ pub fn run(cli: Cli) -> ExitCode {
     {
         return tools::run(&config, *json, *markdown, write.as_deref());
     }
-    if let Command::Call {
-        tool, help: true, ..
-    } = &command
+    if let Command::Call { tool, help, .. } = &command
+        && let Some(exit) = call::answer_early(&config, tool, *help)
     {
-        return call::help(&config, tool);
+        return exit;
     }
     // From here on every file this process creates is owner-only: the
     // database, SQLite's -wal and -shm, the daily log files (the libraries
