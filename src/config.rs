@@ -177,7 +177,8 @@ pub struct Options {
         global = true
     )]
     pub toolsets: Vec<String>,
-    /// Expose only list and get tools.
+    /// Expose only list and get tools (the variable takes 1/0, true/false,
+    /// yes/no, on/off).
     #[arg(long, env = "TOOLBRIDGE_READ_ONLY", value_parser = BoolishValueParser::new(), global = true)]
     pub read_only: bool,
     /// Full: one tool per operation (40); compact: a read and a write tool per entity (10), for hosts that cap tools or context.
@@ -198,7 +199,8 @@ pub struct Options {
     /// SQLite file of the embedded API.
     #[arg(long, env = "TOOLBRIDGE_DB_PATH", default_value_os_t = default_db_path(), global = true)]
     pub db_path: PathBuf,
-    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
+    /// Log level (error, warn, info, debug, trace, off), or tracing directives
+    /// that each end in one (info,toolbridge_mcp=debug).
     #[arg(long, env = "TOOLBRIDGE_LOG", default_value = "info", value_parser = crate::logging::parse_filter, global = true)]
     pub log_level: String,
     /// Directory of the rotating JSON log files.

@@ -279,6 +279,36 @@ mod tests {
     use super::*;
     use time::macros::date;
 
+    /// A level or directives ending in levels pass; a bare word (which
+    /// `EnvFilter` takes as a target) or nothing does not.
+    #[test]
+    fn log_filters_are_levels_or_directives() {
+        for good in [
+            "info",
+            "DEBUG",
+            "off",
+            "warn,toolbridge_mcp=trace",
+            "toolbridge_mcp::upstream=debug",
+            "toolbridge_mcp[call{tool=x}]=debug",
+        ] {
+            assert_eq!(parse_filter(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in [
+            "verbose",
+            "",
+            " , ",
+            "toolbridge_mcp",
+            "toolbridge_mcp=loud",
+            "info,noisy",
+        ] {
+            let refused = parse_filter(bad).unwrap_err();
+            assert!(
+                refused.contains("error, warn, info, debug, trace, off"),
+                "{bad}: {refused}"
+            );
+        }
+    }
+
     fn write(dir: &Path, name: &str, len: usize) {
         std::fs::write(dir.join(name), vec![b'x'; len]).unwrap();
     }
