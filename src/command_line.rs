@@ -10,9 +10,10 @@ use std::ffi::{OsStr, OsString};
 use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Arg, CommandFactory, Parser};
+use clap::parser::ValueSource;
+use clap::{Arg, CommandFactory, FromArgMatches};
 
-use crate::config::{APP, Cli, Command};
+use crate::config::{APP, Cli, Command, setting_name};
 
 /// Exit code of an invalid setting (flag or environment variable).
 const SETUP_ERROR: u8 = 1;
@@ -22,7 +23,7 @@ const USAGE_ERROR: u8 = 2;
 /// Parses `args` (the program name first). `Err` is the exit code once help,
 /// the version or the refusal has been printed.
 pub fn parse(args: Vec<OsString>) -> Result<Cli, ExitCode> {
-    let error = match Cli::try_parse_from(&args) {
+    let error = match parse_settings(&args) {
         Ok(cli) => return Ok(cli),
         Err(error) => error,
     };
@@ -46,16 +47,37 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ExitCode> {
     }
 }
 
+/// [`Cli`], with the settings whose values came from the environment
+/// marked, so that a later refusal names them as they were set.
+fn parse_settings(args: &[OsString]) -> Result<Cli, clap::Error> {
+    let mut matches = Cli::command().try_get_matches_from(args)?;
+    // Asked before the values are taken out of the matches: a global
+    // setting's source is propagated up to the top level; a subcommand's own
+    // settings (`serve-api --listen`) are below it.
+    let levels = std::iter::successors(Some(&matches), |m| m.subcommand().map(|(_, sub)| sub));
+    let from_env = levels
+        .flat_map(|m| {
+            m.ids()
+                .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::EnvVariable))
+                .map(|id| id.as_str().to_owned())
+        })
+        .collect();
+    let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
+    cli.options.from_env = from_env;
+    Ok(cli)
+}
+
 /// `call TOOL --help` is a request for TOOL's parameters, not for `call`'s
 /// help: the same command line without `--help` names the tool (and the
 /// settings that decide which tools exist). `None` when it does not parse
 /// as a call, e.g. `call --help` with no tool: then clap's help stands.
 fn tool_help(args: &[OsString]) -> Option<Cli> {
-    let without_help: Vec<&OsString> = before_terminator(args)
+    let without_help: Vec<OsString> = before_terminator(args)
         .filter(|a| !matches!(a.to_str(), Some("--help" | "-h")))
         .chain(after_terminator(args))
+        .cloned()
         .collect();
-    let mut cli = Cli::try_parse_from(without_help).ok()?;
+    let mut cli = parse_settings(&without_help).ok()?;
     match &mut cli.command {
         Some(Command::Call { help, .. }) => {
             *help = true;
@@ -108,20 +130,17 @@ fn invalid_setting(error: &clap::Error, setting: &Arg, args: &[OsString]) -> Str
         _ => "",
     };
     let reason = reason(error, setting);
-    let long = setting.get_long().unwrap_or_default();
-    // Clap reads a variable only when its flag is absent.
-    let from_env = if typed(args, long) {
-        None
-    } else {
-        setting
+    // No matches to ask the value's source of, as parsing stopped: clap
+    // reads a variable only when its flag is absent from the command line.
+    let from_env = !setting.get_long().is_some_and(|long| typed(args, long))
+        && setting
             .get_env()
-            .filter(|name| std::env::var_os(name).is_some())
-    };
+            .is_some_and(|name| std::env::var_os(name).is_some());
+    let name = setting_name(setting, from_env);
     match (from_env, value) {
-        (Some(name), "") => format!("{}: {reason}", name.to_string_lossy()),
-        (Some(name), value) => format!("{}={value}: {reason}", name.to_string_lossy()),
-        (None, "") => format!("--{long}: {reason}"),
-        (None, value) => format!("--{long} {value}: {reason}"),
+        (_, "") => format!("{name}: {reason}"),
+        (true, value) => format!("{name}={value}: {reason}"),
+        (false, value) => format!("{name} {value}: {reason}"),
     }
 }
 

@@ -330,7 +330,10 @@ fn doctor_reports_each_check() {
 #[test]
 fn bad_configuration_fails_fast() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--api-url", "not a url"], "TOOLBRIDGE_API_URL"),
+        (
+            &["--api-url", "not a url"],
+            "--api-url `not a url` is not a URL",
+        ),
         (&["--api-url", "ftp://example.com"], "http or https"),
         (&["--token", "x"], "TOOLBRIDGE_API_URL"),
         (
@@ -441,6 +444,34 @@ fn a_bad_setting_names_its_variable_or_flag() {
             &[("TOOLBRIDGE_MAX_RETRIES", "1")],
             "--max-retries 99",
             "TOOLBRIDGE_MAX_RETRIES",
+        ),
+        // The same for what is checked after parsing.
+        (
+            &["tools"],
+            &[("TOOLBRIDGE_API_URL", "ftp://example.com")],
+            "TOOLBRIDGE_API_URL must be http or https",
+            "--api-url",
+        ),
+        (
+            &["tools", "--api-url", "ftp://example.com"],
+            &[("TOOLBRIDGE_API_URL", "http://example.com")],
+            "--api-url must be http or https",
+            "TOOLBRIDGE_API_URL",
+        ),
+        (
+            &["tools"],
+            &[("TOOLBRIDGE_TOOLSETS", "notes,widgets")],
+            "TOOLBRIDGE_TOOLSETS: unknown toolset `widgets`",
+            "--toolsets",
+        ),
+        (
+            &["tools", "--dev-subject", "u"],
+            &[
+                ("TOOLBRIDGE_API_URL", "http://h"),
+                ("TOOLBRIDGE_TOKEN", "t"),
+            ],
+            "set only one of TOOLBRIDGE_TOKEN, --dev-subject",
+            "TOOLBRIDGE_DEV_SUBJECT",
         ),
     ];
     for (args, env, says, not) in cases {
