@@ -5,14 +5,28 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::BoolishValueParser;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::catalog::{Selection, toolset_names};
 use crate::error::SetupError;
 use crate::upstream::{Auth, ClientConfig, ClientSettings, Rate, RetryPolicy};
 
-const APP: &str = "toolbridge-mcp";
+pub const APP: &str = "toolbridge-mcp";
+
+/// The exit codes every command shares (the README's "Commands" says the same).
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 setup error: a setting (flag or environment variable) \
+is invalid, or the command could not start; 2 invalid input: an unknown flag, subcommand or tool, a missing \
+argument. `call` has more: see `toolbridge-mcp call --help`.";
+
+/// `call`'s exit codes: [`EXIT_CODES`] and one per kind of tool failure
+/// ([`crate::error::ErrorCode::exit_code`]).
+const CALL_EXIT_CODES: &str = "Exit codes: 0 success; 1 setup error (a setting, the credentials, the \
+embedded API); 2 invalid input (an unknown tool, a bad argument); 3 not found or gone; 4 conflict; \
+5 unauthorized or forbidden; 6 rate limited, timeout or upstream failure.
+
+`toolbridge-mcp call TOOL --help` prints a tool's parameters; `toolbridge-mcp tools` lists the tools.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,7 +35,8 @@ const APP: &str = "toolbridge-mcp";
     about = "MCP server exposing the ToolBridge API (notes, tasks, comments, chats, chat messages) as 40 tools",
     long_about = "MCP server exposing the ToolBridge API (notes, tasks, comments, chats, chat messages) as 40 tools.\n\n\
 With no subcommand it serves MCP on stdin/stdout, as MCP clients launch it. \
-Without --api-url it starts an embedded ToolBridge-compatible API on loopback, stored in SQLite (see --db-path)."
+Without --api-url it starts an embedded ToolBridge-compatible API on loopback, stored in SQLite (see --db-path).",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -35,6 +50,7 @@ pub enum Command {
     /// Serve MCP on stdin/stdout (the default).
     Serve,
     /// Run one tool and print its result as JSON on stdout.
+    #[command(after_help = CALL_EXIT_CODES)]
     Call {
         /// Tool name, e.g. create_note.
         tool: String,
@@ -45,6 +61,10 @@ pub enum Command {
         /// All arguments as one JSON object (merged under --arg).
         #[arg(long, value_name = "OBJECT")]
         json: Option<String>,
+        /// Print the tool's parameters instead of calling it (`call TOOL
+        /// --help`; set by [`crate::command_line`], not a flag of its own).
+        #[arg(skip)]
+        help: bool,
     },
     /// List the tools (name and description; --json for full definitions).
     Tools {
@@ -157,8 +177,9 @@ pub struct Options {
         global = true
     )]
     pub toolsets: Vec<String>,
-    /// Expose only list and get tools.
-    #[arg(long, env = "TOOLBRIDGE_READ_ONLY", global = true)]
+    /// Expose only list and get tools (the variable takes 1/0, true/false,
+    /// yes/no, on/off).
+    #[arg(long, env = "TOOLBRIDGE_READ_ONLY", value_parser = BoolishValueParser::new(), global = true)]
     pub read_only: bool,
     /// Full: one tool per operation (40); compact: a read and a write tool per entity (10), for hosts that cap tools or context.
     #[arg(long, env = "TOOLBRIDGE_TOOL_MODE", value_enum, default_value_t = ToolMode::Full, global = true)]
@@ -178,8 +199,9 @@ pub struct Options {
     /// SQLite file of the embedded API.
     #[arg(long, env = "TOOLBRIDGE_DB_PATH", default_value_os_t = default_db_path(), global = true)]
     pub db_path: PathBuf,
-    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
-    #[arg(long, env = "TOOLBRIDGE_LOG", default_value = "info", global = true)]
+    /// Log level (error, warn, info, debug, trace, off), or tracing directives
+    /// that each end in one (info,toolbridge_mcp=debug).
+    #[arg(long, env = "TOOLBRIDGE_LOG", default_value = "info", value_parser = crate::logging::parse_filter, global = true)]
     pub log_level: String,
     /// Directory of the rotating JSON log files.
     #[arg(long, env = "TOOLBRIDGE_LOG_DIR", default_value_os_t = default_log_dir(), global = true)]
@@ -187,6 +209,30 @@ pub struct Options {
     /// Megabytes the log files may take together; the oldest are removed past it.
     #[arg(long, env = "TOOLBRIDGE_MAX_LOG_MB", default_value_t = crate::logging::DEFAULT_MAX_LOG_MB, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub max_log_mb: u32,
+    /// The settings (field names) whose values came from their environment
+    /// variables, filled by [`crate::command_line`]: a message names what
+    /// the user set, the variable or the flag.
+    #[arg(skip)]
+    pub from_env: Vec<String>,
+}
+
+/// How a message names a setting: its variable when the value came from the
+/// environment, else its flag (`TOOLBRIDGE_API_URL`, `--api-url`).
+pub fn setting_name(arg: &clap::Arg, from_env: bool) -> String {
+    match (from_env, arg.get_env(), arg.get_long()) {
+        (true, Some(variable), _) => variable.to_string_lossy().into_owned(),
+        (_, _, Some(long)) => format!("--{long}"),
+        _ => arg.get_id().to_string(),
+    }
+}
+
+/// [`setting_name`] of the option `id` (its field name).
+fn named(id: &str, from_env: &[String]) -> String {
+    let command = Cli::command();
+    match command.get_arguments().find(|arg| arg.get_id() == id) {
+        Some(arg) => setting_name(arg, from_env.iter().any(|e| e == id)),
+        None => id.to_owned(),
+    }
 }
 
 /// Held as a secret from the moment it is parsed: `Debug` prints
@@ -219,9 +265,9 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .trim()
         .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+        .map_err(|_| "not a number of seconds".to_owned())?;
     if !(secs > 0.0 && secs <= 3600.0) {
-        return Err(format!("{s} is out of range (0 < seconds <= 3600)"));
+        return Err("out of range (0 < seconds <= 3600)".into());
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -304,9 +350,11 @@ impl Config {
     }
 
     fn validate(o: Options) -> Result<Self, String> {
+        let from_env = o.from_env.clone();
+        let named = |id: &str| named(id, &from_env);
         let upstream = match &o.api_url {
             Some(url) => Upstream::Remote {
-                base_url: validate_url(url)?,
+                base_url: validate_url(url, &named("api_url"))?,
             },
             None => {
                 if o.token.is_some()
@@ -322,28 +370,36 @@ impl Config {
                 Upstream::Embedded { db_path: o.db_path }
             }
         };
-        let sources = [
-            o.token.is_some(),
-            o.token_file.is_some(),
-            o.dev_subject.is_some(),
-            o.token_command.is_some(),
-        ];
-        if sources.iter().filter(|set| **set).count() > 1 {
-            return Err("set only one of TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE, TOOLBRIDGE_TOKEN_COMMAND and TOOLBRIDGE_DEV_SUBJECT".into());
+        let sources: Vec<String> = [
+            ("token", o.token.is_some()),
+            ("token_file", o.token_file.is_some()),
+            ("dev_subject", o.dev_subject.is_some()),
+            ("token_command", o.token_command.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(id, _)| named(id))
+        .collect();
+        if sources.len() > 1 {
+            return Err(format!(
+                "set only one of {}: a token, a token file, a token command or a dev subject",
+                sources.join(", ")
+            ));
         }
         let token_command = match &o.token_command {
             Some(line) => match shlex::split(line) {
                 Some(argv) if !argv.is_empty() => Some(argv),
                 _ => {
                     return Err(format!(
-                        "TOOLBRIDGE_TOKEN_COMMAND `{line}` is not a command line"
+                        "{} `{line}` is not a command line",
+                        named("token_command")
                     ));
                 }
             },
             None => None,
         };
         let auth = if let Some(token) = o.token {
-            Auth::Bearer(non_empty_token(token.expose_secret(), "TOOLBRIDGE_TOKEN")?)
+            Auth::Bearer(non_empty_token(token.expose_secret(), &named("token"))?)
         } else if let Some(path) = o.token_file {
             let token = SecretString::from(
                 std::fs::read_to_string(&path)
@@ -373,12 +429,17 @@ impl Config {
             .collect();
         if let Some(bad) = toolsets.iter().find(|t| !known.contains(&t.as_str())) {
             return Err(format!(
-                "unknown toolset `{bad}`; known: {}",
+                "{}: unknown toolset `{bad}`; known: {}",
+                named("toolsets"),
                 known.join(", ")
             ));
         }
         if o.max_response_bytes < 1024 {
-            return Err("the response size cap must be at least 1024 bytes".into());
+            return Err(format!(
+                "{}: {} is below the minimum, 1024 bytes",
+                named("max_response_bytes"),
+                o.max_response_bytes
+            ));
         }
         Ok(Self {
             upstream,
@@ -449,22 +510,26 @@ fn non_empty_token(token: &str, source: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(token.to_owned()))
 }
 
-fn validate_url(url: &str) -> Result<String, String> {
-    let parsed = reqwest::Url::parse(url.trim())
-        .map_err(|e| format!("TOOLBRIDGE_API_URL `{url}` is not a URL: {e}"))?;
+/// `name` is how the message names the setting ([`setting_name`]).
+fn validate_url(url: &str, name: &str) -> Result<String, String> {
+    let parsed =
+        reqwest::Url::parse(url.trim()).map_err(|e| format!("{name} `{url}` is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!(
-            "TOOLBRIDGE_API_URL must be http or https, not `{}`",
+            "{name} must be http or https, not `{}`",
             parsed.scheme()
         ));
     }
     if parsed.host_str().is_none() || parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(format!(
-            "TOOLBRIDGE_API_URL `{url}` must be a base URL such as https://api.example.com"
+            "{name} `{url}` must be a base URL such as https://api.example.com"
         ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("TOOLBRIDGE_API_URL must not carry credentials; use TOOLBRIDGE_TOKEN".into());
+        // Not repeated: the URL carries a secret.
+        return Err(format!(
+            "{name} must not carry credentials; use TOOLBRIDGE_TOKEN"
+        ));
     }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }

@@ -2,7 +2,8 @@
 //! local replica that answers reads and search.
 //!
 //! The layers, outermost first:
-//! - [`config`]: flags and environment into one validated [`config::Config`].
+//! - [`config`]: flags and environment into one validated [`config::Config`];
+//!   [`command_line`] parses them, refusing bad ones in one line.
 //! - [`mcp`]: the rmcp server handler. It knows tools and results, not HTTP;
 //!   `prompts` are the conversations it offers to start.
 //! - [`service`]: runs one tool call: catalog validation, then the replica
@@ -31,6 +32,7 @@
 // Modules tests and benches reach are public; the rest are the crate's own, so
 // the compiler reports what nothing uses.
 pub mod catalog;
+pub mod command_line;
 pub mod commands;
 pub mod config;
 mod contract;

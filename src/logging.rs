@@ -20,6 +20,7 @@ use time::{Date, OffsetDateTime};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 /// Log files are `<prefix>.<YYYY-MM-DD>.<suffix>`; `stats` reads them by
 /// this name.
@@ -34,6 +35,36 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The default cap on the log directory, in MB (`--max-log-mb`).
 pub const DEFAULT_MAX_LOG_MB: u32 = 100;
+
+/// The levels `--log-level` takes, alone or as `target=level`.
+const LEVELS: &str = "error, warn, info, debug, trace, off";
+
+/// Checks a `--log-level` / `TOOLBRIDGE_LOG` value at startup: a level, or
+/// comma-separated tracing directives that each end in a level
+/// (`info,toolbridge_mcp=debug`). `EnvFilter` alone would take any word as a
+/// target to log in full (`verbose`), and the log would stay empty.
+pub fn parse_filter(filter: &str) -> Result<String, String> {
+    let refused =
+        || format!("expected a level ({LEVELS}) or directives such as info,toolbridge_mcp=debug");
+    let mut directives = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .peekable();
+    if directives.peek().is_none() {
+        return Err(refused());
+    }
+    for directive in directives {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if level.parse::<LevelFilter>().is_err() {
+            return Err(refused());
+        }
+    }
+    EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+    Ok(filter.to_owned())
+}
 
 /// Flushes buffered log lines when dropped; keep it alive until exit.
 pub struct LogGuard {
@@ -247,6 +278,36 @@ fn rfc3339_now() -> String {
 mod tests {
     use super::*;
     use time::macros::date;
+
+    /// A level or directives ending in levels pass; a bare word (which
+    /// `EnvFilter` takes as a target) or nothing does not.
+    #[test]
+    fn log_filters_are_levels_or_directives() {
+        for good in [
+            "info",
+            "DEBUG",
+            "off",
+            "warn,toolbridge_mcp=trace",
+            "toolbridge_mcp::upstream=debug",
+            "toolbridge_mcp[call{tool=x}]=debug",
+        ] {
+            assert_eq!(parse_filter(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in [
+            "verbose",
+            "",
+            " , ",
+            "toolbridge_mcp",
+            "toolbridge_mcp=loud",
+            "info,noisy",
+        ] {
+            let refused = parse_filter(bad).unwrap_err();
+            assert!(
+                refused.contains("error, warn, info, debug, trace, off"),
+                "{bad}: {refused}"
+            );
+        }
+    }
 
     fn write(dir: &Path, name: &str, len: usize) {
         std::fs::write(dir.join(name), vec![b'x'; len]).unwrap();

@@ -2,13 +2,14 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use toolbridge_mcp::commands;
-use toolbridge_mcp::config::Cli;
+use toolbridge_mcp::{command_line, commands};
 
 fn main() -> ExitCode {
     unset_empty_settings();
-    commands::run(Cli::parse())
+    match command_line::parse(std::env::args_os().collect()) {
+        Ok(cli) => commands::run(cli),
+        Err(exit) => exit,
+    }
 }
 
 /// An MCP host fills a setting the user left blank with `""` (an `.mcpb`

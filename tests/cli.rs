@@ -28,6 +28,29 @@ fn toolbridge(args: &[&str], db: &Path, logs: &Path) -> Output {
         .expect("run toolbridge-mcp")
 }
 
+/// The binary with `env` as its whole environment, for what parsing and
+/// validating the settings decide before anything starts.
+fn with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(common::BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run toolbridge-mcp")
+}
+
+/// The one line a refusal prints on stderr (and nothing on stdout).
+fn one_line(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    stderr
+}
+
 fn stdout_json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
@@ -127,7 +150,7 @@ fn call_runs_one_tool() {
     assert_eq!(stderr_json(&stale)["code"], "conflict");
 
     let unknown = toolbridge(&["call", "drop_everything"], &db, &logs);
-    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown tool"));
 
     // The call left its line in the log.
@@ -307,7 +330,10 @@ fn doctor_reports_each_check() {
 #[test]
 fn bad_configuration_fails_fast() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--api-url", "not a url"], "TOOLBRIDGE_API_URL"),
+        (
+            &["--api-url", "not a url"],
+            "--api-url `not a url` is not a URL",
+        ),
         (&["--api-url", "ftp://example.com"], "http or https"),
         (&["--token", "x"], "TOOLBRIDGE_API_URL"),
         (
@@ -340,7 +366,8 @@ fn bad_configuration_fails_fast() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{args:?} was accepted");
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(output.stdout.is_empty(), "{args:?} wrote to stdout");
         assert!(
             stderr.contains(mentions),
@@ -359,4 +386,212 @@ fn bad_configuration_fails_fast() {
     );
     let version = Command::new(common::BIN).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+/// A tool name that cannot be called is invalid input (exit 2, as the README
+/// says), in one line naming the closest tools and how to list them all.
+#[test]
+fn an_unknown_tool_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, logs) = (dir.path().join("t.db"), dir.path().join("logs"));
+    let typo = toolbridge(&["call", "get_notes", "--arg", "uid=x"], &db, &logs);
+    assert_eq!(typo.status.code(), Some(2));
+    let line = one_line(&typo);
+    assert!(line.contains("unknown tool: get_notes"), "{line}");
+    assert!(line.contains("did you mean get_note"), "{line}");
+    assert!(line.contains("`toolbridge-mcp tools`"), "{line}");
+    assert!(!db.exists(), "a typo starts no embedded API");
+
+    let disabled = toolbridge(&["call", "create_note", "--read-only"], &db, &logs);
+    assert_eq!(disabled.status.code(), Some(2));
+    assert!(one_line(&disabled).contains("not enabled"));
+}
+
+/// A bad setting exits 1 with one line naming where the value came from: the
+/// environment variable when it was not on the command line, else the flag.
+#[test]
+fn a_bad_setting_names_its_variable_or_flag() {
+    /// Arguments, environment, what the line says, what it must not name.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
+        (
+            &["tools", "--call-timeout", "0"],
+            &[],
+            "--call-timeout 0: out of range",
+            "TOOLBRIDGE_CALL_TIMEOUT",
+        ),
+        (
+            &["tools"],
+            &[("TOOLBRIDGE_CALL_TIMEOUT", "0")],
+            "TOOLBRIDGE_CALL_TIMEOUT=0: out of range",
+            "--call-timeout",
+        ),
+        (
+            &["tools"],
+            &[("TOOLBRIDGE_READ_ONLY", "maybe")],
+            "TOOLBRIDGE_READ_ONLY=maybe: expected one of true/false/1/0/yes/no/on/off",
+            "--read-only",
+        ),
+        (
+            &["tools"],
+            &[("TOOLBRIDGE_TOOL_MODE", "tiny")],
+            "TOOLBRIDGE_TOOL_MODE=tiny: expected one of full, compact",
+            "--tool-mode",
+        ),
+        // The flag wins over its variable, and is the one named.
+        (
+            &["tools", "--max-retries", "99"],
+            &[("TOOLBRIDGE_MAX_RETRIES", "1")],
+            "--max-retries 99",
+            "TOOLBRIDGE_MAX_RETRIES",
+        ),
+        // The same for what is checked after parsing.
+        (
+            &["tools"],
+            &[("TOOLBRIDGE_API_URL", "ftp://example.com")],
+            "TOOLBRIDGE_API_URL must be http or https",
+            "--api-url",
+        ),
+        (
+            &["tools", "--api-url", "ftp://example.com"],
+            &[("TOOLBRIDGE_API_URL", "http://example.com")],
+            "--api-url must be http or https",
+            "TOOLBRIDGE_API_URL",
+        ),
+        (
+            &["tools"],
+            &[("TOOLBRIDGE_TOOLSETS", "notes,widgets")],
+            "TOOLBRIDGE_TOOLSETS: unknown toolset `widgets`",
+            "--toolsets",
+        ),
+        (
+            &["tools", "--dev-subject", "u"],
+            &[
+                ("TOOLBRIDGE_API_URL", "http://h"),
+                ("TOOLBRIDGE_TOKEN", "t"),
+            ],
+            "set only one of TOOLBRIDGE_TOKEN, --dev-subject",
+            "TOOLBRIDGE_DEV_SUBJECT",
+        ),
+    ];
+    for (args, env, says, not) in cases {
+        let output = with_env(args, env);
+        assert_eq!(output.status.code(), Some(1), "{args:?} {env:?}");
+        let line = one_line(&output);
+        assert!(
+            line.contains(says),
+            "{args:?} {env:?}: `{line}` should say {says}"
+        );
+        assert!(
+            !line.contains(not),
+            "{args:?} {env:?}: `{line}` names {not}"
+        );
+    }
+}
+
+/// Boolean settings take the spellings people put in an environment: 1/0,
+/// true/false, yes/no, on/off, in any case.
+#[test]
+fn boolean_settings_take_the_usual_spellings() {
+    let read_only = ["1", "TRUE", "yes", "On"].map(|v| (v, 11));
+    let full = ["0", "false", "No", "OFF"].map(|v| (v, 41));
+    for (value, tools) in read_only.into_iter().chain(full) {
+        let output = with_env(&["tools"], &[("TOOLBRIDGE_READ_ONLY", value)]);
+        assert!(
+            output.status.success(),
+            "TOOLBRIDGE_READ_ONLY={value}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let lines = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(lines.lines().count(), tools, "TOOLBRIDGE_READ_ONLY={value}");
+    }
+}
+
+/// A command line that does not parse (unknown flag or subcommand, missing
+/// argument) is invalid input: exit 2 and one line, with clap's tip.
+#[test]
+fn a_usage_error_is_one_line_and_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--read-onyl", "tools"],
+            "a similar argument exists: '--read-only'",
+        ),
+        (&["call"], "<TOOL>"),
+        (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+    ];
+    for (args, says) in cases {
+        let output = with_env(args, &[]);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let line = one_line(&output);
+        assert!(line.contains(says), "{args:?}: `{line}` should say {says}");
+    }
+}
+
+/// An unknown log level is refused at startup with the valid ones, instead of
+/// an empty log; a level in any case and `target=level` directives still pass.
+#[test]
+fn an_unknown_log_level_is_refused() {
+    let from_env = with_env(&["tools"], &[("TOOLBRIDGE_LOG", "verbose")]);
+    assert_eq!(from_env.status.code(), Some(1));
+    let line = one_line(&from_env);
+    assert!(line.contains("TOOLBRIDGE_LOG=verbose"), "{line}");
+    assert!(line.contains("error, warn, info, debug, trace"), "{line}");
+    let from_flag = with_env(&["tools", "--log-level", "loud"], &[]);
+    assert_eq!(from_flag.status.code(), Some(1));
+    assert!(one_line(&from_flag).contains("--log-level loud"));
+    for filter in ["debug", "WARN", "info,toolbridge_mcp=debug"] {
+        let output = with_env(&["tools"], &[("TOOLBRIDGE_LOG", filter)]);
+        assert!(
+            output.status.success(),
+            "{filter}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// `call --help` says the exit codes and how to see a tool's parameters;
+/// `call TOOL --help` prints them (type, required, enum values,
+/// description) for the tools the settings enable; an unknown TOOL is the
+/// unknown-tool error.
+#[test]
+fn call_help_shows_exit_codes_and_a_tools_parameters() {
+    let call = with_env(&["call", "--help"], &[]);
+    assert!(call.status.success());
+    let text = String::from_utf8(call.stdout).unwrap();
+    assert!(
+        text.contains("Exit codes: 0 success; 1 setup error"),
+        "{text}"
+    );
+    assert!(text.contains("3 not found or gone"), "{text}");
+    assert!(text.contains("`toolbridge-mcp call TOOL --help`"), "{text}");
+
+    let task = with_env(&["call", "patch_task", "--help"], &[]);
+    assert!(task.status.success());
+    let text = String::from_utf8(task.stdout).unwrap();
+    assert!(
+        text.starts_with("patch_task: Change only the given fields of a task."),
+        "{text}"
+    );
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{text}"))
+            .to_owned()
+    };
+    assert!(line("uid").contains("* ") && line("uid").contains("string (uuid)"));
+    assert!(!line("title").contains('*'), "optional: {}", line("title"));
+    assert!(line("status").contains("open | in_progress | completed | archived"));
+    assert!(line("parent_uid").contains("Parent task, for a subtask."));
+    assert!(line("tags").contains("array of string"));
+
+    let compact = with_env(&["--tool-mode", "compact", "call", "write", "-h"], &[]);
+    assert!(
+        String::from_utf8(compact.stdout)
+            .unwrap()
+            .contains("operation *")
+    );
+
+    let unknown = with_env(&["call", "patch_tsk", "--help"], &[]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(one_line(&unknown).contains("did you mean patch_task"));
 }

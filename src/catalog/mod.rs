@@ -372,15 +372,31 @@ impl Catalog {
         self.tools.iter().find(|t| t.name == name)
     }
 
-    /// Why `name` cannot be called: unknown, or known but not enabled.
+    /// Why `name` cannot be called: unknown (with the closest enabled names),
+    /// or known but not enabled.
     pub fn refusal(&self, name: &str) -> String {
         if Catalog::all().get(name).is_some() {
-            format!(
+            return format!(
                 "tool `{name}` is not enabled on this server (--read-only, --toolsets or --replica off)"
-            )
-        } else {
-            format!("unknown tool: {name}")
+            );
         }
+        match self.closest(name).as_slice() {
+            [] => format!("unknown tool: {name}"),
+            names => format!("unknown tool: {name} (did you mean {}?)", names.join(", ")),
+        }
+    }
+
+    /// Up to three enabled tool names like `name`, the likeliest first: a
+    /// typo (`get_notes`) or a part of the name (`note`).
+    fn closest(&self, name: &str) -> Vec<&str> {
+        let mut scored: Vec<(f64, &str)> = self
+            .tools
+            .iter()
+            .map(|t| (strsim::jaro_winkler(name, &t.name), t.name.as_str()))
+            .filter(|(score, tool)| *score >= 0.9 || (name.len() >= 3 && tool.contains(name)))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.into_iter().take(3).map(|(_, tool)| tool).collect()
     }
 }
 

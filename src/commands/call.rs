@@ -6,9 +6,9 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::Backend;
-use crate::catalog::ToolDef;
+use crate::catalog::{Catalog, ToolDef, reference};
 use crate::config::Config;
-use crate::error::{SetupError, ToolError};
+use crate::error::{ErrorCode, SetupError, ToolError};
 
 /// Runs the call and prints its result (stdout) or error (stderr, with an
 /// exit code a script can branch on).
@@ -22,6 +22,7 @@ pub async fn run(config: Config, tool: &str, args: &[String], json: Option<&str>
             ExitCode::SUCCESS
         }
         Err(CallFailure::Setup(error)) => super::fail(&error),
+        Err(CallFailure::UnknownTool(line)) => unknown_tool(&line),
         Err(CallFailure::Tool(error)) => {
             eprintln!(
                 "{}",
@@ -30,6 +31,29 @@ pub async fn run(config: Config, tool: &str, args: &[String], json: Option<&str>
             ExitCode::from(error.code.exit_code())
         }
     }
+}
+
+/// What `call` answers before anything starts: a tool these settings do not
+/// enable is refused (no embedded API, credential helper or log for a typo),
+/// and `call TOOL --help` prints the tool's description and parameters.
+/// `None`: go on and call it.
+pub fn answer_early(config: &Config, tool: &str, help: bool) -> Option<ExitCode> {
+    let catalog = Catalog::select(&config.selection);
+    match catalog.get(tool) {
+        None => Some(unknown_tool(&catalog.refusal(tool))),
+        Some(def) if help => {
+            print!("{}", reference::text(def));
+            Some(ExitCode::SUCCESS)
+        }
+        Some(_) => None,
+    }
+}
+
+/// A tool name that is not callable is invalid input (exit 2), reported in
+/// one line like any other command-line mistake.
+fn unknown_tool(refusal: &str) -> ExitCode {
+    eprintln!("toolbridge-mcp: {refusal}; `toolbridge-mcp tools` lists them");
+    ExitCode::from(ErrorCode::InvalidInput.exit_code())
 }
 
 /// One tool call, as `call` runs it.
@@ -43,10 +67,9 @@ pub async fn call(
         .await
         .map_err(CallFailure::Setup)?;
     let result = match backend.service.catalog().get(tool) {
-        None => Err(CallFailure::Setup(SetupError::Config(format!(
-            "{}; run `toolbridge-mcp tools` to list them",
-            backend.service.catalog().refusal(tool)
-        )))),
+        None => Err(CallFailure::UnknownTool(
+            backend.service.catalog().refusal(tool),
+        )),
         Some(def) => match parse_call_args(def, args, json) {
             Ok(arguments) => backend
                 .service
@@ -61,8 +84,10 @@ pub async fn call(
 }
 
 pub enum CallFailure {
-    /// The call could not be made (configuration, unknown tool).
+    /// The call could not be made (configuration, credentials).
     Setup(SetupError),
+    /// No enabled tool has this name: the refusal, naming the closest.
+    UnknownTool(String),
     /// The tool ran and failed.
     Tool(ToolError),
 }

@@ -69,6 +69,11 @@ pub fn run(cli: Cli) -> ExitCode {
     {
         return tools::run(&config, *json, *markdown, write.as_deref());
     }
+    if let Command::Call { tool, help, .. } = &command
+        && let Some(exit) = call::answer_early(&config, tool, *help)
+    {
+        return exit;
+    }
     // From here on every file this process creates is owner-only: the
     // database, SQLite's -wal and -shm, the daily log files (the libraries
     // that make the last three take no mode). Set before the runtime starts
@@ -98,7 +103,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 let _log = logging::init(&config.log_dir, &config.log_level, config.max_log_bytes);
                 exit(serve(config, channel, signals.recv()).await)
             }
-            Command::Call { tool, args, json } => {
+            Command::Call {
+                tool, args, json, ..
+            } => {
                 let _log = logging::init(&config.log_dir, &config.log_level, config.max_log_bytes);
                 call::run(config, &tool, &args, json.as_deref()).await
             }
