@@ -13,9 +13,21 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use common::upstream::{self, Paged, cursor};
 use common::{Launch, McpProcess, err, ok};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue};
+use secrecy::SecretString;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use toolbridge_mcp::catalog::{Catalog, Selection};
+use toolbridge_mcp::service::Service;
+use toolbridge_mcp::upstream::{
+    Answer, Auth, Client, ClientConfig, ClientSettings, Rate, RetryPolicy, SendFuture, Transport,
+};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
 
@@ -206,4 +218,92 @@ async fn a_filtered_list_says_when_it_stopped_early() {
     assert!(page.get("nextCursor").is_none(), "{second}");
     assert!(page.get("incomplete").is_none(), "{second}");
     mcp.shutdown().await;
+}
+
+/// An upstream in-process: a session for the asking; a first page of 1,000
+/// comments with one on `PARENT` (the 11th), and then no answer ever.
+struct FirstPageThenSilence;
+
+impl Transport for FirstPageThenSilence {
+    fn send(&self, request: reqwest::Request) -> SendFuture<'_> {
+        let json = |status: u16, body: Value| -> Answer {
+            let mut headers = HeaderMap::new();
+            headers.insert("content-type", HeaderValue::from_static("application/json"));
+            let status = StatusCode::from_u16(status).unwrap();
+            (status, headers, body.to_string().into_bytes())
+        };
+        if request.url().path() == "/v1/sync/sessions" {
+            let session = json(201, json!({"id": "sess-1", "epoch": 1, "userId": "u-1"}));
+            return Box::pin(async move { Ok(session) });
+        }
+        if request.url().query_pairs().any(|(k, _)| k == "cursor") {
+            return Box::pin(std::future::pending());
+        }
+        let items: Vec<Value> = (0..1000)
+            .map(|i| {
+                let parent = if i == 10 { PARENT } else { OTHER };
+                json!({"uid": uid(i), "version": 1, "updatedAt": "2026-11-01T10:00:00Z",
+                       "payload": {"parentType": "note", "parentUid": parent}})
+            })
+            .collect();
+        let page = json(
+            200,
+            json!({"items": items, "nextCursor": cursor(1, &uid(999))}),
+        );
+        Box::pin(async move { Ok(page) })
+    }
+}
+
+/// A filtered list whose next page does not come within the call's deadline
+/// answers at the deadline with what it found, the cursor of the page that
+/// did not come, and `incomplete` saying so.
+#[tokio::test(start_paused = true)]
+async fn a_filtered_list_answers_with_what_it_found_at_its_deadline() {
+    let config = ClientConfig {
+        base_url: "http://upstream.test".into(),
+        auth: Auth::Bearer(SecretString::from("t")),
+        tenant_id: Some("t-1".into()),
+        token_command: None,
+        settings: ClientSettings {
+            connect_timeout: Duration::from_secs(1),
+            attempt_timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+            max_response_bytes: 1 << 24,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(15),
+            rate: Some(Rate {
+                per_minute: 0,
+                burst: 0,
+            }),
+            max_in_flight: 8,
+            ca_bundle: None,
+        },
+    };
+    let client = Arc::new(Client::with_transport(config, Arc::new(FirstPageThenSilence)).unwrap());
+    let selection = Selection {
+        local: false,
+        ..Selection::default()
+    };
+    let service = Service::new(
+        Catalog::select(&selection),
+        client,
+        None,
+        Duration::from_secs(10),
+    );
+    let tool = service.catalog().get("list_comments").unwrap();
+    let args = json!({"parent_uid": PARENT, "limit": 5});
+    let start = tokio::time::Instant::now();
+
+    let page = service
+        .run(tool, args.as_object().cloned(), CancellationToken::new())
+        .await
+        .unwrap();
+
+    assert_eq!(start.elapsed(), Duration::from_secs(10), "at the deadline");
+    assert_eq!(uids(&page), [uid(10)], "{page}");
+    assert_eq!(page["nextCursor"], cursor(1, &uid(999)));
+    assert_eq!(
+        page["incomplete"],
+        "scanned 1000 comments, then the next page timed out; pass nextCursor to read on"
+    );
 }

@@ -529,16 +529,20 @@ impl Service {
         let wanted = limit as usize;
         let mut items: Vec<Value> = Vec::new();
         let (mut pages, mut scanned) = (0u32, 0usize);
+        // Why a scan stopped with a cursor left: what it read, and how.
+        let note = |scanned: usize, why: &str| {
+            let plural = entity.plural.replace('_', " ");
+            format!("scanned {scanned} {plural}{why}; pass nextCursor to read on")
+        };
         loop {
             let page = match self.client.send(&request, call).await {
                 Ok(response) => response.body,
+                // The pages read so far are an answer: the model reads on
+                // from the page that did not come.
                 Err(e) if pages > 0 && e.code == ErrorCode::Timeout => {
-                    let note = format!(
-                        "stopped after {pages} pages ({scanned} {}): the next one timed out; pass nextCursor to read on",
-                        entity.plural.replace('_', " ")
-                    );
                     let cursor = query_value(&request, "cursor");
-                    return Ok(list_result(items, cursor, Some(note)));
+                    let why = note(scanned, ", then the next page timed out");
+                    return Ok(list_result(items, cursor, Some(why)));
                 }
                 Err(e) => return Err(e),
             };
@@ -563,18 +567,12 @@ impl Service {
                 }
                 items.push(tidy_item(item.clone()));
             }
-            let note = match next_cursor {
+            let stopped = match next_cursor {
                 Some(_) if items.len() >= wanted => None,
                 Some(_) if pages >= MAX_FILTERED_PAGES => Some(if items.is_empty() {
-                    format!(
-                        "scanned {scanned} {} without a match; pass nextCursor to read on",
-                        entity.plural.replace('_', " ")
-                    )
+                    note(scanned, " without a match")
                 } else {
-                    format!(
-                        "scanned {scanned} {}; more may match: pass nextCursor to read on",
-                        entity.plural.replace('_', " ")
-                    )
+                    note(scanned, "; more may match")
                 }),
                 Some(cursor) => {
                     set_query(&mut request, "cursor", cursor);
@@ -582,7 +580,7 @@ impl Service {
                 }
                 None => None,
             };
-            return Ok(list_result(items, next_cursor, note));
+            return Ok(list_result(items, next_cursor, stopped));
         }
     }
 }
