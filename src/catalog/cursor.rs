@@ -117,9 +117,14 @@ pub fn check(listing: Listing, text: &str) -> Result<(), ToolError> {
         Some(Cursor::Offset(_)) => "it continues a search",
         None => "it is not one this server handed out",
     };
-    Err(ToolError::invalid_input(format!(
+    Err(refusal(hint))
+}
+
+/// The error for a cursor that cannot continue a listing, `hint` saying why.
+pub fn refusal(hint: &str) -> ToolError {
+    ToolError::invalid_input(format!(
         "cursor: {hint}; pass nextCursor back unchanged with the same arguments, or omit it to start over"
-    )))
+    ))
 }
 
 #[cfg(test)]

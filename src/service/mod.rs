@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::catalog::cursor;
 use crate::catalog::lenient;
 use crate::catalog::operations::MAX_LIMIT;
 use crate::catalog::repeat::Applied;
@@ -850,9 +851,7 @@ async fn off_the_runtime<T: Send + 'static>(
 
 fn replica_failure(error: ReplicaError) -> ToolError {
     match error {
-        ReplicaError::BadCursor => ToolError::invalid_input(
-            "cursor: not a cursor of this listing; pass nextCursor back unchanged, with the same order",
-        ),
+        ReplicaError::BadCursor => cursor::refusal("it does not continue this listing"),
         other => ToolError::new(
             ErrorCode::UpstreamError,
             format!("the local replica failed: {other}"),
