@@ -141,6 +141,34 @@ async fn a_cursor_it_did_not_hand_out_is_refused() {
             .contains("cursor"),
         "{listed}"
     );
+
+    // With the replica on, what either path hands out pages on: the upstream's
+    // cursor from above, the replica's newest-first one, a search's.
+    let dir = tempfile::tempdir().unwrap();
+    let mut local = Launch::remote(&server.uri())
+        .with_replica(dir.path(), "0")
+        .args(&["--toolsets", "notes"])
+        .spawn()
+        .await;
+    local.initialize().await;
+    let on = local
+        .call_tool("list_notes", json!({"limit": 2, "cursor": next}))
+        .await;
+    assert_eq!(uids(ok(&on)), [uid(2), uid(3)], "{on}");
+    let newest = json!({"limit": 2, "order": "newest"});
+    let first = local.call_tool("list_notes", newest.clone()).await;
+    assert_eq!(uids(ok(&first)), [uid(4), uid(3)], "{first}");
+    let mut args = newest;
+    args["cursor"] = ok(&first)["nextCursor"].clone();
+    let second = local.call_tool("list_notes", args).await;
+    assert_eq!(uids(ok(&second)), [uid(2), uid(1)], "{second}");
+    let search = json!({"query": "", "limit": 2});
+    let first = local.call_tool("search", search.clone()).await;
+    let mut args = search;
+    args["cursor"] = ok(&first)["nextCursor"].clone();
+    let second = local.call_tool("search", args).await;
+    assert_eq!(ok(&second)["hits"].as_array().unwrap().len(), 2, "{second}");
+    local.shutdown().await;
     mcp.shutdown().await;
 }
 
