@@ -40,7 +40,7 @@ const LOGGER: &str = "toolbridge-mcp";
 /// How the tools fit together, said once instead of in forty descriptions.
 pub const INSTRUCTIONS: &str = "ToolBridge notes, tasks, comments, chats and chat messages. \
 Items are addressed by uid (a UUID) and carry a version that rises with every write. \
-list_* returns a page; pass its nextCursor back as cursor for the next one. \
+list_* returns a page; pass its nextCursor back unchanged as cursor for the next one. \
 Pass an item's version as if_version to update/patch/delete to fail with a conflict instead of overwriting someone else's change. \
 update_* replaces the fields it takes and clears the ones omitted; patch_* changes only the given fields; additional_fields sets other payload keys. \
 A comment needs parent_type (note or task) and parent_uid; a chat message needs chat_uid of an existing chat. \

@@ -135,6 +135,7 @@ async fn every_tool_sends_the_contract_request() {
     let mut mcp = Launch::remote(&server.uri()).spawn().await;
     mcp.initialize().await;
     let upper_uid = UID.to_uppercase();
+    let page_cursor = upstream::cursor(1_793_527_200_000, UID);
     let mut seen = 0;
 
     for case in cases() {
@@ -152,7 +153,7 @@ async fn every_tool_sends_the_contract_request() {
         let page = mcp
             .call_tool(
                 &format!("list_{}", case.plural),
-                json!({"limit": 1, "cursor": "c-1", "include_deleted": true}),
+                json!({"limit": 1, "cursor": page_cursor, "include_deleted": true}),
             )
             .await;
         assert_eq!(
@@ -241,7 +242,7 @@ async fn every_tool_sends_the_contract_request() {
             case.path,
             &[
                 ("limit", "1"),
-                ("cursor", "c-1"),
+                ("cursor", page_cursor.as_str()),
                 ("includeDeleted", "true"),
             ],
             Value::Null,

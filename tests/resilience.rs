@@ -633,55 +633,6 @@ async fn tenant_is_resolved_once_or_explained() {
     mcp.shutdown().await;
 }
 
-/// `list_comments` filtered by parent reads pages until it finds matches and
-/// returns the upstream's cursor to continue from.
-#[tokio::test]
-async fn filtered_list_keeps_the_cursor() {
-    let server = server_with_sessions(&[1]).await;
-    let parent = "0b6c54a8-3f0e-4f4e-9a57-5d6f21c0a7b2";
-    let comment = |uid: &str, parent_uid: &str| json!({"uid": uid, "version": 1, "updatedAt": "2026-11-01T10:00:00Z", "payload": {"parentType": "note", "parentUid": parent_uid}});
-    let a = "aaaaaaaa-0000-4000-8000-000000000001";
-    let b = "aaaaaaaa-0000-4000-8000-000000000002";
-    let c = "aaaaaaaa-0000-4000-8000-000000000003";
-    let d = "aaaaaaaa-0000-4000-8000-000000000004";
-    Mock::given(method("GET"))
-        .and(path("/v1/comments"))
-        .respond_with(move |r: &Request| {
-            let cursor = r
-                .url
-                .query_pairs()
-                .find(|(k, _)| k == "cursor")
-                .map(|(_, v)| v.into_owned());
-            let body = match cursor.as_deref() {
-                None => json!({"items": [comment(a, UID), comment(b, UID)], "nextCursor": "c1"}),
-                Some("c1") => {
-                    json!({"items": [comment(c, parent), comment(d, UID)], "nextCursor": "c2"})
-                }
-                Some(_) => json!({"items": [], "nextCursor": null}),
-            };
-            ResponseTemplate::new(200).set_body_json(body)
-        })
-        .mount(&server)
-        .await;
-    let mut mcp = launch(&server, &[]).await;
-    let result = mcp
-        .call_tool("list_comments", json!({"parent_uid": parent, "limit": 2}))
-        .await;
-    let page = ok(&result);
-    assert_eq!(page["items"].as_array().unwrap().len(), 1);
-    assert_eq!(page["items"][0]["uid"], c);
-    assert_eq!(page["nextCursor"], "c2");
-    let result = mcp
-        .call_tool(
-            "list_comments",
-            json!({"parent_uid": parent, "limit": 2, "cursor": "c2"}),
-        )
-        .await;
-    assert_eq!(ok(&result)["items"], json!([]));
-    assert!(ok(&result).get("nextCursor").is_none());
-    mcp.shutdown().await;
-}
-
 /// The token never reaches a log line or stderr, even at debug level and on
 /// failures.
 #[tokio::test]

@@ -6,6 +6,7 @@
 //! serves definitions.
 
 pub mod compact;
+pub mod cursor;
 pub mod entities;
 pub mod lenient;
 pub mod operations;

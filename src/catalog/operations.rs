@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::cursor::{self, Listing};
 use super::entities::{Entity, IsoDate};
 use super::schema::{JsonObject, merge_objects, property, schema_of};
 use super::{Filters, Finish, LocalList, Method, Order, Plan, Request, RetryClass};
@@ -221,10 +222,11 @@ impl Operation {
                     Some(f) => optional_uuid(args, f.param)?.map(|uid| (f.wire, uid)),
                     None => None,
                 };
-                let order: OrderParam = parse(args)?;
+                let order = parse::<OrderParam>(args)?.order.unwrap_or_default();
                 let mut req = request(Method::Get, e.path.to_owned(), None);
                 req.query.push(("limit", limit.to_string()));
                 if let Some(cursor) = p.cursor {
+                    cursor::check(Listing::List(order), &cursor)?;
                     req.query.push(("cursor", cursor));
                 }
                 if p.include_deleted == Some(true) {
@@ -237,7 +239,7 @@ impl Operation {
                     limit,
                     filter,
                     local: LocalList {
-                        order: order.order.unwrap_or_default(),
+                        order,
                         filters: filters(e.statuses, args)?,
                     },
                 };

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::cursor::{self, Listing};
 use super::entities::Entity;
 use super::operations::{
     FilterParams, Hints, filters, optional_uuid, parse, status_and_due_properties,
@@ -132,6 +133,9 @@ pub fn plan(enabled: &[&'static Entity], args: &JsonObject) -> Result<SearchPlan
         }
         None => enabled.to_vec(),
     };
+    if let Some(cursor) = &p.cursor {
+        cursor::check(Listing::Search, cursor)?;
+    }
     let statuses: Vec<&str> = entities
         .iter()
         .flat_map(|e| e.statuses.iter().copied())

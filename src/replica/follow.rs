@@ -15,13 +15,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use tokio::sync::{Mutex, OnceCell};
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use super::{ENTITIES, FeedState, Replica, ReplicaError, ReplicaKey, replica_path};
+use crate::catalog::cursor::{Cursor, Position};
 use crate::catalog::{Entity, Request};
 use crate::error::{ErrorCode, ToolError};
 use crate::notices::{self, Notice, RebuildCause};
@@ -380,21 +380,25 @@ fn internal(error: impl std::fmt::Display) -> ToolError {
     )
 }
 
-/// A cursor's position `(ms, uid)` (upstream contract §8: base64url of
-/// `"<updated ms>|<uid>"`).
-fn position(cursor: &str) -> Option<(i64, String)> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let (ms, uid) = text.split_once('|')?;
-    Some((ms.parse().ok()?, uid.to_owned()))
+/// An upstream cursor's position, when it has the documented shape.
+fn position(cursor: &str) -> Option<Position> {
+    match Cursor::parse(cursor)? {
+        Cursor::After(at) => Some(at),
+        _ => None,
+    }
 }
 
 /// The cursor [`REREAD_WINDOW`] before `cursor`; `None` (from the start)
 /// when it cannot be read.
 fn rewind(cursor: &str) -> Option<String> {
-    let (ms, _) = position(cursor)?;
-    let earlier = ms.saturating_sub(REREAD_WINDOW.as_millis() as i64);
-    Some(URL_SAFE_NO_PAD.encode(format!("{earlier}|00000000-0000-0000-0000-000000000000")))
+    let at = position(cursor)?;
+    let earlier = Position {
+        updated_ms: at
+            .updated_ms
+            .saturating_sub(REREAD_WINDOW.as_millis() as i64),
+        uid: Uuid::nil(),
+    };
+    Some(Cursor::After(earlier).to_string())
 }
 
 /// The later of two cursors: re-reading the window must not move the saved
@@ -426,25 +430,33 @@ fn rfc3339_ms(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
 
-    fn cursor(ms: i64, uid: &str) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{ms}|{uid}"))
+    const UID: &str = "6f1c2a39-0f37-4a8e-9d55-2b8a3f6c9e10";
+
+    fn cursor(ms: i64) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{ms}|{UID}"))
     }
 
     #[test]
     fn rewinding_goes_back_the_window_to_the_first_uid() {
-        let back = rewind(&cursor(10_000, "6f1c2a39-0f37-4a8e-9d55-2b8a3f6c9e10"));
+        let back = rewind(&cursor(10_000));
         assert_eq!(
             back.as_deref().and_then(position),
-            Some((5_000, "00000000-0000-0000-0000-000000000000".into()))
+            Some(Position {
+                updated_ms: 5_000,
+                uid: Uuid::nil()
+            })
         );
         assert_eq!(rewind("not a cursor!"), None);
     }
 
     #[test]
     fn the_saved_cursor_never_moves_back() {
-        let (early, late) = (cursor(1, "a"), cursor(2, "a"));
+        let (early, late) = (cursor(1), cursor(2));
         assert_eq!(
             later(Some(late.clone()), Some(early.clone())),
             Some(late.clone())

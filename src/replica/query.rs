@@ -1,7 +1,5 @@
 //! Filters, listing and list cursors (formats: [`ListQuery`]).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, params_from_iter};
 use serde_json::Value;
@@ -9,6 +7,7 @@ use uuid::Uuid;
 
 use super::ReplicaError;
 use super::store::item_json;
+use crate::catalog::cursor::{Cursor, Position};
 
 /// The most items one list page holds, as upstream.
 pub const MAX_LIST_LIMIT: usize = 1000;
@@ -50,15 +49,10 @@ pub enum Order {
 
 /// One page of one entity's items, in `(updated ms, uid)` order.
 ///
-/// Cursors name a position `(updated ms, uid)` in that order:
-/// - oldest first: exactly the upstream's format, base64url without padding
-///   of `"<updated ms>|<uid>"`, meaning "strictly after". A page from the
-///   upstream can be continued here and a page from here upstream;
-/// - newest first: `n.` and the same, meaning "strictly before". A `.` never
-///   appears in base64url, so the two cannot be confused.
-///
-/// An undecodable cursor, or one of the other order than the query's, is
-/// [`ReplicaError::BadCursor`].
+/// Its cursors are [`Cursor::After`] oldest first (the upstream's own format,
+/// so a page from the upstream can be continued here and a page from here
+/// upstream) and [`Cursor::Before`] newest first. Any other cursor, or one
+/// of the other order, is [`ReplicaError::BadCursor`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListQuery {
     pub order: Order,
@@ -90,22 +84,12 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// A place in the listing order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Position {
-    updated_ms: i64,
-    /// Canonical (lower-case) form, as stored and as the upstream orders.
-    uid: String,
-}
-
-const NEWEST_PREFIX: &str = "n.";
-
-fn encode_cursor(order: Order, at: &Position) -> String {
-    let raw = URL_SAFE_NO_PAD.encode(format!("{}|{}", at.updated_ms, at.uid));
+fn encode_cursor(order: Order, at: Position) -> String {
     match order {
-        Order::Oldest => raw,
-        Order::Newest => format!("{NEWEST_PREFIX}{raw}"),
+        Order::Oldest => Cursor::After(at),
+        Order::Newest => Cursor::Before(at),
     }
+    .to_string()
 }
 
 /// The cursor that continues a listing in `order` right after `item` (an
@@ -113,32 +97,16 @@ fn encode_cursor(order: Order, at: &Position) -> String {
 pub fn cursor_after(order: Order, item: &Value) -> Option<String> {
     let updated_ms = super::item::rfc3339_ms(item.get("updatedAt")?.as_str()?)?;
     let uid = Uuid::parse_str(item.get("uid")?.as_str()?).ok()?;
-    Some(encode_cursor(
-        order,
-        &Position {
-            updated_ms,
-            uid: uid.hyphenated().to_string(),
-        },
-    ))
+    Some(encode_cursor(order, Position { updated_ms, uid }))
 }
 
 fn decode_cursor(order: Order, cursor: &str) -> Result<Position, ReplicaError> {
-    let raw = match (order, cursor.strip_prefix(NEWEST_PREFIX)) {
-        (Order::Oldest, None) => cursor,
-        (Order::Newest, Some(raw)) => raw,
-        _ => return Err(ReplicaError::BadCursor),
-    };
-    let decoded = URL_SAFE_NO_PAD
-        .decode(raw)
-        .map_err(|_| ReplicaError::BadCursor)?;
-    let text = std::str::from_utf8(&decoded).map_err(|_| ReplicaError::BadCursor)?;
-    let (ms, uid) = text.split_once('|').ok_or(ReplicaError::BadCursor)?;
-    Ok(Position {
-        updated_ms: ms.parse().map_err(|_| ReplicaError::BadCursor)?,
-        uid: Uuid::parse_str(uid)
-            .map_err(|_| ReplicaError::BadCursor)?
-            .to_string(),
-    })
+    match (order, Cursor::parse(cursor)) {
+        (Order::Oldest, Some(Cursor::After(at))) | (Order::Newest, Some(Cursor::Before(at))) => {
+            Ok(at)
+        }
+        _ => Err(ReplicaError::BadCursor),
+    }
 }
 
 /// A `WHERE` clause being built, with its parameters in order.
@@ -214,7 +182,10 @@ pub(super) fn list(conn: &Connection, entity: &str, q: &ListQuery) -> Result<Pag
         let at = decode_cursor(q.order, cursor)?;
         filter.and(
             &format!("(i.updated_ms, i.uid) {cmp} (?, ?)"),
-            [Sql::Integer(at.updated_ms), Sql::Text(at.uid)],
+            [
+                Sql::Integer(at.updated_ms),
+                Sql::Text(at.uid.hyphenated().to_string()),
+            ],
         );
     }
     filter.filters(&q.filters);
@@ -236,14 +207,16 @@ pub(super) fn list(conn: &Connection, entity: &str, q: &ListQuery) -> Result<Pag
             row.get(3)?,
             &row.get::<_, String>(4)?,
         )?);
-        last = Some(Position {
-            updated_ms: row.get(5)?,
-            uid,
-        });
+        last = Some((row.get::<_, i64>(5)?, uid));
     }
-    let next_cursor = last
-        .filter(|_| items.len() == limit)
-        .map(|at| encode_cursor(q.order, &at));
+    let next_cursor = match last.filter(|_| items.len() == limit) {
+        Some((updated_ms, uid)) => {
+            let uid = Uuid::parse_str(&uid)
+                .map_err(|_| ReplicaError::Corrupt(format!("stored uid {uid:?}")))?;
+            Some(encode_cursor(q.order, Position { updated_ms, uid }))
+        }
+        None => None,
+    };
     Ok(Page { items, next_cursor })
 }
 
@@ -252,14 +225,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_in_their_own_order_only() {
+    fn cursors_are_of_their_own_order_only() {
         let at = Position {
             updated_ms: 1_700_000_000_120,
-            uid: Uuid::new_v4().to_string(),
+            uid: Uuid::new_v4(),
         };
         for order in [Order::Oldest, Order::Newest] {
-            let cursor = encode_cursor(order, &at);
-            assert_eq!(decode_cursor(order, &cursor).ok(), Some(at.clone()));
+            let cursor = encode_cursor(order, at);
+            assert_eq!(decode_cursor(order, &cursor).ok(), Some(at));
             let other = match order {
                 Order::Oldest => Order::Newest,
                 Order::Newest => Order::Oldest,
@@ -269,41 +242,9 @@ mod tests {
                 Err(ReplicaError::BadCursor)
             ));
         }
-    }
-
-    #[test]
-    fn the_oldest_first_cursor_is_the_upstreams() {
-        let uid = "6f1c0c56-1b7e-4a53-9b1e-6f5d7f0e3c11";
-        let at = Position {
-            updated_ms: 1_764_498_525_120,
-            uid: uid.into(),
-        };
-        let upstream = URL_SAFE_NO_PAD.encode(format!("1764498525120|{uid}"));
-        assert_eq!(encode_cursor(Order::Oldest, &at), upstream);
-        // An upper-case uid is still the same position.
-        let shouting = URL_SAFE_NO_PAD.encode(format!("1764498525120|{}", uid.to_uppercase()));
-        assert_eq!(decode_cursor(Order::Oldest, &shouting).ok(), Some(at));
-    }
-
-    #[test]
-    fn garbage_cursors_are_refused() {
-        for bad in [
-            "",
-            "not a cursor!",
-            "n.",
-            "n.n.abc",
-            &URL_SAFE_NO_PAD.encode("12|nope"),
-            &URL_SAFE_NO_PAD.encode("soon|6f1c0c56-1b7e-4a53-9b1e-6f5d7f0e3c11"),
-            &URL_SAFE_NO_PAD.encode("12"),
-            &URL_SAFE_NO_PAD.encode([0xff, 0xfe]),
-        ] {
-            assert!(
-                matches!(
-                    decode_cursor(Order::Oldest, bad),
-                    Err(ReplicaError::BadCursor)
-                ),
-                "{bad:?}"
-            );
-        }
+        assert!(matches!(
+            decode_cursor(Order::Oldest, "not a cursor!"),
+            Err(ReplicaError::BadCursor)
+        ));
     }
 }

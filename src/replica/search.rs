@@ -1,13 +1,12 @@
 //! Full-text search over the replica (semantics: [`SearchQuery`]).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, params, params_from_iter};
 use uuid::Uuid;
 
 use super::query::{Filters, Where};
 use super::{ReplicaError, known_entity};
+use crate::catalog::cursor::Cursor;
 
 /// Terms beyond this many are ignored: they cannot narrow a result much
 /// further, and each one costs an index lookup.
@@ -25,7 +24,6 @@ const RANK: &str = "bm25(items_fts, 10.0, 1.0, 2.0)";
 const TITLE_CHARS: usize = 60;
 /// How far around a substring match its snippet reaches, each side.
 const CONTEXT_CHARS: usize = 30;
-const SEARCH_PREFIX: &str = "s.";
 
 /// A full-text search across entities.
 ///
@@ -55,7 +53,7 @@ const SEARCH_PREFIX: &str = "s.";
 ///
 /// Ranking: an item matching in its title ranks above any that does not,
 /// strictly; then bm25 with the title weighted up; then the newest. Pages
-/// are by offset (the cursor, `s.` and base64url of it), so a page may
+/// are by offset (the cursor, [`Cursor::Offset`]), so a page may
 /// shift if the replica changes between calls.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchQuery {
@@ -513,23 +511,14 @@ struct Raw {
 }
 
 fn encode_cursor(offset: usize) -> String {
-    format!(
-        "{SEARCH_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(offset.to_string())
-    )
+    Cursor::Offset(offset).to_string()
 }
 
 fn decode_cursor(cursor: &str) -> Result<usize, ReplicaError> {
-    let raw = cursor
-        .strip_prefix(SEARCH_PREFIX)
-        .ok_or(ReplicaError::BadCursor)?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(raw)
-        .map_err(|_| ReplicaError::BadCursor)?;
-    std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(ReplicaError::BadCursor)
+    match Cursor::parse(cursor) {
+        Some(Cursor::Offset(offset)) => Ok(offset),
+        _ => Err(ReplicaError::BadCursor),
+    }
 }
 
 /// Byte range of the first occurrence of `needle` in `text`, ASCII case

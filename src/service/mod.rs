@@ -13,7 +13,9 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::catalog::cursor;
 use crate::catalog::lenient;
+use crate::catalog::operations::MAX_LIMIT;
 use crate::catalog::repeat::Applied;
 use crate::catalog::schema::JsonObject;
 use crate::catalog::search::SearchPlan;
@@ -44,9 +46,10 @@ const BOOKKEEPING: [&str; 9] = [
     "isDeleted",
 ];
 
-/// A filtered list reads at most this many upstream pages per call before it
-/// returns what it found with a cursor to continue.
-const MAX_FILTERED_PAGES: u32 = 10;
+/// A filtered list reads at most this many upstream pages (of
+/// [`MAX_LIMIT`] items) per call before it returns what it found, with a
+/// cursor to continue and `incomplete` saying why.
+const MAX_FILTERED_PAGES: u32 = 20;
 
 pub struct Service {
     catalog: Catalog,
@@ -294,7 +297,7 @@ impl Service {
                 None => {}
             }
         }
-        self.list_upstream(plan, limit, filter, call).await
+        self.list_upstream(entity, plan, limit, filter, call).await
     }
 
     /// `search`: the replica, refreshed as every read is, for each entity
@@ -491,61 +494,142 @@ impl Service {
         }
     }
 
-    /// One upstream page, or for a filtered list the matches of as many
-    /// pages as it takes to find some (at most [`MAX_FILTERED_PAGES`]).
+    /// One upstream page as it is; for a filtered list, see [`Self::scan_upstream`].
     async fn list_upstream(
         &self,
+        entity: &'static Entity,
         plan: &Plan,
         limit: u32,
         filter: Option<(&'static str, Uuid)>,
         call: &Call,
     ) -> Result<Value, ToolError> {
+        if let Some(filter) = filter {
+            return self.scan_upstream(entity, plan, limit, filter, call).await;
+        }
+        let page = self.client.send(&plan.request, call).await?.body;
+        let (items, next_cursor) = page_parts(&page, limit, call)?;
+        let items = items.iter().cloned().map(tidy_item).collect();
+        Ok(list_result(items, next_cursor, None))
+    }
+
+    /// A filtered list the upstream cannot filter: reads its largest pages
+    /// and keeps the matches until it has `limit` of them or the listing
+    /// ends, so an empty page with a cursor never passes for "none". It
+    /// stops early, saying so in `incomplete`, after [`MAX_FILTERED_PAGES`]
+    /// pages or when a later page meets the call's deadline.
+    async fn scan_upstream(
+        &self,
+        entity: &'static Entity,
+        plan: &Plan,
+        limit: u32,
+        (key, uid): (&'static str, Uuid),
+        call: &Call,
+    ) -> Result<Value, ToolError> {
         let mut request = plan.request.clone();
-        let mut items = Vec::new();
-        let mut page_number = 0;
+        set_query(&mut request, "limit", MAX_LIMIT.to_string());
+        let wanted = limit as usize;
+        let mut items: Vec<Value> = Vec::new();
+        let (mut pages, mut scanned) = (0u32, 0usize);
+        // Why a scan stopped with a cursor left: what it read, and how.
+        let note = |scanned: usize, why: &str| {
+            let plural = entity.plural.replace('_', " ");
+            format!("scanned {scanned} {plural}{why}; pass nextCursor to read on")
+        };
         loop {
-            page_number += 1;
-            let page = self.client.send(&request, call).await?.body;
-            let Some(page_items) = page.get("items").and_then(Value::as_array) else {
-                return Err(ToolError::new(
-                    ErrorCode::UpstreamError,
-                    "the upstream's list response has no items",
-                )
-                .with_correlation_id(&call.correlation_id));
+            let page = match self.client.send(&request, call).await {
+                Ok(response) => response.body,
+                // The pages read so far are an answer: the model reads on
+                // from the page that did not come.
+                Err(e) if pages > 0 && e.code == ErrorCode::Timeout => {
+                    let cursor = query_value(&request, "cursor");
+                    let why = note(scanned, ", then the next page timed out");
+                    return Ok(list_result(items, cursor, Some(why)));
+                }
+                Err(e) => return Err(e),
             };
-            // The upstream sends a cursor after every non-empty page, even the
-            // last; a short page is the end of the listing.
-            let next_cursor = page
-                .get("nextCursor")
-                .and_then(Value::as_str)
-                .filter(|_| page_items.len() as u32 >= limit)
-                .map(str::to_owned);
-            items.extend(
-                page_items
-                    .iter()
-                    .filter(|item| {
-                        filter.is_none_or(|(key, uid)| payload_uid(item, key) == Some(uid))
-                    })
-                    .cloned()
-                    .map(tidy_item),
-            );
-            let done = filter.is_none() || !items.is_empty() || page_number >= MAX_FILTERED_PAGES;
-            match next_cursor {
-                Some(cursor) if !done => {
-                    request.query.retain(|(k, _)| *k != "cursor");
-                    request.query.push(("cursor", cursor));
-                }
-                cursor => {
-                    let mut result = Map::new();
-                    result.insert("items".into(), Value::Array(items));
-                    if let Some(cursor) = cursor {
-                        result.insert("nextCursor".into(), json!(cursor));
+            pages += 1;
+            let (page_items, next_cursor) = page_parts(&page, MAX_LIMIT, call)?;
+            scanned += page_items.len();
+            let matches = page_items
+                .iter()
+                .filter(|item| payload_uid(item, key) == Some(uid));
+            for item in matches {
+                if items.len() == wanted {
+                    // More matches on this page than asked for: continue
+                    // right after the last one kept (a cursor of the
+                    // upstream's own shape), or, if that cannot be made,
+                    // return them all rather than skip any.
+                    if let Some(after) = items
+                        .last()
+                        .and_then(|last| replica::cursor_after(replica::Order::Oldest, last))
+                    {
+                        return Ok(list_result(items, Some(after), None));
                     }
-                    return Ok(Value::Object(result));
                 }
+                items.push(tidy_item(item.clone()));
             }
+            let stopped = match next_cursor {
+                Some(_) if items.len() >= wanted => None,
+                Some(_) if pages >= MAX_FILTERED_PAGES => Some(if items.is_empty() {
+                    note(scanned, " without a match")
+                } else {
+                    note(scanned, "; more may match")
+                }),
+                Some(cursor) => {
+                    set_query(&mut request, "cursor", cursor);
+                    continue;
+                }
+                None => None,
+            };
+            return Ok(list_result(items, next_cursor, stopped));
         }
     }
+}
+
+/// A list response's items and, when the page is full (a short page is the
+/// end of the listing), the upstream's cursor to the next.
+fn page_parts<'a>(
+    page: &'a Value,
+    page_size: u32,
+    call: &Call,
+) -> Result<(&'a [Value], Option<String>), ToolError> {
+    let Some(items) = page.get("items").and_then(Value::as_array) else {
+        return Err(ToolError::new(
+            ErrorCode::UpstreamError,
+            "the upstream's list response has no items",
+        )
+        .with_correlation_id(&call.correlation_id));
+    };
+    // The upstream sends a cursor after every non-empty page, even the last.
+    let next_cursor = page
+        .get("nextCursor")
+        .and_then(Value::as_str)
+        .filter(|_| items.len() as u32 >= page_size)
+        .map(str::to_owned);
+    Ok((items, next_cursor))
+}
+
+/// A list's result: its items, the cursor to the next page, and why it
+/// stopped short of a full page when it did.
+fn list_result(
+    items: Vec<Value>,
+    next_cursor: Option<String>,
+    incomplete: Option<String>,
+) -> Value {
+    let mut result = Map::new();
+    result.insert("items".into(), Value::Array(items));
+    if let Some(cursor) = next_cursor {
+        result.insert("nextCursor".into(), json!(cursor));
+    }
+    if let Some(note) = incomplete.filter(|_| result.contains_key("nextCursor")) {
+        result.insert("incomplete".into(), json!(note));
+    }
+    Value::Object(result)
+}
+
+fn set_query(request: &mut Request, key: &'static str, value: String) {
+    request.query.retain(|(k, _)| *k != key);
+    request.query.push((key, value));
 }
 
 /// A write that may have happened says so, names the item, and tells the
@@ -767,9 +851,7 @@ async fn off_the_runtime<T: Send + 'static>(
 
 fn replica_failure(error: ReplicaError) -> ToolError {
     match error {
-        ReplicaError::BadCursor => ToolError::invalid_input(
-            "cursor: not a cursor of this listing; pass nextCursor back unchanged, with the same order",
-        ),
+        ReplicaError::BadCursor => cursor::refusal("it does not continue this listing"),
         other => ToolError::new(
             ErrorCode::UpstreamError,
             format!("the local replica failed: {other}"),

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Service, off_the_runtime};
+use crate::catalog::cursor::{self, Listing};
 use crate::catalog::{ENTITIES, Entity, Operation};
 use crate::error::{ErrorCode, ToolError};
 use crate::replica;
@@ -44,6 +45,11 @@ impl Service {
         enabled: &[&'static Entity],
         cursor: Option<String>,
     ) -> Result<(Vec<Listed>, Option<String>), ToolError> {
+        // Checked first: without a usable replica the page is empty, and a
+        // bad cursor must not pass for the end of the list.
+        if let Some(cursor) = &cursor {
+            cursor::check(Listing::Search, cursor)?;
+        }
         let entities = resource_entities(enabled);
         let Some(page) = self.search_replica(&entities, "", PAGE, cursor).await? else {
             return Ok((Vec::new(), None));

@@ -137,3 +137,86 @@ pub async fn first_then(
         .mount(server)
         .await;
 }
+
+/// A cursor of the upstream's documented shape (contract §8): base64url
+/// without padding of `"<updated ms>|<uid>"`, "strictly after" that place.
+pub fn cursor(updated_ms: i64, uid: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{updated_ms}|{uid}"))
+}
+
+/// One collection that pages as the upstream does (contract §2, §7, §8):
+/// items in `(updated ms, uid)` order, `limit` a page (default 500, at most
+/// 1000), `cursor` strictly after a place, `nextCursor` on every non-empty
+/// page, `items: []` at the end, and an undecodable cursor silently starting
+/// over from the first page.
+pub struct Paged {
+    /// `(updated ms, item)`, in listing order.
+    items: Vec<(i64, Value)>,
+}
+
+impl Paged {
+    /// The items `payload(i)` for `i` in `0..count`, the `i`th updated `i` ms
+    /// after 2026-11-01T10:00:00Z, uids in order as well.
+    pub fn new(count: usize, payload: impl Fn(usize) -> Value) -> Self {
+        const START_MS: i64 = 1_793_527_200_000;
+        let items = (0..count)
+            .map(|i| {
+                let ms = START_MS + i as i64;
+                let at =
+                    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                        .unwrap()
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap();
+                let uid = format!("00000000-0000-4000-8000-{i:012}");
+                let item =
+                    json!({"uid": uid, "version": 1, "updatedAt": at, "payload": payload(i)});
+                (ms, item)
+            })
+            .collect();
+        Self { items }
+    }
+
+    /// Where `cursor` points, if the upstream could decode it.
+    fn after(cursor: &str) -> Option<(i64, String)> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (ms, uid) = text.split_once('|')?;
+        Some((ms.parse().ok()?, uid.to_lowercase()))
+    }
+}
+
+impl Respond for Paged {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let query = |key: &str| {
+            request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.into_owned())
+        };
+        let limit = query("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| (1..=1000).contains(l))
+            .unwrap_or(500);
+        let after = query("cursor").as_deref().and_then(Self::after);
+        let page: Vec<&(i64, Value)> = self
+            .items
+            .iter()
+            .filter(|(ms, item)| {
+                after.as_ref().is_none_or(|(at, uid)| {
+                    (*ms, item["uid"].as_str().unwrap_or_default()) > (*at, uid.as_str())
+                })
+            })
+            .take(limit)
+            .collect();
+        let mut body = json!({"items": page.iter().map(|(_, item)| item).collect::<Vec<_>>()});
+        if let Some((ms, last)) = page.last() {
+            body["nextCursor"] = json!(cursor(*ms, last["uid"].as_str().unwrap_or_default()));
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+}
