@@ -1,12 +1,20 @@
 //! `toolbridge-mcp doctor`: checks what a working setup needs, in the order a
 //! person would debug it, and says how to fix each failure.
 
+use std::path::Path;
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
 use super::Backend;
 use crate::config::{Config, Upstream};
+use crate::embedded::{self, Integrity};
 use crate::error::ToolError;
 use crate::upstream::Auth;
+
+/// How long the embedded database's check may read: a few seconds cover
+/// files far larger than a person's notes.
+const DATABASE_CHECK_BUDGET: Duration = Duration::from_secs(10);
 
 /// `toolbridge-mcp doctor`: each check on one line, PASS or FAIL, with a fix
 /// under each failure. True when everything passed.
@@ -28,6 +36,9 @@ pub async fn run(mut config: Config) -> bool {
             format!("{}: {e}", config.log_dir.display()),
             "set TOOLBRIDGE_LOG_DIR to a writable directory",
         ),
+    }
+    if let Upstream::Embedded { db_path } = &config.upstream {
+        database_check(db_path, &mut report).await;
     }
     let dev_subject = matches!(config.auth, Auth::DevSubject(_));
     let backend = match Backend::start(&mut config).await {
@@ -136,6 +147,41 @@ fn fix_for(error: &ToolError, dev_subject: bool) -> &'static str {
         RateLimited => "the API is rate limiting this user: wait and run doctor again",
         UpstreamUnavailable => "check TOOLBRIDGE_API_URL and that the API is running",
         _ => "see the message; the log file has the details under its correlation id",
+    }
+}
+
+/// The embedded API's database file, read whole by SQLite's `quick_check`
+/// (see [`embedded::check_file`]) before anything uses it.
+async fn database_check(path: &Path, report: &mut Report) {
+    let file = path.to_owned();
+    let found =
+        tokio::task::spawn_blocking(move || embedded::check_file(&file, DATABASE_CHECK_BUDGET))
+            .await
+            .unwrap_or_else(|e| Integrity::Unreadable(e.to_string()));
+    let shown = path.display();
+    match found {
+        Integrity::Missing => report.pass(
+            "database",
+            format!("{shown} does not exist yet (the first start creates it)"),
+        ),
+        Integrity::Intact => report.pass("database", format!("{shown}: quick_check ok")),
+        Integrity::Unfinished => report.pass(
+            "database",
+            format!(
+                "{shown}: quick_check did not finish within {} s; for a full check run `sqlite3 '{shown}' 'PRAGMA integrity_check'`",
+                DATABASE_CHECK_BUDGET.as_secs()
+            ),
+        ),
+        Integrity::Damaged(problems) => report.fail(
+            "database",
+            format!("{shown} is damaged: {problems}"),
+            &embedded::recovery_steps(path),
+        ),
+        Integrity::Unreadable(why) => report.fail(
+            "database",
+            format!("cannot read {shown}: {why}"),
+            "check that TOOLBRIDGE_DB_PATH names a file this user may read and write",
+        ),
     }
 }
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::transport::TransportError;
 use crate::catalog::repeat::{Reached, Transience};
+use crate::contract::DATABASE_DAMAGED_CODE;
 use crate::error::{ErrorCode, ToolError};
 
 /// One failed attempt.
@@ -115,6 +116,7 @@ impl Failure {
                 .and_then(|b| b.get("error"))
                 .and_then(Value::as_str)
                 == Some("epoch_mismatch");
+        let database_damaged = code == 500 && names_damaged_database(parsed.as_ref());
         let retry_after = parse_retry_after(headers);
         use Transience::{Now, Permanent};
         let (error_code, reached, transience, text) = match code {
@@ -157,6 +159,10 @@ impl Failure {
                 format!("the upstream refused a fresh session: {message}"),
             ),
             429 => (ErrorCode::RateLimited, Reached::No, Now, message),
+            // The embedded API's file is damaged: its message says what to
+            // do, and no repeat can help. It answers so only when the
+            // transaction did not commit.
+            500 if database_damaged => (ErrorCode::UpstreamError, Reached::No, Permanent, message),
             // The upstream answers 500 for a write whose parent is missing or
             // deleted as well as for real faults: never retry a write on it.
             500 if write => (
@@ -195,6 +201,16 @@ impl Failure {
         failure.resession = code == 428 || is_epoch_mismatch;
         failure
     }
+}
+
+/// Whether a `500`'s body is the embedded API's answer for a damaged
+/// database file: not an outage, so it must not open the circuit.
+pub fn reports_damaged_database(body: &[u8]) -> bool {
+    names_damaged_database(serde_json::from_slice::<Value>(body).ok().as_ref())
+}
+
+fn names_damaged_database(parsed: Option<&Value>) -> bool {
+    parsed.and_then(|b| b.get("code")).and_then(Value::as_str) == Some(DATABASE_DAMAGED_CODE)
 }
 
 /// The error text of a body that may be the standard JSON, plain text, or

@@ -251,6 +251,14 @@ impl Client {
                 Ok((status, _, _)) if *status == StatusCode::INTERNAL_SERVER_ERROR && write => {
                     Outcome::Neutral
                 }
+                // A damaged database answers at once, with what to do:
+                // failing fast instead would hide that.
+                Ok((status, _, body))
+                    if *status == StatusCode::INTERNAL_SERVER_ERROR
+                        && failure::reports_damaged_database(body) =>
+                {
+                    Outcome::Neutral
+                }
                 Ok((status, _, _)) if status.is_server_error() => Outcome::Failed,
                 Ok((status, _, _)) if *status == StatusCode::TOO_MANY_REQUESTS => Outcome::Neutral,
                 Ok(_) => Outcome::Healthy,
