@@ -338,6 +338,46 @@ async fn a_damaged_database_says_so_and_how_to_recover() {
     assert!(fix.contains(&recover) && fix.contains("keep it"), "{text}");
 }
 
+/// A wrong token against `serve-api` (whose tenant the sidecar asks for) is
+/// said to be the token, with where tokens come from and serve-api's secret,
+/// never "set TOOLBRIDGE_TENANT_ID", which would not fix it: in a tool's
+/// error and in `doctor`.
+#[tokio::test]
+async fn a_wrong_token_against_serve_api_names_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let api = common::api::ApiProcess::start(&dir.path().join("api.db"), &logs).await;
+    let mut mcp = Launch::remote(&api.url)
+        .env("TOOLBRIDGE_TOKEN", "not-the-secret")
+        .without_env("TOOLBRIDGE_TENANT_ID")
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    let error = err(&mcp.call_tool("list_notes", json!({})).await);
+    mcp.shutdown().await;
+    let message = error["message"].as_str().unwrap();
+    assert_eq!(error["code"], "unauthorized", "{error}");
+    assert!(
+        message.contains("did not accept the credentials"),
+        "{message}"
+    );
+    assert!(message.contains("TOOLBRIDGE_API_SECRET"), "{message}");
+    assert!(!message.contains("TOOLBRIDGE_TENANT_ID"), "{message}");
+
+    let doctor = Command::new(common::BIN)
+        .args(["doctor", "--api-url", &api.url, "--replica", "off"])
+        .env_clear()
+        .env("TOOLBRIDGE_LOG_DIR", &logs)
+        .env("TOOLBRIDGE_TOKEN", "not-the-secret")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(doctor.stdout).unwrap();
+    assert!(!doctor.status.success(), "{text}");
+    assert!(text.contains("FAIL  auth and tenant"), "{text}");
+    assert!(text.contains("fix: check TOOLBRIDGE_TOKEN"), "{text}");
+    assert!(!text.contains("TOOLBRIDGE_TENANT_ID"), "{text}");
+}
+
 /// Invalid configuration fails fast: one line on stderr, non-zero exit, and
 /// nothing on stdout.
 #[test]

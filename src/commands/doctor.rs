@@ -137,9 +137,11 @@ fn fix_for(error: &ToolError, dev_subject: bool) -> &'static str {
         Unauthorized if dev_subject => {
             "TOOLBRIDGE_DEV_SUBJECT is only accepted by an API in dev mode; check that, and set TOOLBRIDGE_TENANT_ID if the API cannot tell your tenant (or use TOOLBRIDGE_TOKEN instead)"
         }
-        Unauthorized => {
-            "set TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE or TOOLBRIDGE_TOKEN_COMMAND (TOOLBRIDGE_DEV_SUBJECT for a dev-mode API), and TOOLBRIDGE_TENANT_ID if the API cannot tell your tenant"
+        // Resolving the tenant failed although the credentials passed.
+        Unauthorized if error.message.contains("TOOLBRIDGE_TENANT_ID") => {
+            "set TOOLBRIDGE_TENANT_ID to your tenant's id: the API cannot tell it from the credentials"
         }
+        Unauthorized => crate::upstream::CREDENTIALS_HINT,
         Forbidden => "check TOOLBRIDGE_TENANT_ID: the credentials do not belong to that tenant",
         Timeout => {
             "the API is slow or unreachable: check the network, or raise TOOLBRIDGE_CALL_TIMEOUT"

@@ -251,13 +251,16 @@ fn undouble_prefix(message: &str) -> &str {
     message
 }
 
+/// Where the credentials come from, as a refused one is told to check.
+pub const CREDENTIALS_HINT: &str = "check TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE, \
+     TOOLBRIDGE_TOKEN_COMMAND or TOOLBRIDGE_DEV_SUBJECT; against `toolbridge-mcp serve-api` the \
+     token is its TOOLBRIDGE_API_SECRET, or the secret it printed when it started";
+
 fn unauthorized_hint(message: &str) -> String {
     if message.to_ascii_lowercase().contains("tenant") {
         format!("{message} (set TOOLBRIDGE_TENANT_ID)")
     } else {
-        format!(
-            "{message} (check TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE or TOOLBRIDGE_DEV_SUBJECT)"
-        )
+        format!("the API did not accept the credentials ({message}): {CREDENTIALS_HINT}")
     }
 }
 

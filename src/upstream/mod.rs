@@ -37,6 +37,7 @@ pub use breaker::BreakerState;
 use breaker::{Breaker, Outcome};
 pub use call::Call;
 use call::Sending;
+pub use failure::CREDENTIALS_HINT;
 use failure::Failure;
 use session::SessionSlot;
 pub use throttle::Rate;
