@@ -237,7 +237,7 @@ impl Client {
                 .await
                 .map_err(Failure::paused)?;
             call.add_wait(waiting.elapsed());
-            call.count_attempt();
+            call.count_request(sending.is_some());
             if let Some(sending) = sending {
                 sending.on_the_wire(true);
             }
