@@ -834,6 +834,37 @@ mod tests {
         }
     }
 
+    /// A row whose bytes were overwritten reads as damage naming the file,
+    /// not as an internal error; `check_file` finds it, and tells a missing
+    /// file and an intact one apart.
+    #[test]
+    fn damage_is_named_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("api.db");
+        assert_eq!(
+            check_file(&path, Duration::from_secs(5)),
+            Integrity::Missing
+        );
+        let store = Store::open(&path).expect("open");
+        let uid = Uuid::new_v4();
+        put(&store, uid, "a");
+        assert_eq!(check_file(&path, Duration::from_secs(5)), Integrity::Intact);
+        store
+            .lock()
+            .execute("UPDATE items SET payload = X'DEADBEEF'", [])
+            .expect("overwrite");
+        match store.get("notes", uid, FIRST_EPOCH) {
+            Err(StoreError::Damaged { path: named, .. }) => assert_eq!(named, path),
+            other => panic!("expected Damaged, got {other:?}"),
+        }
+        drop(store);
+        std::fs::write(&path, vec![0xde; 8192]).expect("overwrite the file");
+        assert!(matches!(
+            check_file(&path, Duration::from_secs(5)),
+            Integrity::Damaged(_)
+        ));
+    }
+
     #[test]
     fn reopening_keeps_data_and_does_not_remigrate() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -299,6 +299,37 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    /// The embedded API's damaged database is shown as it says, and neither
+    /// re-sent nor retryable; any other 500 of a read still is.
+    #[test]
+    fn a_damaged_database_is_permanent() {
+        let damaged = br#"{"error":"the local database is damaged (x); to recover: y","code":"database_damaged"}"#;
+        let failure = Failure::status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &HeaderMap::new(),
+            damaged,
+            false,
+        );
+        assert_eq!(failure.transience, Transience::Permanent);
+        assert_eq!(failure.reached, Reached::No);
+        assert!(
+            failure
+                .error
+                .message
+                .starts_with("the local database is damaged")
+        );
+        assert!(reports_damaged_database(damaged));
+        let other = br#"{"error":"internal error"}"#;
+        let failure = Failure::status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &HeaderMap::new(),
+            other,
+            false,
+        );
+        assert_eq!(failure.transience, Transience::Now);
+        assert!(!reports_damaged_database(other));
+    }
+
     #[test]
     fn a_doubled_prefix_is_said_once() {
         assert_eq!(
