@@ -93,15 +93,18 @@ impl StoreError {
 
 /// Whether SQLite's error means a damaged file: a malformed page or header,
 /// a read the operating system could not do, or a stored value of a type or
-/// encoding this code never writes (bytes overwritten inside a row).
+/// encoding this code never writes (bytes overwritten inside a row). A
+/// failed write or sync is not damage: the file may be intact.
 pub(super) fn means_damage(e: &rusqlite::Error) -> bool {
-    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase, SystemIoFailure};
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    use rusqlite::ffi::{SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_READ, SQLITE_IOERR_SHORT_READ};
     match e {
         rusqlite::Error::SqliteFailure(failure, _) => {
-            matches!(
-                failure.code,
-                DatabaseCorrupt | NotADatabase | SystemIoFailure
-            )
+            matches!(failure.code, DatabaseCorrupt | NotADatabase)
+                || matches!(
+                    failure.extended_code,
+                    SQLITE_IOERR_READ | SQLITE_IOERR_SHORT_READ | SQLITE_IOERR_CORRUPTFS
+                )
         }
         rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::Utf8Error(..)
