@@ -184,8 +184,9 @@ async fn attempts_count_only_the_calls_own_requests() {
 }
 
 /// The embedded API's line for a failed request carries the correlation id
-/// of the call that sent it, so the two lines join; here a damaged database,
-/// which is not retried.
+/// of the call that sent it, so the two lines join: a damaged database (an
+/// error line, and the call not retried) and a missing item (a refusal, at
+/// debug level).
 #[tokio::test]
 async fn the_embedded_apis_error_line_joins_the_calls_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -205,6 +206,16 @@ async fn the_embedded_apis_error_line_joins_the_calls_line() {
     assert_eq!(api[0]["correlation_id"], error["correlation_id"], "{api:?}");
     assert_eq!(api[0]["kind"], "database_damaged", "{api:?}");
     assert_eq!(api[0]["path"], "/v1/notes", "{api:?}");
+
+    let missing = common::err(&mcp.call_tool("get_task", json!({"uid": UID})).await);
+    let refused = lines(&mcp.log_dir, "embedded API refused a request", |l| {
+        l.iter().any(|line| line["status"] == 404)
+    })
+    .await;
+    let line = refused.iter().find(|line| line["status"] == 404);
+    let line = line.unwrap_or_else(|| panic!("no refusal line: {refused:?}"));
+    assert_eq!(line["correlation_id"], missing["correlation_id"], "{line}");
+    assert_eq!(line["path"], format!("/v1/tasks/{UID}"), "{line}");
     mcp.shutdown().await;
 }
 
