@@ -23,3 +23,7 @@ pub const RATE_LIMIT_REMAINING_HEADER: HeaderName =
     HeaderName::from_static("x-ratelimit-remaining");
 /// When the upstream's bucket refills (Unix seconds).
 pub const RATE_LIMIT_RESET_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// The `code` of the embedded API's error body when its database file is
+/// damaged: the client shows the message and never repeats the request.
+pub const DATABASE_DAMAGED_CODE: &str = "database_damaged";

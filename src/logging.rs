@@ -121,6 +121,17 @@ pub fn init(dir: &Path, level: &str, max_bytes: u64) -> LogGuard {
     }
 }
 
+/// `s` cut to at most `max` characters, `…` marking a cut: for text a log
+/// line or a report shows but does not control (an error's message, a
+/// tool's name).
+pub fn shorten(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.chars().count() <= max {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let kept = max.saturating_sub(1);
+    std::borrow::Cow::Owned(s.chars().take(kept).chain(['…']).collect())
+}
+
 /// The log file of `date`.
 pub fn file_name(date: Date) -> String {
     format!(

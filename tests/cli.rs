@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Launch, ok};
+use common::{Launch, err, ok};
 use serde_json::{Value, json};
 
 fn toolbridge(args: &[&str], db: &Path, logs: &Path) -> Output {
@@ -323,6 +323,82 @@ fn doctor_reports_each_check() {
     let text = String::from_utf8(misconfigured.stdout).unwrap();
     assert!(!misconfigured.status.success());
     assert!(text.starts_with("FAIL  configuration"), "{text}");
+}
+
+/// A damaged embedded database (valid header, damaged pages) is said to be
+/// damaged, with how to recover and keep the file: a read fails at once and
+/// is not retryable (no four attempts at an "internal error"), and `doctor`
+/// runs SQLite's check on the file and fails it with the same steps.
+#[tokio::test]
+async fn a_damaged_database_says_so_and_how_to_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, logs) = (dir.path().join("t.db"), dir.path().join("logs"));
+    common::damaged_database(&db).await;
+    let mut mcp = Launch::embedded(&db).spawn().await;
+    mcp.initialize().await;
+    let error = err(&mcp.call_tool("list_notes", json!({})).await);
+    mcp.shutdown().await;
+    let message = error["message"].as_str().unwrap();
+    assert_eq!(error["retryable"], false, "{error}");
+    assert!(
+        message.starts_with("the local database is damaged"),
+        "{message}"
+    );
+    let recover = format!("sqlite3 '{}.damaged' .recover", db.display());
+    assert!(message.contains(&recover), "{message}");
+
+    let doctor = toolbridge(&["doctor"], &db, &logs);
+    let text = String::from_utf8(doctor.stdout).unwrap();
+    assert!(!doctor.status.success(), "{text}");
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.starts_with("FAIL  database"));
+    let failed = lines
+        .next()
+        .unwrap_or_else(|| panic!("no failed database check:\n{text}"));
+    assert!(failed.contains("is damaged"), "{text}");
+    let fix = lines.next().unwrap();
+    assert!(fix.contains(&recover) && fix.contains("keep it"), "{text}");
+}
+
+/// A wrong token against `serve-api` (whose tenant the sidecar asks for) is
+/// said to be the token, with where tokens come from and serve-api's secret,
+/// never "set TOOLBRIDGE_TENANT_ID", which would not fix it: in a tool's
+/// error and in `doctor`.
+#[tokio::test]
+async fn a_wrong_token_against_serve_api_names_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let api = common::api::ApiProcess::start(&dir.path().join("api.db"), &logs).await;
+    let mut mcp = Launch::remote(&api.url)
+        .env("TOOLBRIDGE_TOKEN", "not-the-secret")
+        .without_env("TOOLBRIDGE_TENANT_ID")
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    let error = err(&mcp.call_tool("list_notes", json!({})).await);
+    mcp.shutdown().await;
+    let message = error["message"].as_str().unwrap();
+    assert_eq!(error["code"], "unauthorized", "{error}");
+    assert!(
+        message.contains("did not accept the credentials"),
+        "{message}"
+    );
+    assert!(message.contains("TOOLBRIDGE_API_SECRET"), "{message}");
+    assert!(!message.contains("TOOLBRIDGE_TENANT_ID"), "{message}");
+
+    let doctor = Command::new(common::BIN)
+        .args(["doctor", "--api-url", &api.url, "--replica", "off"])
+        .env_clear()
+        .env("TOOLBRIDGE_LOG_DIR", &logs)
+        .env("TOOLBRIDGE_TOKEN", "not-the-secret")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(doctor.stdout).unwrap();
+    assert!(!doctor.status.success(), "{text}");
+    assert!(text.contains("FAIL  auth and tenant"), "{text}");
+    assert!(text.contains("fix: check TOOLBRIDGE_TOKEN"), "{text}");
+    assert!(!text.contains("TOOLBRIDGE_TENANT_ID"), "{text}");
 }
 
 /// Invalid configuration fails fast: one line on stderr, non-zero exit, and

@@ -126,6 +126,99 @@ async fn an_upstreams_own_correlation_id_is_logged() {
     mcp.shutdown().await;
 }
 
+/// A failed call's line says why: `error_code` and `error_message`, the
+/// message the model saw, cut at 1,000 characters when an upstream's text
+/// runs longer.
+#[tokio::test]
+async fn a_failed_calls_line_has_its_error_code_and_message() {
+    let server = MockServer::start().await;
+    upstream::mount_session(&server).await;
+    let long = format!("bad note: {}", "all work and no play ".repeat(100));
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/notes/{UID}")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": long})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/tasks/{UID}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": "task not found"})))
+        .mount(&server)
+        .await;
+    let mut mcp = Launch::remote(&server.uri()).spawn().await;
+    mcp.initialize().await;
+    let missing = common::err(&mcp.call_tool("get_task", json!({"uid": UID})).await);
+    let refused = common::err(&mcp.call_tool("get_note", json!({"uid": UID})).await);
+
+    let line = call_line(&mcp, "get_task").await;
+    assert_eq!(line["error_code"], "not_found", "{line}");
+    assert_eq!(line["error_message"], missing["message"], "{line}");
+    let line = call_line(&mcp, "get_note").await;
+    assert_eq!(line["error_code"], "invalid_input", "{line}");
+    let logged = line["error_message"].as_str().unwrap();
+    let seen = refused["message"].as_str().unwrap();
+    assert!(seen.chars().count() > 1000, "{seen}");
+    assert_eq!(logged.chars().count(), 1000, "{logged}");
+    let kept = logged.strip_suffix('…').unwrap();
+    assert!(seen.starts_with(kept), "{logged}");
+    assert!(call_line(&mcp, "get_task").await.get("error").is_none());
+    mcp.shutdown().await;
+}
+
+/// `attempts` counts the call's own requests, so a clean call reads 1; the
+/// session the first call opens is `setup_requests`, and later calls have
+/// none.
+#[tokio::test]
+async fn attempts_count_only_the_calls_own_requests() {
+    let server = upstream::plausible_upstream().await;
+    let mut mcp = Launch::remote(&server.uri()).spawn().await;
+    mcp.initialize().await;
+    ok(&mcp.call_tool("get_note", json!({"uid": UID})).await);
+    ok(&mcp.call_tool("get_task", json!({"uid": UID})).await);
+    let first = call_line(&mcp, "get_note").await;
+    assert_eq!(first["attempts"], 1, "{first}");
+    assert_eq!(first["setup_requests"], 1, "the session: {first}");
+    let second = call_line(&mcp, "get_task").await;
+    assert_eq!(second["attempts"], 1, "{second}");
+    assert_eq!(second["setup_requests"], 0, "{second}");
+    mcp.shutdown().await;
+}
+
+/// The embedded API's line for a failed request carries the correlation id
+/// of the call that sent it, so the two lines join: a damaged database (an
+/// error line, and the call not retried) and a missing item (a refusal, at
+/// debug level).
+#[tokio::test]
+async fn the_embedded_apis_error_line_joins_the_calls_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    common::damaged_database(&db).await;
+    let mut mcp = Launch::embedded(&db)
+        .env("TOOLBRIDGE_REPLICA", "off")
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    let error = common::err(&mcp.call_tool("list_notes", json!({})).await);
+    let call = call_line(&mcp, "list_notes").await;
+    assert_eq!(call["correlation_id"], error["correlation_id"]);
+    assert_eq!(call["attempts"], 1, "not retried: {call}");
+    let api = lines(&mcp.log_dir, "embedded API error", |l| !l.is_empty()).await;
+    assert_eq!(api.len(), 1, "{api:?}");
+    assert_eq!(api[0]["correlation_id"], error["correlation_id"], "{api:?}");
+    assert_eq!(api[0]["kind"], "database_damaged", "{api:?}");
+    assert_eq!(api[0]["path"], "/v1/notes", "{api:?}");
+
+    let missing = common::err(&mcp.call_tool("get_task", json!({"uid": UID})).await);
+    let refused = lines(&mcp.log_dir, "embedded API refused a request", |l| {
+        l.iter().any(|line| line["status"] == 404)
+    })
+    .await;
+    let line = refused.iter().find(|line| line["status"] == 404);
+    let line = line.unwrap_or_else(|| panic!("no refusal line: {refused:?}"));
+    assert_eq!(line["correlation_id"], missing["correlation_id"], "{line}");
+    assert_eq!(line["path"], format!("/v1/tasks/{UID}"), "{line}");
+    mcp.shutdown().await;
+}
+
 /// One line at startup: version, upstream, tenant, replica and log
 /// directories, the log cap. No token.
 #[tokio::test]

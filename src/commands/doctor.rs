@@ -1,12 +1,20 @@
 //! `toolbridge-mcp doctor`: checks what a working setup needs, in the order a
 //! person would debug it, and says how to fix each failure.
 
+use std::path::Path;
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
 use super::Backend;
 use crate::config::{Config, Upstream};
+use crate::embedded::{self, Integrity};
 use crate::error::ToolError;
 use crate::upstream::Auth;
+
+/// How long the embedded database's check may read: a few seconds cover
+/// files far larger than a person's notes.
+const DATABASE_CHECK_BUDGET: Duration = Duration::from_secs(10);
 
 /// `toolbridge-mcp doctor`: each check on one line, PASS or FAIL, with a fix
 /// under each failure. True when everything passed.
@@ -28,6 +36,9 @@ pub async fn run(mut config: Config) -> bool {
             format!("{}: {e}", config.log_dir.display()),
             "set TOOLBRIDGE_LOG_DIR to a writable directory",
         ),
+    }
+    if let Upstream::Embedded { db_path } = &config.upstream {
+        database_check(db_path, &mut report).await;
     }
     let dev_subject = matches!(config.auth, Auth::DevSubject(_));
     let backend = match Backend::start(&mut config).await {
@@ -126,9 +137,11 @@ fn fix_for(error: &ToolError, dev_subject: bool) -> &'static str {
         Unauthorized if dev_subject => {
             "TOOLBRIDGE_DEV_SUBJECT is only accepted by an API in dev mode; check that, and set TOOLBRIDGE_TENANT_ID if the API cannot tell your tenant (or use TOOLBRIDGE_TOKEN instead)"
         }
-        Unauthorized => {
-            "set TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE or TOOLBRIDGE_TOKEN_COMMAND (TOOLBRIDGE_DEV_SUBJECT for a dev-mode API), and TOOLBRIDGE_TENANT_ID if the API cannot tell your tenant"
+        // Resolving the tenant failed although the credentials passed.
+        Unauthorized if error.message.contains("TOOLBRIDGE_TENANT_ID") => {
+            "set TOOLBRIDGE_TENANT_ID to your tenant's id: the API cannot tell it from the credentials"
         }
+        Unauthorized => crate::upstream::CREDENTIALS_HINT,
         Forbidden => "check TOOLBRIDGE_TENANT_ID: the credentials do not belong to that tenant",
         Timeout => {
             "the API is slow or unreachable: check the network, or raise TOOLBRIDGE_CALL_TIMEOUT"
@@ -136,6 +149,41 @@ fn fix_for(error: &ToolError, dev_subject: bool) -> &'static str {
         RateLimited => "the API is rate limiting this user: wait and run doctor again",
         UpstreamUnavailable => "check TOOLBRIDGE_API_URL and that the API is running",
         _ => "see the message; the log file has the details under its correlation id",
+    }
+}
+
+/// The embedded API's database file, read whole by SQLite's `quick_check`
+/// (see [`embedded::check_file`]) before anything uses it.
+async fn database_check(path: &Path, report: &mut Report) {
+    let file = path.to_owned();
+    let found =
+        tokio::task::spawn_blocking(move || embedded::check_file(&file, DATABASE_CHECK_BUDGET))
+            .await
+            .unwrap_or_else(|e| Integrity::Unreadable(e.to_string()));
+    let shown = path.display();
+    match found {
+        Integrity::Missing => report.pass(
+            "database",
+            format!("{shown} does not exist yet (the first start creates it)"),
+        ),
+        Integrity::Intact => report.pass("database", format!("{shown}: quick_check ok")),
+        Integrity::Unfinished => report.pass(
+            "database",
+            format!(
+                "{shown}: quick_check did not finish within {} s; for a full check run `sqlite3 '{shown}' 'PRAGMA integrity_check'`",
+                DATABASE_CHECK_BUDGET.as_secs()
+            ),
+        ),
+        Integrity::Damaged(problems) => report.fail(
+            "database",
+            format!("{shown} is damaged: {problems}"),
+            &embedded::recovery_steps(path),
+        ),
+        Integrity::Unreadable(why) => report.fail(
+            "database",
+            format!("cannot read {shown}: {why}"),
+            "check that TOOLBRIDGE_DB_PATH names a file this user may read and write",
+        ),
     }
 }
 

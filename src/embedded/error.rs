@@ -7,6 +7,10 @@
 //! and writes the body. Handlers and gates therefore just return `ApiError`.
 //! Auth and tenant failures and session-route misses are plain text, as on
 //! the real service, and are rendered directly.
+//!
+//! A fault of ours (an internal error, a damaged database) is logged by
+//! [`correlate`] too, with the request's correlation id, so the line joins
+//! the client's own line for the call.
 
 use axum::Json;
 use axum::extract::Request;
@@ -15,10 +19,10 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use tracing::Instrument;
 
 use super::clock::rfc3339_ms;
-use super::store::StoreError;
+use super::store::{StoreError, recovery_steps};
+use crate::contract::DATABASE_DAMAGED_CODE;
 
 // The contract's names under the ones this module's users know them by.
 pub use crate::contract::{CORRELATION_HEADER as CORRELATION_ID, EPOCH_HEADER as SYNC_EPOCH};
@@ -49,6 +53,12 @@ pub enum ApiError {
     },
     /// A fault of ours; the detail is logged, never sent.
     Internal(String),
+    /// The database file is damaged: `500` with code `database_damaged`
+    /// and what to do, since retrying cannot help.
+    Damaged {
+        path: std::path::PathBuf,
+        detail: String,
+    },
     /// A plain-text refusal, as the real service sends for auth and tenant.
     Plain(StatusCode, &'static str),
 }
@@ -59,6 +69,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::EpochMismatch(current) => ApiError::EpochMismatch(current),
+            StoreError::Damaged { path, detail } => ApiError::Damaged { path, detail },
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -67,6 +78,14 @@ impl From<StoreError> for ApiError {
 /// A JSON error body still waiting for its correlation id.
 #[derive(Clone)]
 struct PendingBody(Map<String, Value>);
+
+/// A fault of ours behind a response, for [`correlate`] to log with the
+/// request's correlation id.
+#[derive(Clone)]
+struct Fault {
+    kind: &'static str,
+    detail: String,
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -107,8 +126,29 @@ impl IntoResponse for ApiError {
                 );
             }
             ApiError::Internal(detail) => {
-                tracing::error!(%detail, "embedded API internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, message("internal error"))
+                let mut response = pending(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    message("internal error"),
+                    [],
+                );
+                response.extensions_mut().insert(Fault {
+                    kind: "internal_error",
+                    detail,
+                });
+                return response;
+            }
+            ApiError::Damaged { path, detail } => {
+                let mut body = message(format!(
+                    "the local database is damaged ({detail}); to recover: {}",
+                    recovery_steps(&path)
+                ));
+                body.insert("code".into(), DATABASE_DAMAGED_CODE.into());
+                let mut response = pending(StatusCode::INTERNAL_SERVER_ERROR, body, []);
+                response.extensions_mut().insert(Fault {
+                    kind: DATABASE_DAMAGED_CODE,
+                    detail,
+                });
+                return response;
             }
         };
         pending(status, body, [])
@@ -140,8 +180,9 @@ fn pending<const N: usize>(
 }
 
 /// Outermost middleware: takes the request's `X-Correlation-ID` (or makes
-/// one), runs the request in a span carrying it, echoes it on the response
-/// and writes any pending JSON error body with it.
+/// one), echoes it on the response, writes any pending JSON error body with
+/// it, and logs a refusal with it (a fault of ours as an error, with its
+/// detail; any other at debug level), never a body.
 pub async fn correlate(request: Request, next: Next) -> Response {
     let id = request
         .headers()
@@ -149,8 +190,16 @@ pub async fn correlate(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let span = tracing::debug_span!("embedded_api", correlation_id = %id, method = %request.method(), path = %request.uri().path());
-    let mut response = next.run(request).instrument(span).await;
+    let method = request.method().clone();
+    // A clone of the request line's parts shares their bytes: no copy.
+    let uri = request.uri().clone();
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16();
+    if let Some(Fault { kind, detail }) = response.extensions_mut().remove::<Fault>() {
+        tracing::error!(correlation_id = %id, %method, path = uri.path(), status, kind, detail, "embedded API error");
+    } else if status >= 400 {
+        tracing::debug!(correlation_id = %id, %method, path = uri.path(), status, "embedded API refused a request");
+    }
     if let Some(PendingBody(mut body)) = response.extensions_mut().remove::<PendingBody>() {
         body.insert("correlation_id".into(), id.clone().into());
         let (mut parts, _) = response.into_parts();

@@ -31,7 +31,10 @@
 //! - `/v1/sync/info` lists the five entities served here (not seven).
 //! - Rate limits are per process (one user), configurable by [`RateLimits`].
 //! - An internal fault is `500 {"error":"internal error"}`; the detail goes
-//!   to the log only.
+//!   to the log only, on a line with the request's correlation id.
+//! - A damaged database file (SQLite finds a malformed page or record, or
+//!   cannot read it) is `500 {"error","code":"database_damaged"}` whose
+//!   message says how to recover, keeping the file: it is the user's data.
 
 mod clock;
 mod entities;
@@ -55,6 +58,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use routes::{AppState, router};
+pub use store::{Integrity, check_file, recovery_steps};
 
 /// The only tenant: entity requests must send `X-TB-Tenant-ID: local`.
 pub const TENANT_ID: &str = "local";
@@ -120,6 +124,15 @@ pub enum Error {
     },
     #[error("cannot open the embedded API database {}: {source}", path.display())]
     OpenStore {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the embedded API database {} is damaged ({source}): {}",
+        path.display(),
+        store::recovery_steps(path)
+    )]
+    Damaged {
         path: PathBuf,
         source: rusqlite::Error,
     },

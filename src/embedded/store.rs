@@ -63,10 +63,68 @@ pub enum StoreError {
     EpochMismatch(i64),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A stored row this code cannot have written (a uid or payload that
+    /// does not parse): made [`StoreError::Damaged`] by the store.
     #[error("stored item is corrupt: {0}")]
     Corrupt(String),
+    /// The file itself is damaged: repeating the request cannot help, and
+    /// the user must act (see [`recovery_steps`]).
+    #[error("the database {} is damaged: {detail}", path.display())]
+    Damaged { path: PathBuf, detail: String },
     #[error("store worker failed: {0}")]
     Worker(#[from] tokio::task::JoinError),
+}
+
+impl StoreError {
+    /// This error, or [`StoreError::Damaged`] when it means that the file at
+    /// `path` is damaged rather than that a statement or a lock failed.
+    fn or_damaged(self, path: &Path) -> Self {
+        let detail = match &self {
+            Self::Corrupt(detail) => detail.clone(),
+            Self::Sqlite(e) if means_damage(e) => e.to_string(),
+            _ => return self,
+        };
+        Self::Damaged {
+            path: path.to_owned(),
+            detail,
+        }
+    }
+}
+
+/// Whether SQLite's error means a damaged file: a malformed page or header,
+/// a read the operating system could not do, or a stored value of a type or
+/// encoding this code never writes (bytes overwritten inside a row). A
+/// failed write or sync is not damage: the file may be intact.
+pub(super) fn means_damage(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    use rusqlite::ffi::{SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_READ, SQLITE_IOERR_SHORT_READ};
+    match e {
+        rusqlite::Error::SqliteFailure(failure, _) => {
+            matches!(failure.code, DatabaseCorrupt | NotADatabase)
+                || matches!(
+                    failure.extended_code,
+                    SQLITE_IOERR_READ | SQLITE_IOERR_SHORT_READ | SQLITE_IOERR_CORRUPTFS
+                )
+        }
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::Utf8Error(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => true,
+        _ => false,
+    }
+}
+
+/// What to do about a damaged database file, as the API's error, a failed
+/// start and `doctor` all say it. The file is the user's only copy of their
+/// items (unlike a replica, nothing upstream holds them), so it is kept.
+pub fn recovery_steps(path: &Path) -> String {
+    let path = path.display();
+    format!(
+        "stop every toolbridge-mcp that uses it; rename {path} to {path}.damaged (and {path}-wal, \
+         if present, to {path}.damaged-wal) and keep it, since it is the only copy of your items; \
+         then `sqlite3 '{path}.damaged' .recover | sqlite3 '{path}'` rebuilds what can still be \
+         read (without it, the next start makes an empty database)"
+    )
 }
 
 /// One stored item, with its payload already stamped with the server keys.
@@ -96,6 +154,7 @@ pub struct Position {
 /// Read access to other items from inside a write transaction.
 pub struct ParentLookup<'a> {
     conn: &'a Connection,
+    path: &'a Path,
 }
 
 impl ParentLookup<'_> {
@@ -108,7 +167,8 @@ impl ParentLookup<'_> {
                 params![entity, uid.to_string()],
                 |_| Ok(()),
             )
-            .optional()?;
+            .optional()
+            .map_err(|e| StoreError::from(e).or_damaged(self.path))?;
         Ok(found.is_some())
     }
 }
@@ -117,6 +177,8 @@ pub struct Store {
     // One connection per process is plenty for a local sidecar; the mutex
     // serialises this process's calls, SQLite serialises processes.
     conn: Mutex<Connection>,
+    /// Named by [`StoreError::Damaged`].
+    path: PathBuf,
 }
 
 impl Store {
@@ -124,16 +186,23 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, Error> {
         create_parent_dir(path)?;
         make_private(path);
-        let open_failed = |source| Error::OpenStore {
-            path: path.to_owned(),
-            source,
-        };
+        let open_failed = |source| open_error(path, source);
         let mut conn = Connection::open(path).map_err(open_failed)?;
         configure(&conn).map_err(open_failed)?;
         migrate(&mut conn, path)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            path: path.to_owned(),
         })
+    }
+
+    /// Runs `op` on the connection; an error meaning a damaged file becomes
+    /// [`StoreError::Damaged`].
+    fn with_conn<T>(
+        &self,
+        op: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        op(&mut self.lock()).map_err(|e| e.or_damaged(&self.path))
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -144,23 +213,24 @@ impl Store {
 
     /// The tenant's current epoch.
     pub fn epoch(&self) -> Result<i64, StoreError> {
-        Ok(read_meta(&self.lock(), "epoch")?)
+        self.with_conn(|conn| Ok(read_meta(conn, "epoch")?))
     }
 
     /// Refuses a claimed epoch behind the tenant's, for a request refused
     /// before it reaches the store: it still learns of a wipe first.
     pub fn check_epoch(&self, claimed_epoch: i64) -> Result<(), StoreError> {
-        check_epoch(&self.lock(), claimed_epoch)
+        self.with_conn(|conn| check_epoch(conn, claimed_epoch))
     }
 
     /// Raises the epoch by one and returns the new value.
     pub fn bump_epoch(&self) -> Result<i64, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let epoch = read_meta(&tx, "epoch")? + 1;
-        write_meta(&tx, "epoch", epoch)?;
-        tx.commit()?;
-        Ok(epoch)
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let epoch = read_meta(&tx, "epoch")? + 1;
+            write_meta(&tx, "epoch", epoch)?;
+            tx.commit()?;
+            Ok(epoch)
+        })
     }
 
     /// The item `uid` of `entity`, deleted or not, read in the same snapshot
@@ -171,11 +241,12 @@ impl Store {
         uid: Uuid,
         claimed_epoch: i64,
     ) -> Result<Option<Record>, StoreError> {
-        let mut conn = self.lock();
-        // A read transaction: one snapshot for both statements.
-        let tx = conn.transaction()?;
-        check_epoch(&tx, claimed_epoch)?;
-        select(&tx, entity, uid)
+        self.with_conn(|conn| {
+            // A read transaction: one snapshot for both statements.
+            let tx = conn.transaction()?;
+            check_epoch(&tx, claimed_epoch)?;
+            select(&tx, entity, uid)
+        })
     }
 
     /// Up to `limit` items after `after` in `(updated_ms, uid)` order: one
@@ -192,20 +263,21 @@ impl Store {
         let (after_ms, after_uid) = after.map_or((i64::MIN, String::new()), |p| {
             (p.updated_ms, p.uid.to_string())
         });
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        check_epoch(&tx, claimed_epoch)?;
-        let mut stmt = tx.prepare_cached(
-            "SELECT uid, version, updated_ms, deleted_ms, payload FROM items
-             WHERE entity = ?1 AND (updated_ms, uid) > (?2, ?3) AND (?4 OR deleted_ms IS NULL)
-             ORDER BY updated_ms, uid LIMIT ?5",
-        )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(
-            params![entity, after_ms, after_uid, include_deleted, limit],
-            RawRecord::read,
-        )?;
-        rows.map(|row| row?.parse()).collect()
+        self.with_conn(|conn| {
+            let tx = conn.transaction()?;
+            check_epoch(&tx, claimed_epoch)?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT uid, version, updated_ms, deleted_ms, payload FROM items
+                 WHERE entity = ?1 AND (updated_ms, uid) > (?2, ?3) AND (?4 OR deleted_ms IS NULL)
+                 ORDER BY updated_ms, uid LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(
+                params![entity, after_ms, after_uid, include_deleted, limit],
+                RawRecord::read,
+            )?;
+            rows.map(|row| row?.parse()).collect()
+        })
     }
 
     /// Checks `claimed_epoch`, reads item `uid`, lets `decide` choose its
@@ -223,16 +295,21 @@ impl Store {
         E: From<StoreError>,
     {
         let mut conn = self.lock();
+        let failed = |e: StoreError| E::from(e.or_damaged(&self.path));
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        check_epoch(&tx, claimed_epoch)?;
-        let current = select(&tx, entity, uid)?;
-        let next = decide(current.as_ref(), &ParentLookup { conn: &tx })?;
+            .map_err(|e| failed(e.into()))?;
+        check_epoch(&tx, claimed_epoch).map_err(failed)?;
+        let current = select(&tx, entity, uid).map_err(failed)?;
+        let parents = ParentLookup {
+            conn: &tx,
+            path: &self.path,
+        };
+        let next = decide(current.as_ref(), &parents)?;
         let version = current.map_or(1, |c| c.version + 1);
-        let record = stamp(uid, version, next_timestamp(&tx)?, next);
-        upsert(&tx, entity, &record)?;
-        tx.commit().map_err(StoreError::from)?;
+        let record = stamp(uid, version, next_timestamp(&tx).map_err(failed)?, next);
+        upsert(&tx, entity, &record).map_err(failed)?;
+        tx.commit().map_err(|e| failed(e.into()))?;
         Ok(record)
     }
 }
@@ -250,6 +327,82 @@ where
     tokio::task::spawn_blocking(move || call(&store))
         .await
         .map_err(|e| E::from(StoreError::from(e)))?
+}
+
+/// What [`check_file`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    /// No file yet: the first start creates it.
+    Missing,
+    Intact,
+    /// The check ran out of its time budget before it finished.
+    Unfinished,
+    /// What SQLite reported, its first problems joined.
+    Damaged(String),
+    /// The file could not be opened or read for another reason (its
+    /// permissions, a lock held past the busy timeout).
+    Unreadable(String),
+}
+
+/// The most problems a check reports: the first few say enough.
+const CHECK_MAX_PROBLEMS: u32 = 5;
+
+/// Checks the database file at `path` with SQLite's `PRAGMA quick_check`,
+/// read-only, stopping after `budget`.
+///
+/// `quick_check`, not `integrity_check`: it reads every page and verifies
+/// the b-trees, their records and the free list (the damage a disk or a bad
+/// copy does) in time linear in the file's size; what it leaves out is
+/// whether each index entry matches its row, which only a bug can break
+/// and which costs a lookup per row. The budget bounds it on a huge file.
+pub fn check_file(path: &Path, budget: Duration) -> Integrity {
+    if !path.exists() {
+        return Integrity::Missing;
+    }
+    let failed = |e: rusqlite::Error| {
+        if means_damage(&e) {
+            Integrity::Damaged(e.to_string())
+        } else if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) {
+            Integrity::Unfinished
+        } else {
+            Integrity::Unreadable(e.to_string())
+        }
+    };
+    let conn = match Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        Ok(conn) => conn,
+        Err(e) => return failed(e),
+    };
+    if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
+        return failed(e);
+    }
+    let interrupt = conn.get_interrupt_handle();
+    let (finished, stop) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        // Dropping `finished` ends the wait early; only a timeout interrupts.
+        if stop.recv_timeout(budget) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            interrupt.interrupt();
+        }
+    });
+    let problems = conn
+        .prepare(&format!("PRAGMA quick_check({CHECK_MAX_PROBLEMS})"))
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        });
+    drop(finished);
+    let _ = watchdog.join();
+    match problems {
+        Ok(rows) if rows.iter().all(|r| r == "ok") => Integrity::Intact,
+        // One problem a line, under a "*** in database main ***" heading.
+        Ok(rows) => Integrity::Damaged(
+            rows.iter()
+                .flat_map(|row| row.lines())
+                .filter(|line| !line.starts_with("***"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Err(e) => failed(e),
+    }
 }
 
 /// Creates the missing directories above the file, each 0700.
@@ -297,6 +450,22 @@ fn make_private(path: &Path) {
     }
 }
 
+/// Why the store at `path` could not be opened: a damaged file is said so,
+/// with what to do.
+fn open_error(path: &Path, source: rusqlite::Error) -> Error {
+    if means_damage(&source) {
+        Error::Damaged {
+            path: path.to_owned(),
+            source,
+        }
+    } else {
+        Error::OpenStore {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Set first, so the pragmas below also wait for a concurrent opener.
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -314,10 +483,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
-    let failed = |source| Error::OpenStore {
-        path: path.to_owned(),
-        source,
-    };
+    let failed = |source| open_error(path, source);
     let known = MIGRATIONS.len();
     // Check without the write lock first: opening an up-to-date database
     // must not contend with other processes.
@@ -348,10 +514,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
 fn check_version(conn: &Connection, known: usize, path: &Path) -> Result<usize, Error> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(|source| Error::OpenStore {
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(|source| open_error(path, source))?;
     match usize::try_from(version) {
         Ok(v) if v <= known => Ok(v),
         _ => Err(Error::NewerSchema {
@@ -435,7 +598,7 @@ fn select(conn: &Connection, entity: &str, uid: Uuid) -> Result<Option<Record>, 
 
 fn upsert(conn: &Connection, entity: &str, record: &Record) -> Result<(), StoreError> {
     let payload = serde_json::to_string(&record.payload)
-        .map_err(|e| StoreError::Corrupt(format!("payload of {}: {e}", record.uid)))?;
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     conn.prepare_cached(
         "INSERT INTO items (entity, uid, version, updated_ms, deleted_ms, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -672,6 +835,37 @@ mod tests {
             }) => assert_eq!(supported, MIGRATIONS.len()),
             other => panic!("expected NewerSchema, got {:?}", other.err()),
         }
+    }
+
+    /// A row whose bytes were overwritten reads as damage naming the file,
+    /// not as an internal error; `check_file` finds it, and tells a missing
+    /// file and an intact one apart.
+    #[test]
+    fn damage_is_named_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("api.db");
+        assert_eq!(
+            check_file(&path, Duration::from_secs(5)),
+            Integrity::Missing
+        );
+        let store = Store::open(&path).expect("open");
+        let uid = Uuid::new_v4();
+        put(&store, uid, "a");
+        assert_eq!(check_file(&path, Duration::from_secs(5)), Integrity::Intact);
+        store
+            .lock()
+            .execute("UPDATE items SET payload = X'DEADBEEF'", [])
+            .expect("overwrite");
+        match store.get("notes", uid, FIRST_EPOCH) {
+            Err(StoreError::Damaged { path: named, .. }) => assert_eq!(named, path),
+            other => panic!("expected Damaged, got {other:?}"),
+        }
+        drop(store);
+        std::fs::write(&path, vec![0xde; 8192]).expect("overwrite the file");
+        assert!(matches!(
+            check_file(&path, Duration::from_secs(5)),
+            Integrity::Damaged(_)
+        ));
     }
 
     #[test]

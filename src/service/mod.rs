@@ -68,6 +68,10 @@ pub const DEFAULT_RESULT_BUDGET: usize = 20_000;
 const BYTES_PER_TOKEN: usize = 4;
 /// Payload keys holding an item's long text: what a cut shortens.
 const BODY_KEYS: [&str; 2] = ["content", "description"];
+/// The most of an error's message a call's log line keeps, in characters:
+/// a message is a sentence or two, but an upstream's error text is not ours
+/// to trust.
+const LOGGED_MESSAGE_CHARS: usize = 1000;
 
 impl Service {
     pub fn new(
@@ -142,9 +146,13 @@ impl Service {
             (Err(e), _) => Err(e),
         }
         .map_err(|e| e.with_correlation_id(&call.correlation_id));
-        let (outcome, error) = match &result {
-            Ok(_) => ("ok", None),
-            Err(e) => (e.code.as_str(), Some(e.message.as_str())),
+        let (outcome, error_code, error_message) = match &result {
+            Ok(_) => ("ok", None, None),
+            Err(e) => (
+                e.code.as_str(),
+                Some(e.code.as_str()),
+                Some(crate::logging::shorten(&e.message, LOGGED_MESSAGE_CHARS)),
+            ),
         };
         let stale = result
             .as_ref()
@@ -160,12 +168,14 @@ impl Service {
             upstream_correlation_id = call.upstream_correlation_id(),
             uid = uid.map(tracing::field::display),
             attempts = call.attempts(),
+            setup_requests = call.setup_requests(),
             retries = call.retries(),
             status = call.last_status(),
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             waited_ms = call.waited().as_secs_f64() * 1000.0,
             outcome,
-            error,
+            error_code,
+            error_message = error_message.as_deref(),
             stale,
             bytes,
             "tool call"

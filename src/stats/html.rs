@@ -20,6 +20,7 @@ use time::macros::format_description;
 
 use super::report::{Summary, ToolSummary, to_second};
 use crate::error::ErrorCode;
+use crate::logging::shorten;
 
 /// One color per error code, the same in every report.
 const CODE_COLORS: &[(ErrorCode, &str)] = &[
@@ -470,13 +471,6 @@ fn count(n: u64, noun: &str) -> String {
     } else {
         format!("{n} {noun}s")
     }
-}
-
-fn shorten(s: &str, max: usize) -> Cow<'_, str> {
-    if s.chars().count() <= max {
-        return Cow::Borrowed(s);
-    }
-    Cow::Owned(s.chars().take(max - 1).chain(['…']).collect())
 }
 
 /// Text safe in HTML and SVG, both as content and inside a quoted attribute.

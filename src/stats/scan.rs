@@ -311,7 +311,7 @@ impl Scan {
         let correlation_id = text(&fields.correlation_id)?;
         let upstream_correlation_id = text(&fields.upstream_correlation_id)?;
         let uid = text(&fields.uid)?;
-        let error = text(&fields.error)?;
+        let error = text(&fields.error_message)?;
         let status = unsigned(&fields.status)?;
         let bytes = unsigned(&fields.bytes)?.unwrap_or(0);
         if self.wanted.tool.as_deref().is_some_and(|only| only != tool) {
@@ -412,8 +412,10 @@ struct Fields<'a> {
     outcome: Option<Scalar<'a>>,
     #[serde(borrow)]
     correlation_id: Option<Scalar<'a>>,
-    #[serde(borrow)]
-    error: Option<Scalar<'a>>,
+    /// Lines written before `error_code` and `error_message` named the
+    /// message `error`.
+    #[serde(borrow, alias = "error")]
+    error_message: Option<Scalar<'a>>,
     #[serde(borrow)]
     duration_ms: Option<Scalar<'a>>,
     #[serde(borrow)]

@@ -28,6 +28,7 @@ pub struct Call {
     pub deadline: Instant,
     pub cancel: CancellationToken,
     attempts: AtomicU32,
+    setup_requests: AtomicU32,
     retries: AtomicU32,
     last_status: AtomicU16,
     /// Time spent waiting for the client's pacing or an upstream's pause.
@@ -43,6 +44,7 @@ impl Call {
             deadline: Instant::now() + timeout,
             cancel,
             attempts: AtomicU32::new(0),
+            setup_requests: AtomicU32::new(0),
             retries: AtomicU32::new(0),
             last_status: AtomicU16::new(0),
             waited_us: AtomicU64::new(0),
@@ -77,9 +79,17 @@ impl Call {
         let _ = self.upstream_correlation_id.set(text);
     }
 
-    /// HTTP requests sent for this call, session and tenant requests included.
+    /// HTTP requests sent for this call's own work: its entity requests,
+    /// with every retry and replay. A clean call is one.
     pub fn attempts(&self) -> u32 {
         self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// HTTP requests this call made first to set up what every call shares:
+    /// resolving the tenant, opening (or renewing) the sync session. Zero
+    /// once they exist.
+    pub fn setup_requests(&self) -> u32 {
+        self.setup_requests.load(Ordering::Relaxed)
     }
 
     /// Backoff retries taken (re-session replays do not count).
@@ -97,8 +107,15 @@ impl Call {
         Duration::from_micros(self.waited_us.load(Ordering::Relaxed))
     }
 
-    pub(super) fn count_attempt(&self) {
-        self.attempts.fetch_add(1, Ordering::Relaxed);
+    /// Counts a request going out: an attempt of an entity request, or a
+    /// setup request (see [`Call::setup_requests`]).
+    pub(super) fn count_request(&self, entity_request: bool) {
+        let counter = if entity_request {
+            &self.attempts
+        } else {
+            &self.setup_requests
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn saw_status(&self, status: u16) {

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::transport::TransportError;
 use crate::catalog::repeat::{Reached, Transience};
+use crate::contract::DATABASE_DAMAGED_CODE;
 use crate::error::{ErrorCode, ToolError};
 
 /// One failed attempt.
@@ -115,6 +116,7 @@ impl Failure {
                 .and_then(|b| b.get("error"))
                 .and_then(Value::as_str)
                 == Some("epoch_mismatch");
+        let database_damaged = code == 500 && names_damaged_database(parsed.as_ref());
         let retry_after = parse_retry_after(headers);
         use Transience::{Now, Permanent};
         let (error_code, reached, transience, text) = match code {
@@ -157,6 +159,10 @@ impl Failure {
                 format!("the upstream refused a fresh session: {message}"),
             ),
             429 => (ErrorCode::RateLimited, Reached::No, Now, message),
+            // The embedded API's file is damaged: its message says what to
+            // do, and no repeat can help. It answers so only when the
+            // transaction did not commit.
+            500 if database_damaged => (ErrorCode::UpstreamError, Reached::No, Permanent, message),
             // The upstream answers 500 for a write whose parent is missing or
             // deleted as well as for real faults: never retry a write on it.
             500 if write => (
@@ -197,6 +203,16 @@ impl Failure {
     }
 }
 
+/// Whether a `500`'s body is the embedded API's answer for a damaged
+/// database file: not an outage, so it must not open the circuit.
+pub fn reports_damaged_database(body: &[u8]) -> bool {
+    names_damaged_database(serde_json::from_slice::<Value>(body).ok().as_ref())
+}
+
+fn names_damaged_database(parsed: Option<&Value>) -> bool {
+    parsed.and_then(|b| b.get("code")).and_then(Value::as_str) == Some(DATABASE_DAMAGED_CODE)
+}
+
 /// The error text of a body that may be the standard JSON, plain text, or
 /// nothing at all.
 fn error_message(status: StatusCode, parsed: Option<&Value>, body: &[u8]) -> String {
@@ -235,13 +251,16 @@ fn undouble_prefix(message: &str) -> &str {
     message
 }
 
+/// Where the credentials come from, as a refused one is told to check.
+pub const CREDENTIALS_HINT: &str = "check TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE, \
+     TOOLBRIDGE_TOKEN_COMMAND or TOOLBRIDGE_DEV_SUBJECT; against `toolbridge-mcp serve-api` the \
+     token is its TOOLBRIDGE_API_SECRET, or the secret it printed when it started";
+
 fn unauthorized_hint(message: &str) -> String {
     if message.to_ascii_lowercase().contains("tenant") {
         format!("{message} (set TOOLBRIDGE_TENANT_ID)")
     } else {
-        format!(
-            "{message} (check TOOLBRIDGE_TOKEN, TOOLBRIDGE_TOKEN_FILE or TOOLBRIDGE_DEV_SUBJECT)"
-        )
+        format!("the API did not accept the credentials ({message}): {CREDENTIALS_HINT}")
     }
 }
 
@@ -279,6 +298,37 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The embedded API's damaged database is shown as it says, and neither
+    /// re-sent nor retryable; any other 500 of a read still is.
+    #[test]
+    fn a_damaged_database_is_permanent() {
+        let damaged = br#"{"error":"the local database is damaged (x); to recover: y","code":"database_damaged"}"#;
+        let failure = Failure::status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &HeaderMap::new(),
+            damaged,
+            false,
+        );
+        assert_eq!(failure.transience, Transience::Permanent);
+        assert_eq!(failure.reached, Reached::No);
+        assert!(
+            failure
+                .error
+                .message
+                .starts_with("the local database is damaged")
+        );
+        assert!(reports_damaged_database(damaged));
+        let other = br#"{"error":"internal error"}"#;
+        let failure = Failure::status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &HeaderMap::new(),
+            other,
+            false,
+        );
+        assert_eq!(failure.transience, Transience::Now);
+        assert!(!reports_damaged_database(other));
+    }
 
     #[test]
     fn a_doubled_prefix_is_said_once() {

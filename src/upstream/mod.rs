@@ -37,6 +37,7 @@ pub use breaker::BreakerState;
 use breaker::{Breaker, Outcome};
 pub use call::Call;
 use call::Sending;
+pub use failure::CREDENTIALS_HINT;
 use failure::Failure;
 use session::SessionSlot;
 pub use throttle::Rate;
@@ -236,7 +237,7 @@ impl Client {
                 .await
                 .map_err(Failure::paused)?;
             call.add_wait(waiting.elapsed());
-            call.count_attempt();
+            call.count_request(sending.is_some());
             if let Some(sending) = sending {
                 sending.on_the_wire(true);
             }
@@ -249,6 +250,14 @@ impl Client {
                 // A write's 500 is most often a missing parent, not an outage:
                 // it must not open the circuit for every tool.
                 Ok((status, _, _)) if *status == StatusCode::INTERNAL_SERVER_ERROR && write => {
+                    Outcome::Neutral
+                }
+                // A damaged database answers at once, with what to do:
+                // failing fast instead would hide that.
+                Ok((status, _, body))
+                    if *status == StatusCode::INTERNAL_SERVER_ERROR
+                        && failure::reports_damaged_database(body) =>
+                {
                     Outcome::Neutral
                 }
                 Ok((status, _, _)) if status.is_server_error() => Outcome::Failed,

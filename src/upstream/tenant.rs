@@ -30,7 +30,7 @@ impl Client {
         };
         if !status.is_success() {
             let failure = Failure::status(status, &headers, &body, false);
-            if failure.transience == Transience::Now {
+            if failure.transience == Transience::Now || refuses_credentials(status, &body) {
                 return Err(failure);
             }
             return Err(explain(format!(
@@ -45,6 +45,18 @@ impl Client {
         HeaderValue::from_str(&id)
             .map_err(|_| explain("the tenant id is not a valid header value".into()))
     }
+}
+
+/// Whether a refusal of `GET /v1/auth/tenant` is the auth layer refusing the
+/// credentials (a wrong token), which no tenant setting fixes. The upstream
+/// answers those in plain text (`unauthorized`); a JSON `401` comes from the
+/// tenant handler itself (no organization, a dev-mode API that cannot
+/// resolve tenants), which a configured tenant does fix.
+fn refuses_credentials(status: reqwest::StatusCode, body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    status == reqwest::StatusCode::UNAUTHORIZED
+        && serde_json::from_slice::<Value>(body).map_or(true, |b| b.get("error").is_none())
+        && !text.to_ascii_lowercase().contains("tenant")
 }
 
 /// The contract names no shape for `GET /v1/auth/tenant`: accept the likely

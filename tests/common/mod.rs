@@ -404,3 +404,36 @@ pub fn err(result: &Value) -> Value {
     let text = result["content"][0]["text"].as_str().expect("error text");
     serde_json::from_str(text).unwrap_or_else(|e| panic!("error text is not JSON ({e}): {text}"))
 }
+
+/// A real embedded database at `db`, written through the binary (twenty
+/// notes of 3 KB, some twenty pages), then damaged as a failing disk or a
+/// bad copy would: two pages in the middle of the file overwritten, the
+/// 100-byte header left valid.
+pub async fn damaged_database(db: &Path) {
+    let mut mcp = Launch::embedded(db)
+        .env("TOOLBRIDGE_REPLICA", "off")
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    let content = "x".repeat(3000);
+    for i in 0..20 {
+        let note = json!({"title": format!("note {i}"), "content": content});
+        ok(&mcp.call_tool("create_note", note).await);
+    }
+    mcp.shutdown().await;
+    // Fold any write-ahead log into the file, so the pages damaged below
+    // are the ones SQLite reads.
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(db).unwrap();
+    let page_size = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    let pages = bytes.len() / page_size;
+    assert!(pages >= 8, "{pages} pages: too few to damage the middle");
+    let start = pages / 2 * page_size;
+    for (i, byte) in bytes[start..start + 2 * page_size].iter_mut().enumerate() {
+        *byte = [0xde, 0xad, 0xbe, 0xef][i % 4];
+    }
+    std::fs::write(db, bytes).unwrap();
+}
