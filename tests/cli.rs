@@ -671,3 +671,33 @@ fn call_help_shows_exit_codes_and_a_tools_parameters() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(one_line(&unknown).contains("did you mean patch_task"));
 }
+
+/// `toolbridge-mcp tools | head -1`: when the reader goes away the command
+/// ends as Unix tools do (SIGPIPE), not with a panic on the broken pipe.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::BIN)
+        .args(["tools", "--json"])
+        .env_clear()
+        .env("HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is gone before the command prints its first byte.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}",
+        output.status
+    );
+}

@@ -29,10 +29,31 @@ use crate::upstream::{Auth, Call, Client, run_token_command};
 use crate::{fsmode, logging, stdio};
 use tokio_util::sync::CancellationToken;
 
+/// A command that prints (`doctor | head`) ends quietly, as Unix tools do,
+/// when its reader goes away: Rust ignores SIGPIPE, so `println!` would panic
+/// on the broken pipe instead. Not for the servers: the MCP server ends its
+/// session upstream when the client closes the channel, and a signal would
+/// cut that short.
+#[cfg(unix)]
+fn end_quietly_on_closed_stdout() {
+    // SAFETY: restores the default disposition of one signal before any
+    // thread starts; no handler runs Rust code.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn end_quietly_on_closed_stdout() {}
+
 /// Parses nothing (that is `main`'s), runs the command `cli` names, and says
 /// how the process should exit.
 pub fn run(cli: Cli) -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
+    if !matches!(command, Command::Serve | Command::ServeApi { .. }) {
+        end_quietly_on_closed_stdout();
+    }
     // Stats reads only the log files: no upstream, no configuration to validate.
     if let Command::Stats {
         since,
