@@ -13,6 +13,7 @@ pub mod reference;
 pub mod repeat;
 pub mod schema;
 pub mod search;
+pub mod size;
 
 use std::sync::Arc;
 

@@ -17,6 +17,7 @@ use crate::catalog::lenient;
 use crate::catalog::repeat::Applied;
 use crate::catalog::schema::JsonObject;
 use crate::catalog::search::SearchPlan;
+use crate::catalog::size;
 use crate::catalog::{
     Catalog, Entity, Filters, Finish, Kind, LocalList, Operation, Order, Plan, Planned, Request,
     ToolDef,
@@ -148,8 +149,8 @@ impl Service {
             .is_ok_and(|v| v.get("stale") == Some(&Value::Bool(true)));
         // What the caller gets back, as compact JSON: counted, not copied.
         let bytes = match &result {
-            Ok(value) => json_len(value),
-            Err(error) => json_len(error),
+            Ok(value) => size::json_len(value) as u64,
+            Err(error) => size::json_len(error) as u64,
         };
         tracing::info!(
             tool = %tool.name,
@@ -185,7 +186,7 @@ impl Service {
             self.check_parent(entity, parent, call).await?;
         }
         let result = match &plan.finish {
-            _ if plan.replaces.is_some() => self.update(operation, plan, call).await,
+            _ if plan.replaces.is_some() => self.update(entity, operation, plan, call).await,
             Finish::Page {
                 limit,
                 filter,
@@ -365,6 +366,7 @@ impl Service {
     /// write instead, and is never retried.
     async fn update(
         &self,
+        entity: &Entity,
         operation: Operation,
         plan: &Plan,
         call: &Call,
@@ -391,8 +393,11 @@ impl Service {
             if let Some(Value::Object(given)) = &plan.request.body {
                 body.extend(given.clone());
             }
+            let body = Value::Object(body);
+            // What is written is the merge, which may outgrow what was given.
+            size::check_item(entity.noun, &body)?;
             let mut request = plan.request.clone();
-            request.body = Some(Value::Object(body));
+            request.body = Some(body);
             if let Some(guard) = caller_guard.or(version) {
                 request.guard(guard);
             }
@@ -782,23 +787,6 @@ fn replica_unusable() -> ToolError {
         ErrorCode::UpstreamError,
         "the local replica cannot be used (see the log); search, order and filters need it",
     )
-}
-
-/// The length of `value` as compact JSON, without building the text.
-fn json_len(value: &impl serde::Serialize) -> u64 {
-    struct Count(u64);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len() as u64;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
 }
 
 fn payload_uid(item: &Value, key: &str) -> Option<Uuid> {

@@ -132,6 +132,13 @@ impl Failure {
                 forbidden_hint(&message),
             ),
             404 => (ErrorCode::NotFound, Reached::No, Permanent, message),
+            // Refused before it was handled: shortening it is what may help.
+            413 => (
+                ErrorCode::InvalidInput,
+                Reached::No,
+                Permanent,
+                format!("the upstream refused the request as too large: {message}"),
+            ),
             410 => (
                 ErrorCode::Gone,
                 Reached::No,
