@@ -211,3 +211,121 @@ async fn serve_api_refuses_bigger_bodies_with_a_clear_413() {
         );
     }
 }
+
+/// The response cap the listing tests run with: three ~2.7 KB notes fit in
+/// a page, ten do not (the cheap stand-in for ten 2 MB notes under 16 MiB).
+const SMALL_CAP: &str = "16384";
+
+/// Walks `list_notes` from the start with `limit`, following cursors; the
+/// titles in order, how many pages said `truncated`, and the error that
+/// stopped the walk, if one did.
+async fn walk_notes(mcp: &mut McpProcess, limit: u32) -> (Vec<String>, usize, Option<Value>) {
+    let (mut titles, mut truncated) = (Vec::new(), 0);
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let mut args = json!({"limit": limit, "fields": ["title"]});
+        if let Some(cursor) = &cursor {
+            args["cursor"] = json!(cursor);
+        }
+        let page = mcp.call_tool("list_notes", args).await;
+        if page["isError"] == json!(true) {
+            return (titles, truncated, Some(err(&page)));
+        }
+        let page = ok(&page);
+        let items = page["items"].as_array().unwrap();
+        titles.extend(
+            items
+                .iter()
+                .map(|i| i["payload"]["title"].as_str().unwrap().to_owned()),
+        );
+        if page["truncated"] == json!(true) {
+            truncated += 1;
+            assert!(items.len() < limit as usize, "{page}");
+        }
+        match page["nextCursor"].as_str() {
+            Some(next) if !items.is_empty() => cursor = Some(next.to_owned()),
+            _ => return (titles, truncated, None),
+        }
+    }
+    panic!("the listing never ends");
+}
+
+/// Ten notes that together are over `--max-response-bytes`: `list_notes`
+/// shrinks its page instead of failing, says it was cut (`truncated`) and
+/// goes on from its cursor, replica off; with the replica on, the first
+/// sync pages through them all. Only an item alone over the cap stops a
+/// listing, naming `get_note` with offset.
+#[tokio::test]
+async fn a_listing_over_the_response_cap_shrinks_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let mut writer = Launch::embedded(&db)
+        .args(&["--replica", "off"])
+        .spawn()
+        .await;
+    writer.initialize().await;
+    let expected: Vec<String> = (0..10).map(|i| format!("note {i}")).collect();
+    for title in &expected {
+        let note = json!({"title": title, "content": "c".repeat(2500)});
+        ok(&writer.call_tool("create_note", note).await);
+    }
+
+    let mut direct = Launch::embedded(&db)
+        .args(&["--replica", "off", "--max-response-bytes", SMALL_CAP])
+        .spawn()
+        .await;
+    direct.initialize().await;
+    let (titles, truncated, error) = walk_notes(&mut direct, 10).await;
+    assert_eq!(error, None);
+    assert_eq!(titles, expected);
+    assert!(truncated > 0, "no page said it was cut");
+
+    let mut replicated = Launch::embedded(&db)
+        .env(
+            "TOOLBRIDGE_REPLICA_DIR",
+            &dir.path().join("fresh-replicas").display().to_string(),
+        )
+        .args(&["--max-response-bytes", SMALL_CAP])
+        .spawn()
+        .await;
+    replicated.initialize().await;
+    // Newest first needs the replica: its first sync runs in this call.
+    let newest = replicated
+        .call_tool(
+            "list_notes",
+            json!({"order": "newest", "limit": 10, "fields": ["title"]}),
+        )
+        .await;
+    let newest = ok(&newest);
+    assert_eq!(newest.get("stale"), None, "{newest}");
+    let titles: Vec<&str> = newest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["payload"]["title"].as_str().unwrap())
+        .collect();
+    let mut reversed: Vec<&str> = expected.iter().map(String::as_str).collect();
+    reversed.reverse();
+    assert_eq!(titles, reversed);
+    replicated.shutdown().await;
+
+    // One note alone over the cap: the walk gets every note before it.
+    ok(&writer
+        .call_tool(
+            "create_note",
+            json!({"title": "huge", "content": "h".repeat(20_000)}),
+        )
+        .await);
+    let (titles, _, error) = walk_notes(&mut direct, 10).await;
+    assert_eq!(titles, expected);
+    let error = error.expect("the walk stops at the huge note");
+    assert_eq!(error["code"], "upstream_error", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("the next note of this list alone is larger than the upstream response cap of 16384 bytes"),
+        "{message}"
+    );
+    assert!(message.contains("get_note with offset"), "{message}");
+    direct.shutdown().await;
+    writer.shutdown().await;
+}

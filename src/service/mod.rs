@@ -295,7 +295,7 @@ impl Service {
                 None => {}
             }
         }
-        self.list_upstream(plan, limit, filter, call).await
+        self.list_upstream(plan, filter, call).await
     }
 
     /// `search`: the replica, refreshed as every read is, for each entity
@@ -497,20 +497,30 @@ impl Service {
     }
 
     /// One upstream page, or for a filtered list the matches of as many
-    /// pages as it takes to find some (at most [`MAX_FILTERED_PAGES`]).
+    /// pages as it takes to find some (at most [`MAX_FILTERED_PAGES`]). A
+    /// page over the response cap comes with fewer items than asked, and
+    /// says so (`truncated`, with the cursor to go on from).
     async fn list_upstream(
         &self,
         plan: &Plan,
-        limit: u32,
         filter: Option<(&'static str, Uuid)>,
         call: &Call,
     ) -> Result<Value, ToolError> {
         let mut request = plan.request.clone();
         let mut items = Vec::new();
         let mut page_number = 0;
+        // Whether a page had to be asked with fewer items to fit the
+        // response cap: the result then says it was cut.
+        let mut shrunk = false;
         loop {
             page_number += 1;
-            let page = self.client.send(&request, call).await?.body;
+            let sent = self.client.send_page(&request, call).await?;
+            // The next page is asked as small: its items are likely as big.
+            let limit = sent.limit;
+            request.query.retain(|(k, _)| *k != "limit");
+            request.query.push(("limit", limit.to_string()));
+            shrunk |= sent.shrunk;
+            let page = sent.body;
             let Some(page_items) = page.get("items").and_then(Value::as_array) else {
                 return Err(ToolError::new(
                     ErrorCode::UpstreamError,
@@ -545,6 +555,9 @@ impl Service {
                     result.insert("items".into(), Value::Array(items));
                     if let Some(cursor) = cursor {
                         result.insert("nextCursor".into(), json!(cursor));
+                        if shrunk {
+                            result.insert("truncated".into(), json!(true));
+                        }
                     }
                     return Ok(Value::Object(result));
                 }

@@ -21,6 +21,9 @@ pub struct Failure {
     pub retry_after: Option<Duration>,
     /// A session or epoch rejection, fixed by a new session.
     pub resession: bool,
+    /// The answer was larger than the response cap: a list may ask for
+    /// fewer items.
+    pub over_cap: bool,
 }
 
 impl Failure {
@@ -31,6 +34,7 @@ impl Failure {
             transience,
             retry_after: None,
             resession: false,
+            over_cap: false,
         }
     }
 
@@ -99,7 +103,9 @@ impl Failure {
                     format!("the upstream's response is larger than {limit} bytes"),
                 )
                 .with_status(status.as_u16());
-                Self::new(error, Reached::Maybe, Transience::Permanent)
+                let mut failure = Self::new(error, Reached::Maybe, Transience::Permanent);
+                failure.over_cap = true;
+                failure
             }
         }
     }
