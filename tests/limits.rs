@@ -16,6 +16,8 @@ use common::api::{ApiProcess, SECRET};
 use common::upstream;
 use common::{Launch, McpProcess, err, ok};
 use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// The largest item, in bytes of compact JSON.
 const MAX_ITEM: usize = 1 << 20;
@@ -135,7 +137,8 @@ async fn the_embedded_api_takes_an_item_up_to_one_mib_and_no_more() {
     mcp.shutdown().await;
 }
 
-/// On a remote API the same limit holds, and a refused write sends nothing.
+/// On a remote API the same limit holds, and a refused write sends nothing;
+/// the upstream's own `413` is invalid input too.
 #[tokio::test]
 async fn a_remote_api_is_never_sent_an_item_over_one_mib() {
     let server = upstream::plausible_upstream().await;
@@ -160,6 +163,29 @@ async fn a_remote_api_is_never_sent_an_item_over_one_mib() {
     let sent = upstream::entity_requests(&server).await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].body.len(), MAX_ITEM);
+    mcp.shutdown().await;
+
+    // An upstream (or a proxy before it) with a smaller limit of its own:
+    // its 413 is the caller's input to shorten, not an upstream fault.
+    let strict = MockServer::start().await;
+    upstream::mount_session(&strict).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/notes"))
+        .respond_with(ResponseTemplate::new(413).set_body_string("Request Entity Too Large"))
+        .mount(&strict)
+        .await;
+    let mut mcp = Launch::remote(&strict.uri()).spawn().await;
+    mcp.initialize().await;
+    let refused = mcp
+        .call_tool("create_note", json!({"content": "x".repeat(300_000)}))
+        .await;
+    let error = err(&refused);
+    assert_eq!(error["code"], "invalid_input", "{error}");
+    assert_eq!(error["http_status"], 413, "{error}");
+    assert_eq!(
+        error["message"],
+        "the upstream refused the request as too large: Request Entity Too Large"
+    );
     mcp.shutdown().await;
 }
 
