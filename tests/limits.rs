@@ -276,26 +276,31 @@ async fn walk_notes(mcp: &mut McpProcess, limit: u32) -> (Vec<String>, usize, Op
     panic!("the listing never ends");
 }
 
-/// Ten notes that together are over `--max-response-bytes`: `list_notes`
-/// shrinks its page instead of failing, says it was cut (`truncated`) and
-/// goes on from its cursor, replica off; with the replica on, the first
-/// sync pages through them all. Only an item alone over the cap stops a
-/// listing, naming `get_note` with offset.
-#[tokio::test]
-async fn a_listing_over_the_response_cap_shrinks_instead_of_failing() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("t.db");
-    let mut writer = Launch::embedded(&db)
+/// Ten ~2.7 KB notes stored in `db` through a sidecar with the default cap,
+/// which stays open to write more; their titles, oldest first.
+async fn ten_notes(db: &std::path::Path) -> (McpProcess, Vec<String>) {
+    let mut writer = Launch::embedded(db)
         .args(&["--replica", "off"])
         .spawn()
         .await;
     writer.initialize().await;
-    let expected: Vec<String> = (0..10).map(|i| format!("note {i}")).collect();
-    for title in &expected {
+    let titles: Vec<String> = (0..10).map(|i| format!("note {i}")).collect();
+    for title in &titles {
         let note = json!({"title": title, "content": "c".repeat(2500)});
         ok(&writer.call_tool("create_note", note).await);
     }
+    (writer, titles)
+}
 
+/// Ten notes that together are over `--max-response-bytes`, replica off:
+/// `list_notes` shrinks its page instead of failing, says it was cut
+/// (`truncated`) and goes on from its cursor. Only an item alone over the
+/// cap stops the listing, naming `get_note` with offset.
+#[tokio::test]
+async fn a_listing_over_the_response_cap_shrinks_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let (mut writer, expected) = ten_notes(&db).await;
     let mut direct = Launch::embedded(&db)
         .args(&["--replica", "off", "--max-response-bytes", SMALL_CAP])
         .spawn()
@@ -306,16 +311,46 @@ async fn a_listing_over_the_response_cap_shrinks_instead_of_failing() {
     assert_eq!(titles, expected);
     assert!(truncated > 0, "no page said it was cut");
 
-    let mut replicated = Launch::embedded(&db)
-        .env(
-            "TOOLBRIDGE_REPLICA_DIR",
-            &dir.path().join("fresh-replicas").display().to_string(),
+    // One note alone over the cap: the walk gets every note before it.
+    ok(&writer
+        .call_tool(
+            "create_note",
+            json!({"title": "huge", "content": "h".repeat(20_000)}),
         )
+        .await);
+    let (titles, _, error) = walk_notes(&mut direct, 10).await;
+    assert_eq!(titles, expected);
+    let error = error.expect("the walk stops at the huge note");
+    assert_eq!(error["code"], "upstream_error", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "the next note of this list alone is larger than the upstream response cap of 16384 bytes"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("get_note with offset"), "{message}");
+    direct.shutdown().await;
+    writer.shutdown().await;
+}
+
+/// The same ten notes, replica on: its first sync pages through them with
+/// smaller pages, so a list only the replica can answer (newest first)
+/// gets them all, and `toolbridge-mcp sync` completes.
+#[tokio::test]
+async fn the_replica_syncs_a_store_over_the_response_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let (writer, expected) = ten_notes(&db).await;
+    writer.shutdown().await;
+    let replicas = dir.path().join("fresh-replicas").display().to_string();
+    let mut replicated = Launch::embedded(&db)
+        .env("TOOLBRIDGE_REPLICA_DIR", &replicas)
         .args(&["--max-response-bytes", SMALL_CAP])
         .spawn()
         .await;
     replicated.initialize().await;
-    // Newest first needs the replica: its first sync runs in this call.
+    // Newest first needs the replica: its first sync completes in this call.
     let newest = replicated
         .call_tool(
             "list_notes",
@@ -335,23 +370,24 @@ async fn a_listing_over_the_response_cap_shrinks_instead_of_failing() {
     assert_eq!(titles, reversed);
     replicated.shutdown().await;
 
-    // One note alone over the cap: the walk gets every note before it.
-    ok(&writer
-        .call_tool(
-            "create_note",
-            json!({"title": "huge", "content": "h".repeat(20_000)}),
-        )
-        .await);
-    let (titles, _, error) = walk_notes(&mut direct, 10).await;
-    assert_eq!(titles, expected);
-    let error = error.expect("the walk stops at the huge note");
-    assert_eq!(error["code"], "upstream_error", "{error}");
-    let message = error["message"].as_str().unwrap();
+    let synced = std::process::Command::new(common::BIN)
+        .args(["sync", "--max-response-bytes", SMALL_CAP, "--db-path"])
+        .arg(&db)
+        .env_clear()
+        .env("TOOLBRIDGE_REPLICA_DIR", dir.path().join("other-replicas"))
+        .env("TOOLBRIDGE_LOG_DIR", dir.path().join("logs"))
+        .output()
+        .unwrap();
     assert!(
-        message.contains("the next note of this list alone is larger than the upstream response cap of 16384 bytes"),
-        "{message}"
+        synced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
     );
-    assert!(message.contains("get_note with offset"), "{message}");
-    direct.shutdown().await;
-    writer.shutdown().await;
+    let report = String::from_utf8_lossy(&synced.stdout);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("notes") && l.contains(" 10 items")),
+        "{report}"
+    );
 }
