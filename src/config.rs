@@ -58,8 +58,9 @@ pub enum Command {
         /// unless the parameter is a string.
         #[arg(long = "arg", short = 'a', value_name = "KEY=VALUE")]
         args: Vec<String>,
-        /// All arguments as one JSON object (merged under --arg).
-        #[arg(long, value_name = "OBJECT")]
+        /// All arguments as one JSON object (merged under --arg); @FILE
+        /// reads it from a file, - from stdin.
+        #[arg(long, value_name = "OBJECT|@FILE|-")]
         json: Option<String>,
         /// Print the tool's parameters instead of calling it (`call TOOL
         /// --help`; set by [`crate::command_line`], not a flag of its own).

@@ -162,6 +162,135 @@ fn call_runs_one_tool() {
     assert!(log.contains("\"tool\":\"create_note\""), "{log}");
 }
 
+/// `call --json @FILE` and `--json -` read arguments too long for a command
+/// line (a 900 KB note) from a file or stdin; an unreadable file, or more
+/// than 16 MiB on stdin, is one line of invalid input (exit 2), and an item
+/// over 1 MiB is refused naming the limit.
+#[test]
+fn call_reads_its_json_from_a_file_or_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, logs) = (dir.path().join("t.db"), dir.path().join("logs"));
+    let content = "x".repeat(900_000);
+    let file = dir.path().join("args.json");
+    std::fs::write(
+        &file,
+        json!({"title": "from a file", "content": content}).to_string(),
+    )
+    .unwrap();
+    let from_file = toolbridge(
+        &[
+            "call",
+            "create_note",
+            "--json",
+            &format!("@{}", file.display()),
+        ],
+        &db,
+        &logs,
+    );
+    assert!(
+        from_file.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_file.stderr)
+    );
+    assert_eq!(stdout_json(&from_file)["payload"]["title"], "from a file");
+
+    let with_stdin = |input: Vec<u8>, args: &[&str]| {
+        let mut child = Command::new(common::BIN)
+            .args(args)
+            .arg("--db-path")
+            .arg(&db)
+            .env_clear()
+            .env("TOOLBRIDGE_LOG_DIR", &logs)
+            .env("TOOLBRIDGE_REPLICA_DIR", db.with_extension("replicas"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // The binary may stop reading at its cap: a broken pipe is expected.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        output
+    };
+    let piped = with_stdin(
+        json!({"title": "from stdin", "content": content})
+            .to_string()
+            .into_bytes(),
+        &[
+            "call",
+            "create_note",
+            "--json",
+            "-",
+            "--arg",
+            "tags=[\"p\"]",
+            // The whole note in the answer.
+            "--result-budget",
+            "300000",
+        ],
+    );
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    let note = stdout_json(&piped);
+    assert_eq!(note["payload"]["title"], "from stdin");
+    assert_eq!(
+        note["payload"]["tags"],
+        json!(["p"]),
+        "--arg still applies over it"
+    );
+    assert_eq!(note["payload"]["content"].as_str().unwrap().len(), 900_000);
+
+    let refusals = [
+        (
+            toolbridge(
+                &["call", "create_note", "--json", "@/no/such/file.json"],
+                &db,
+                &logs,
+            ),
+            "--json @/no/such/file.json: cannot open it",
+        ),
+        (
+            with_stdin(
+                vec![b' '; (16 << 20) + 1],
+                &["call", "create_note", "--json", "-"],
+            ),
+            "--json - (stdin): more than 16,777,216 bytes (16 MiB)",
+        ),
+        (
+            with_stdin(
+                json!({"content": "x".repeat(2 << 20)})
+                    .to_string()
+                    .into_bytes(),
+                &["call", "create_note", "--json", "-"],
+            ),
+            "content is too large: the note would be 2,097,",
+        ),
+    ];
+    for (output, says) in refusals {
+        assert_eq!(output.status.code(), Some(2), "{says}");
+        let error = stderr_json(&output);
+        assert_eq!(error["code"], "invalid_input");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.starts_with(says), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        assert!(output.stdout.is_empty());
+    }
+    let listed = toolbridge(
+        &["call", "list_notes", "--arg", "fields=[\"title\"]"],
+        &db,
+        &logs,
+    );
+    assert_eq!(stdout_json(&listed)["items"].as_array().unwrap().len(), 2);
+}
+
 /// `call` against an unreachable upstream fails with the upstream exit code.
 #[test]
 fn call_reports_an_unreachable_upstream() {

@@ -279,14 +279,15 @@ async fn a_list_past_the_budget_continues_where_it_stopped() {
     walk_within_budget("off", "oldest").await;
 }
 
-/// A 5 MB note comes back within the budget, cut, with where to read on;
-/// reading on with `offset` returns the rest, and together it is the note.
+/// A 1 MB note (about the largest item) comes back within the budget, cut,
+/// with where to read on; reading on with `offset` returns the rest, and
+/// together it is the note.
 #[tokio::test]
 async fn an_enormous_note_is_cut_and_can_be_read_on() {
     let dir = tempfile::tempdir().unwrap();
-    // A budget of 200,000 tokens (800 KB): the 5 MB note takes seven reads.
-    let mut mcp = embedded(&dir, &["--result-budget", "200000"]).await;
-    let content: String = (0..5 * 1024 * 1024 / 16)
+    // A budget of 40,000 tokens (160 KB): the 1 MB note takes seven reads.
+    let mut mcp = embedded(&dir, &["--result-budget", "40000"]).await;
+    let content: String = (0..60_000)
         .map(|i| format!("{:>15}é", i % 100_000))
         .collect::<String>();
     let created = mcp
@@ -305,7 +306,7 @@ async fn an_enormous_note_is_cut_and_can_be_read_on() {
             .await;
         let item = ok(&got);
         let size = serde_json::to_string(item).unwrap().len();
-        assert!(size <= 200_000 * 4, "{size} bytes");
+        assert!(size <= 40_000 * 4, "{size} bytes");
         read.push_str(item["payload"]["content"].as_str().unwrap());
         match item["next_offset"].as_u64() {
             Some(next) => {
@@ -318,7 +319,7 @@ async fn an_enormous_note_is_cut_and_can_be_read_on() {
     }
     assert_eq!(read.len(), content.len());
     assert!(read == content, "the pieces are not the note");
-    eprintln!("a 5 MB note in {calls} reads");
+    eprintln!("a 1 MB note in {calls} reads");
     mcp.shutdown().await;
 }
 

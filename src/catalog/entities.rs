@@ -200,12 +200,13 @@ pub static ENTITIES: [Entity; 5] = [
 // Payload fields. Every field is optional in the type; `Entity::required`
 // says which a write must carry, so create and patch share one definition.
 // Doc comments become the schema's descriptions: keep them to a few words.
+// The long text fields say the largest item (`size::MAX_ITEM_BYTES`).
 
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct NoteFields {
     pub title: Option<String>,
-    /// Markdown.
+    /// Markdown, ≤1 MiB.
     pub content: Option<String>,
     pub tags: Option<Vec<String>>,
 }
@@ -214,6 +215,7 @@ pub struct NoteFields {
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct TaskFields {
     pub title: Option<String>,
+    /// ≤1 MiB.
     pub description: Option<String>,
     pub status: Option<TaskStatus>,
     /// e.g. low, medium, high.
@@ -241,7 +243,7 @@ pub struct CommentFields {
     pub parent_type: Option<ParentType>,
     /// The note or task commented on.
     pub parent_uid: Option<Uuid>,
-    /// Markdown.
+    /// Markdown, ≤1 MiB.
     pub content: Option<String>,
     pub author: Option<String>,
     pub tags: Option<Vec<String>>,
@@ -260,6 +262,7 @@ pub enum ParentType {
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct ChatFields {
     pub title: Option<String>,
+    /// ≤1 MiB.
     pub description: Option<String>,
     pub participants: Option<Vec<String>>,
     pub tags: Option<Vec<String>>,
@@ -269,6 +272,7 @@ pub struct ChatFields {
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct ChatMessageFields {
     pub chat_uid: Option<Uuid>,
+    /// ≤1 MiB.
     pub content: Option<String>,
     pub sender: Option<String>,
     /// e.g. text.

@@ -14,6 +14,7 @@ pub mod reference;
 pub mod repeat;
 pub mod schema;
 pub mod search;
+pub mod size;
 
 use std::sync::Arc;
 

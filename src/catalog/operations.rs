@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::cursor::{self, Listing};
 use super::entities::{Entity, IsoDate};
 use super::schema::{JsonObject, merge_objects, property, schema_of};
+use super::size;
 use super::{Filters, Finish, LocalList, Method, Order, Plan, Request, RetryClass};
 use crate::error::ToolError;
 
@@ -331,6 +332,10 @@ impl Operation {
                 Plan::item(req, Some(target.uid))
             }
         };
+        // Before anything is sent: the limit is the embedded API's too.
+        if let Some(body) = &plan.request.body {
+            size::check_item(e.noun, body)?;
+        }
         Ok(plan)
     }
 }

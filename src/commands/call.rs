@@ -63,6 +63,11 @@ pub async fn call(
     args: &[String],
     json: Option<&str>,
 ) -> Result<Value, CallFailure> {
+    // Read before anything starts: an unreadable file fails at once.
+    let json = match json {
+        Some(source) => Some(json_text(source).await.map_err(CallFailure::Tool)?),
+        None => None,
+    };
     let backend = Backend::start(&mut config)
         .await
         .map_err(CallFailure::Setup)?;
@@ -70,7 +75,7 @@ pub async fn call(
         None => Err(CallFailure::UnknownTool(
             backend.service.catalog().refusal(tool),
         )),
-        Some(def) => match parse_call_args(def, args, json) {
+        Some(def) => match parse_call_args(def, args, json.as_deref()) {
             Ok(arguments) => backend
                 .service
                 .run(def, Some(arguments), CancellationToken::new())
@@ -90,6 +95,44 @@ pub enum CallFailure {
     UnknownTool(String),
     /// The tool ran and failed.
     Tool(ToolError),
+}
+
+/// The most `--json @FILE` or `--json -` reads: far above the largest item
+/// (which the tool itself then refuses with its own clear error), and a
+/// bound on what a wrong file or an endless pipe can make this read.
+const MAX_JSON_INPUT_BYTES: u64 = 16 << 20;
+
+/// The `--json` text: given inline, read from a file (`@FILE`), or from stdin
+/// (`-`). Neither form is valid JSON, so an inline object is never mistaken
+/// for one (and arguments too long for a command line fit in a file).
+async fn json_text(source: &str) -> Result<String, ToolError> {
+    use tokio::io::AsyncReadExt;
+    let (name, reader): (String, Box<dyn tokio::io::AsyncRead + Unpin + Send>) =
+        match source.strip_prefix('@') {
+            _ if source == "-" => ("--json - (stdin)".into(), Box::new(tokio::io::stdin())),
+            Some(path) => {
+                let name = format!("--json @{path}");
+                let file = tokio::fs::File::open(path).await.map_err(|e| {
+                    ToolError::invalid_input(format!("{name}: cannot open it: {e}"))
+                })?;
+                (name, Box::new(file))
+            }
+            None => return Ok(source.to_owned()),
+        };
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_JSON_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| ToolError::invalid_input(format!("{name}: cannot read it: {e}")))?;
+    if bytes.len() as u64 > MAX_JSON_INPUT_BYTES {
+        return Err(ToolError::invalid_input(format!(
+            "{name}: more than {} bytes (16 MiB); arguments that large are not read",
+            crate::catalog::size::grouped(MAX_JSON_INPUT_BYTES as usize)
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| ToolError::invalid_input(format!("{name}: not UTF-8 text")))
 }
 
 /// `--json` first, then each `--arg key=value` over it. A value is parsed as

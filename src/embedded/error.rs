@@ -42,6 +42,8 @@ pub enum ApiError {
         expected: i64,
         actual: i64,
     },
+    /// The body or the item in it is over the largest item: `413`.
+    TooLarge(String),
     /// Well-formed but refers to no live parent: `422` (the real one: `500`).
     Unprocessable(String),
     /// No usable sync session: `428`.
@@ -93,6 +95,7 @@ impl IntoResponse for ApiError {
             ApiError::Plain(status, text) => return (status, text).into_response(),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, message(m)),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, message(m)),
+            ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, message(m)),
             ApiError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, message(m)),
             ApiError::SessionRequired(m) => (StatusCode::PRECONDITION_REQUIRED, message(m)),
             ApiError::VersionMismatch { expected, actual } => (

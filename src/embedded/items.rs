@@ -6,6 +6,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, FromRequestParts, Path, Query, State};
 use axum::http::header::IF_MATCH;
@@ -23,11 +24,18 @@ use super::error::ApiError;
 use super::gate::ClaimedEpoch;
 use super::routes::AppState;
 use super::store::{Position, Record, blocking};
+use crate::catalog::size::{self, MAX_ITEM_BYTES};
 
 /// Page size when the client gives none, or one that is not positive.
 pub const DEFAULT_LIMIT: usize = 500;
 /// The largest page served; larger requests are clamped.
 pub const MAX_LIMIT: usize = 1000;
+/// The largest request body read: twice the largest item, so an item the
+/// sidecar would send is accepted however another client indents it.
+pub const MAX_BODY_BYTES: usize = 2 * MAX_ITEM_BYTES;
+
+/// A request body, or why it could not be read.
+type Body = Result<Bytes, BytesRejection>;
 
 type Spec = Extension<&'static EntitySpec>;
 type Epoch = Extension<ClaimedEpoch>;
@@ -124,9 +132,9 @@ pub async fn create(
     State(app): State<AppState>,
     Extension(spec): Spec,
     Extension(epoch): Epoch,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<Item>), ApiError> {
-    let parsed = parse_object(&body)
+    let parsed = parse_body(&body)
         .and_then(|payload| Ok((uid_for_create(&payload)?, Write::Create(payload))));
     Ok((StatusCode::CREATED, write(&app, spec, epoch, parsed).await?))
 }
@@ -156,10 +164,10 @@ pub async fn update(
     Extension(epoch): Epoch,
     uid: Result<ItemUid, ApiError>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Item>, ApiError> {
     let parsed = uid.and_then(|ItemUid(uid)| {
-        let payload = parse_object(&body)?;
+        let payload = parse_body(&body)?;
         Ok((uid, Write::Replace(payload, precondition(&headers)?)))
     });
     write(&app, spec, epoch, parsed).await
@@ -172,10 +180,10 @@ pub async fn patch(
     Extension(epoch): Epoch,
     uid: Result<ItemUid, ApiError>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Item>, ApiError> {
     let parsed = uid.and_then(|ItemUid(uid)| {
-        let fields = parse_object(&body)?;
+        let fields = parse_body(&body)?;
         Ok((uid, Write::Merge(fields, precondition(&headers)?)))
     });
     write(&app, spec, epoch, parsed).await
@@ -211,10 +219,10 @@ pub async fn process(
     Extension(spec): Spec,
     Extension(epoch): Epoch,
     uid: Result<ItemUid, ApiError>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Item>, ApiError> {
     let parsed = uid.and_then(|ItemUid(uid)| {
-        let request = parse_object(&body)?;
+        let request = parse_body(&body)?;
         Ok((uid, Write::Process(action_of(&request)?)))
     });
     write(&app, spec, epoch, parsed).await
@@ -262,10 +270,34 @@ fn action_of(request: &Payload) -> Result<String, ApiError> {
     }
 }
 
+/// The body as read, or `413` when it was over [`MAX_BODY_BYTES`] (axum's own
+/// refusal is plain text, not the contract's error body).
+fn parse_body(body: &Body) -> Result<Payload, ApiError> {
+    match body {
+        Ok(body) => parse_object(body),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::TooLarge(format!(
+                "the request body is larger than {} bytes; the largest item is {}",
+                size::grouped(MAX_BODY_BYTES),
+                size::max_item_text()
+            )))
+        }
+        Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
+    }
+}
+
 /// The body as a JSON object. The real service crashes (`500`) on `null`
-/// and misbehaves on other non-objects; we refuse them with `400`.
+/// and misbehaves on other non-objects; we refuse them with `400`. An item
+/// over the sidecar's limit is `413`, measured as the sidecar measures it.
 fn parse_object(body: &[u8]) -> Result<Payload, ApiError> {
     match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) if size::json_len(&map) > MAX_ITEM_BYTES => {
+            Err(ApiError::TooLarge(format!(
+                "the item is {} bytes as JSON; the largest item is {}",
+                size::grouped(size::json_len(&map)),
+                size::max_item_text()
+            )))
+        }
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::BadRequest(
             "request body must be a JSON object".into(),

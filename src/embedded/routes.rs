@@ -69,9 +69,6 @@ impl AppState {
 /// The whole API. Gates wrap each route's handlers, not the route, so an
 /// unknown path is a plain `404` and a known path with a wrong method a bare
 /// `405`, before any credentials are checked.
-/// The largest request body accepted.
-const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
 pub fn router(state: AppState) -> Router {
     let bootstrap =
         |route: Route| route.route_layer(from_fn_with_state(state.clone(), gate::bootstrap));
@@ -94,9 +91,9 @@ pub fn router(state: AppState) -> Router {
         })
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
         .layer(from_fn(correlate))
-        // A note may be long (a pasted document): axum's 2 MB default would
-        // refuse what the real service stores.
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Bodies are read up to twice the largest item (room for another
+        // client's indentation); the item itself is measured once parsed.
+        .layer(axum::extract::DefaultBodyLimit::max(items::MAX_BODY_BYTES))
         .with_state(state)
 }
 

@@ -31,7 +31,7 @@ use crate::upstream::{Call, Client};
 /// than any write takes from its stamp to its commit.
 pub const REREAD_WINDOW: Duration = Duration::from_secs(5);
 /// Items per feed page: the upstream's largest.
-const FEED_PAGE: usize = 1000;
+const FEED_PAGE: u32 = 1000;
 
 /// Whether what a read returns is current.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,14 +285,18 @@ impl Follower {
         let mut saved = state.cursor.clone();
         let mut cursor = state.cursor.as_deref().and_then(rewind);
         let mut fetched = 0;
+        // Smaller after a page had to shrink to fit the response cap.
+        let mut page_size = FEED_PAGE;
         loop {
             let mut request = Request::get(entity.path.to_owned());
-            request.query.push(("limit", FEED_PAGE.to_string()));
+            request.query.push(("limit", page_size.to_string()));
             request.query.push(("includeDeleted", "true".into()));
             if let Some(cursor) = &cursor {
                 request.query.push(("cursor", cursor.clone()));
             }
-            let mut page = self.client.send(&request, call).await?.body;
+            let sent = self.client.send_page(&request, call).await?;
+            page_size = sent.limit;
+            let mut page = sent.body;
             let items = match page.get_mut("items").map(Value::take) {
                 Some(Value::Array(items)) => items,
                 _ => {
@@ -311,7 +315,7 @@ impl Follower {
                 .map(str::to_owned);
             saved = later(saved, next.clone());
             fetched += items.len();
-            let full = items.len() >= FEED_PAGE;
+            let full = items.len() >= page_size as usize;
             let page_state = FeedState {
                 cursor: saved.clone(),
                 ..state.clone()

@@ -19,6 +19,7 @@ use crate::catalog::operations::MAX_LIMIT;
 use crate::catalog::repeat::Applied;
 use crate::catalog::schema::JsonObject;
 use crate::catalog::search::SearchPlan;
+use crate::catalog::size;
 use crate::catalog::{
     Catalog, Entity, Filters, Finish, Kind, LocalList, Operation, Order, Plan, Planned, Request,
     ToolDef,
@@ -159,8 +160,8 @@ impl Service {
             .is_ok_and(|v| v.get("stale") == Some(&Value::Bool(true)));
         // What the caller gets back, as compact JSON: counted, not copied.
         let bytes = match &result {
-            Ok(value) => json_len(value),
-            Err(error) => json_len(error),
+            Ok(value) => size::json_len(value) as u64,
+            Err(error) => size::json_len(error) as u64,
         };
         tracing::info!(
             tool = %tool.name,
@@ -198,7 +199,7 @@ impl Service {
             self.check_parent(entity, parent, call).await?;
         }
         let result = match &plan.finish {
-            _ if plan.replaces.is_some() => self.update(operation, plan, call).await,
+            _ if plan.replaces.is_some() => self.update(entity, operation, plan, call).await,
             Finish::Page {
                 limit,
                 filter,
@@ -378,6 +379,7 @@ impl Service {
     /// write instead, and is never retried.
     async fn update(
         &self,
+        entity: &Entity,
         operation: Operation,
         plan: &Plan,
         call: &Call,
@@ -404,8 +406,11 @@ impl Service {
             if let Some(Value::Object(given)) = &plan.request.body {
                 body.extend(given.clone());
             }
+            let body = Value::Object(body);
+            // What is written is the merge, which may outgrow what was given.
+            size::check_item(entity.noun, &body)?;
             let mut request = plan.request.clone();
-            request.body = Some(Value::Object(body));
+            request.body = Some(body);
             if let Some(guard) = caller_guard.or(version) {
                 request.guard(guard);
             }
@@ -504,7 +509,8 @@ impl Service {
         }
     }
 
-    /// One upstream page as it is; for a filtered list, see [`Self::scan_upstream`].
+    /// One upstream page as it is, with fewer items when they would not fit
+    /// the response cap; for a filtered list, see [`Self::scan_upstream`].
     async fn list_upstream(
         &self,
         entity: &'static Entity,
@@ -516,10 +522,15 @@ impl Service {
         if let Some(filter) = filter {
             return self.scan_upstream(entity, plan, limit, filter, call).await;
         }
-        let page = self.client.send(&plan.request, call).await?.body;
-        let (items, next_cursor) = page_parts(&page, limit, call)?;
+        let sent = self.client.send_page(&plan.request, call).await?;
+        let (items, next_cursor) = page_parts(&sent.body, sent.limit, call)?;
         let items = items.iter().cloned().map(tidy_item).collect();
-        Ok(list_result(items, next_cursor, None))
+        let mut result = list_result(items, next_cursor, None);
+        // Fewer items than asked, to fit the response cap: the page says so.
+        if sent.shrunk && result.get("nextCursor").is_some() {
+            result["truncated"] = json!(true);
+        }
+        Ok(result)
     }
 
     /// A filtered list the upstream cannot filter: reads its largest pages
@@ -546,8 +557,8 @@ impl Service {
             format!("scanned {scanned} {plural}{why}; pass nextCursor to read on")
         };
         loop {
-            let page = match self.client.send(&request, call).await {
-                Ok(response) => response.body,
+            let sent = match self.client.send_page(&request, call).await {
+                Ok(sent) => sent,
                 // The pages read so far are an answer: the model reads on
                 // from the page that did not come.
                 Err(e) if pages > 0 && e.code == ErrorCode::Timeout => {
@@ -558,7 +569,9 @@ impl Service {
                 Err(e) => return Err(e),
             };
             pages += 1;
-            let (page_items, next_cursor) = page_parts(&page, MAX_LIMIT, call)?;
+            // A page shrunk to fit the response cap: the next ones as small.
+            set_query(&mut request, "limit", sent.limit.to_string());
+            let (page_items, next_cursor) = page_parts(&sent.body, sent.limit, call)?;
             scanned += page_items.len();
             let matches = page_items
                 .iter()
@@ -874,23 +887,6 @@ fn replica_unusable() -> ToolError {
         ErrorCode::UpstreamError,
         "the local replica cannot be used (see the log); search, order and filters need it",
     )
-}
-
-/// The length of `value` as compact JSON, without building the text.
-fn json_len(value: &impl serde::Serialize) -> u64 {
-    struct Count(u64);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len() as u64;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
 }
 
 fn payload_uid(item: &Value, key: &str) -> Option<Uuid> {

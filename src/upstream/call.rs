@@ -167,6 +167,35 @@ impl Sending {
     }
 }
 
+/// What the upstream serves when a list names no `limit` (upstream
+/// contract §5).
+const UPSTREAM_DEFAULT_LIMIT: u32 = 500;
+
+/// A page of a list, and the `limit` it was asked with: smaller than the
+/// request's when the page had to shrink to fit the response cap.
+#[derive(Debug)]
+pub struct Page {
+    pub body: Value,
+    pub limit: u32,
+    /// Whether `limit` is smaller than the request's.
+    pub shrunk: bool,
+}
+
+/// Why a list cannot go on: its next item alone is over the cap. The
+/// message names the entity's `get_*` by the list's path.
+fn one_item_over_cap(path: &str, cap: usize) -> String {
+    let (noun, get) = crate::catalog::ENTITIES
+        .iter()
+        .find(|e| e.path == path)
+        .map_or(("item".to_owned(), "get_*".to_owned()), |e| {
+            (e.noun.to_owned(), format!("get_{}", e.singular))
+        });
+    format!(
+        "the next {noun} of this list alone is larger than the upstream response cap of {cap} bytes \
+         (--max-response-bytes): raise the cap to list past it; {get} with offset then reads it in pieces"
+    )
+}
+
 /// Repairs replayed at most once per call.
 #[derive(Default)]
 struct Replays {
@@ -179,6 +208,63 @@ impl Client {
     /// until the call is cancelled. A failure says, from the request's class,
     /// whether the model may repeat the call and whether a write was applied.
     pub async fn send(&self, request: &Request, call: &Call) -> Result<Response, ToolError> {
+        self.send_keeping_failure(request, call)
+            .await
+            .map_err(|failure| failure.error)
+    }
+
+    /// A page of a list, with as many items as fit the response cap
+    /// (`--max-response-bytes`): a page over it is asked again with half its
+    /// `limit`, down to one item. Only an item that alone is over the cap
+    /// fails. Lists and the replica's feed both page through here.
+    pub async fn send_page(&self, request: &Request, call: &Call) -> Result<Page, ToolError> {
+        let mut limit = request
+            .query
+            .iter()
+            .find(|(key, _)| *key == "limit")
+            .and_then(|(_, value)| value.parse().ok())
+            .filter(|limit: &u32| *limit > 0)
+            .unwrap_or(UPSTREAM_DEFAULT_LIMIT);
+        let mut request = request.clone();
+        let mut shrunk = false;
+        loop {
+            request.query.retain(|(key, _)| *key != "limit");
+            request.query.push(("limit", limit.to_string()));
+            match self.send_keeping_failure(&request, call).await {
+                Ok(response) => {
+                    return Ok(Page {
+                        body: response.body,
+                        limit,
+                        shrunk,
+                    });
+                }
+                Err(failure) if !failure.over_cap => return Err(failure.error),
+                Err(failure) if limit <= 1 => {
+                    let mut error = failure.error;
+                    error.message = one_item_over_cap(&request.path, self.max_response_bytes);
+                    return Err(error);
+                }
+                Err(_) => {
+                    tracing::info!(
+                        correlation_id = %call.correlation_id,
+                        path = %request.path,
+                        from = limit,
+                        to = limit / 2,
+                        "a page was larger than the response cap; asking for fewer items"
+                    );
+                    limit /= 2;
+                    shrunk = true;
+                }
+            }
+        }
+    }
+
+    /// [`Self::send`], keeping what kind of failure it was.
+    async fn send_keeping_failure(
+        &self,
+        request: &Request,
+        call: &Call,
+    ) -> Result<Response, Failure> {
         let sending = Sending::new(request.class);
         let outcome = tokio::select! {
             biased;
@@ -198,13 +284,14 @@ impl Client {
                 )))
             }
         };
-        outcome.map_err(|failure| {
+        outcome.map_err(|mut failure| {
             sending.record(&failure);
             let verdict = request.class.verdict(failure.transience, sending.reached());
-            failure
+            failure.error = failure
                 .error
                 .with_verdict(verdict)
-                .with_correlation_id(&call.correlation_id)
+                .with_correlation_id(&call.correlation_id);
+            failure
         })
     }
 

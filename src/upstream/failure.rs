@@ -22,6 +22,9 @@ pub struct Failure {
     pub retry_after: Option<Duration>,
     /// A session or epoch rejection, fixed by a new session.
     pub resession: bool,
+    /// The answer was larger than the response cap: a list may ask for
+    /// fewer items.
+    pub over_cap: bool,
 }
 
 impl Failure {
@@ -32,6 +35,7 @@ impl Failure {
             transience,
             retry_after: None,
             resession: false,
+            over_cap: false,
         }
     }
 
@@ -100,7 +104,9 @@ impl Failure {
                     format!("the upstream's response is larger than {limit} bytes"),
                 )
                 .with_status(status.as_u16());
-                Self::new(error, Reached::Maybe, Transience::Permanent)
+                let mut failure = Self::new(error, Reached::Maybe, Transience::Permanent);
+                failure.over_cap = true;
+                failure
             }
         }
     }
@@ -134,6 +140,13 @@ impl Failure {
                 forbidden_hint(&message),
             ),
             404 => (ErrorCode::NotFound, Reached::No, Permanent, message),
+            // Refused before it was handled: shortening it is what may help.
+            413 => (
+                ErrorCode::InvalidInput,
+                Reached::No,
+                Permanent,
+                format!("the upstream refused the request as too large: {message}"),
+            ),
             410 => (
                 ErrorCode::Gone,
                 Reached::No,

@@ -35,9 +35,9 @@ use auth::Identity;
 pub use auth::{Auth, run_token_command};
 pub use breaker::BreakerState;
 use breaker::{Breaker, Outcome};
-pub use call::Call;
 use call::Sending;
 pub use failure::CREDENTIALS_HINT;
+pub use call::{Call, Page};
 use failure::Failure;
 use session::SessionSlot;
 pub use throttle::Rate;
@@ -111,6 +111,8 @@ pub struct Client {
     session: SessionSlot,
     attempt_timeout: Duration,
     retry: RetryPolicy,
+    /// The largest response read (the transport enforces it).
+    max_response_bytes: usize,
 }
 
 /// Whose data, at which epoch: see [`Client::scope`].
@@ -177,6 +179,7 @@ impl Client {
             session: SessionSlot::default(),
             attempt_timeout: settings.attempt_timeout,
             retry: settings.retry,
+            max_response_bytes: settings.max_response_bytes,
         })
     }
 

@@ -115,6 +115,20 @@ impl Device {
         response.json().await.unwrap()
     }
 
+    /// The HTTP client, the session and the epoch, for a request of a
+    /// test's own.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Creates a note; returns the item.
     pub async fn create_note(&self, title: &str) -> Value {
         self.send(

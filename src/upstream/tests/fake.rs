@@ -19,6 +19,8 @@ use crate::upstream::{Answer, SendFuture, Transport, TransportError};
 pub struct Seen {
     pub method: Method,
     pub path: String,
+    /// The query string, `""` when there is none.
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     /// When it was sent: virtual time under `start_paused`.
@@ -102,6 +104,14 @@ impl Reply {
     /// The transport gives up waiting (as reqwest's own timeout would).
     pub fn timeout() -> Self {
         Self::fail(TransportError::Timeout)
+    }
+
+    /// A body larger than the client's response cap (`limit`).
+    pub fn too_large(limit: usize) -> Self {
+        Self::fail(TransportError::TooLarge {
+            status: StatusCode::OK,
+            limit,
+        })
     }
 
     /// Never answers: only the client's own timeouts end the wait.
@@ -207,6 +217,7 @@ impl Transport for Fake {
         let mut seen = Seen {
             method: request.method().clone(),
             path: request.url().path().to_owned(),
+            query: request.url().query().unwrap_or_default().to_owned(),
             headers: request.headers().clone(),
             body: request
                 .body()

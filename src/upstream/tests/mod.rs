@@ -5,6 +5,7 @@
 mod breaker;
 mod deadlines;
 mod fake;
+mod pages;
 mod retries;
 mod sessions;
 mod token;
