@@ -285,3 +285,55 @@ impl OutputState {
         writer.flush().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(bytes: Vec<u8>) -> LineReader {
+        LineReader::new(Box::pin(std::io::Cursor::new(bytes)))
+    }
+
+    /// Lines come out whole, a line over the limit comes out as what was read
+    /// of it (its length and id), and the line after it is whole again.
+    #[tokio::test]
+    async fn a_line_over_the_limit_is_walked_past_and_reading_goes_on() {
+        let mut input = b"{\"a\":1}\n{\"id\":9,\"pad\":\"".to_vec();
+        input.resize(input.len() + MAX_MESSAGE_BYTES, b'x');
+        input.extend_from_slice(b"\"}\n{\"b\":2}\r\nno newline");
+        let long = input.len() - b"{\"a\":1}\n".len() - b"\n{\"b\":2}\r\nno newline".len();
+        let mut lines = reader(input);
+        assert!(matches!(
+            lines.next_line().await,
+            Ok(Line::Whole(b"{\"a\":1}"))
+        ));
+        match lines.next_line().await {
+            Ok(Line::Oversized(found)) => {
+                assert_eq!(found.bytes, long as u64);
+                assert_eq!(found.id, Some(serde_json::json!(9)));
+            }
+            _ => panic!("expected the oversized line"),
+        }
+        assert!(
+            lines.line.capacity() < MAX_MESSAGE_BYTES,
+            "the long line was kept"
+        );
+        assert!(matches!(
+            lines.next_line().await,
+            Ok(Line::Whole(b"{\"b\":2}\r"))
+        ));
+        assert!(matches!(lines.next_line().await, Ok(Line::End)));
+    }
+
+    /// A line of exactly the limit is still read whole.
+    #[tokio::test]
+    async fn a_line_at_the_limit_is_whole() {
+        let mut input = vec![b' '; MAX_MESSAGE_BYTES];
+        input.push(b'\n');
+        let mut lines = reader(input);
+        match lines.next_line().await {
+            Ok(Line::Whole(line)) => assert_eq!(line.len(), MAX_MESSAGE_BYTES),
+            _ => panic!("expected a whole line"),
+        }
+    }
+}
