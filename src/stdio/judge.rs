@@ -196,32 +196,47 @@ fn usable_id(id: Option<&Value>) -> Value {
     }
 }
 
-/// What a line over [`MAX_MESSAGE_BYTES`] gets, from what could be read of it.
+/// What a line over [`MAX_MESSAGE_BYTES`] gets, from what could be read of
+/// it; logged (never its content).
 pub fn oversized(found: &Found) -> Verdict {
     let limit = format!(
         "the message is {} bytes, over the limit of {MAX_MESSAGE_BYTES} bytes per message",
         found.bytes
     );
-    match (&found.method, found.has_id) {
-        (Some(_), false) => return Verdict::Drop("an oversized notification"),
-        (None, _) if found.response => return Verdict::Drop("an oversized response"),
-        _ => {}
-    }
     let id = usable_id(found.id.as_ref());
-    if found.method.as_deref() == Some(CallToolRequest::method_name()) && !id.is_null() {
-        // A failure the model must see: the tool result every invalid
-        // argument gets, not a JSON-RPC error a host may hide.
-        let refusal = ToolError::invalid_input(format!(
-            "{limit}; send less in one call (split long content over several writes)"
-        ));
-        let result = crate::mcp::tool_error(&refusal);
-        return Verdict::Reply(line(&json!({"jsonrpc": "2.0", "id": id, "result": result})));
-    }
-    Verdict::Reply(error(
-        &id,
-        ErrorCode::INVALID_REQUEST,
-        &format!("Invalid Request: {limit}"),
-    ))
+    let is_call = found.method.as_deref() == Some(CallToolRequest::method_name());
+    let correlation_id = is_call.then(|| uuid::Uuid::new_v4().to_string());
+    let verdict = match (&found.method, found.has_id) {
+        (Some(_), false) => Verdict::Drop("an oversized notification"),
+        (None, _) if found.response => Verdict::Drop("an oversized response"),
+        _ => match &correlation_id {
+            // A failure the model must see: the tool result every invalid
+            // argument gets, not a JSON-RPC error a host may hide.
+            Some(correlation_id) if !id.is_null() => {
+                let refusal = ToolError::invalid_input(format!(
+                    "{limit}; send less in one call (split long content over several writes)"
+                ))
+                .with_correlation_id(correlation_id);
+                let result = crate::mcp::tool_error(&refusal);
+                Verdict::Reply(line(&json!({"jsonrpc": "2.0", "id": id, "result": result})))
+            }
+            _ => Verdict::Reply(error(
+                &id,
+                ErrorCode::INVALID_REQUEST,
+                &format!("Invalid Request: {limit}"),
+            )),
+        },
+    };
+    tracing::warn!(
+        bytes = found.bytes,
+        limit = MAX_MESSAGE_BYTES,
+        method = found.method.as_deref(),
+        has_id = !id.is_null(),
+        correlation_id,
+        answered = matches!(verdict, Verdict::Reply(_)),
+        "a message over the size limit"
+    );
+    verdict
 }
 
 /// A JSON-RPC error response, as one line.

@@ -74,18 +74,7 @@ impl StdioTransport {
             let verdict = match self.input.next_line().await? {
                 Line::End => return Ok(None),
                 Line::Whole(line) => judge::judge(line),
-                Line::Oversized(found) => {
-                    let verdict = judge::oversized(&found);
-                    tracing::warn!(
-                        bytes = found.bytes,
-                        limit = MAX_MESSAGE_BYTES,
-                        method = found.method.as_deref(),
-                        has_id = found.id.is_some(),
-                        answered = matches!(verdict, Verdict::Reply(_)),
-                        "a message over the size limit"
-                    );
-                    verdict
-                }
+                Line::Oversized(found) => judge::oversized(&found),
             };
             match verdict {
                 Verdict::Deliver(message) => return Ok(Some(message)),
