@@ -79,7 +79,10 @@ async fn a_message_over_the_line_limit_is_answered() {
     // Logged by its correlation id, without its content.
     let correlation_id = refusal["correlation_id"].as_str().unwrap();
     assert!(common::wait_for_log_line(&mcp.log_dir, correlation_id).await);
-    assert!(!mcp.log_text().contains(&"x".repeat(64)), "content was logged");
+    assert!(
+        !mcp.log_text().contains(&"x".repeat(64)),
+        "content was logged"
+    );
 
     let read = json!({
         "jsonrpc": "2.0",
