@@ -120,7 +120,8 @@ async fn a_message_over_the_line_limit_is_answered() {
 }
 
 /// Item 2: a line that is not JSON (before and after the handshake) and a
-/// truncated one get -32700 with a null id; an invalid request -32600 with
+/// truncated one get -32700 with a null id; an `initialize` whose params do
+/// not fit gets -32602 and the handshake can follow; an invalid request -32600 with
 /// its id when it has one; params that do not fit a known method -32602
 /// with the id; an unknown method still -32601 with the id; a malformed
 /// notification nothing. Each answer comes in order, before the next line's.
@@ -128,7 +129,12 @@ async fn a_message_over_the_line_limit_is_answered() {
 async fn malformed_json_rpc_gets_the_prescribed_error() {
     let server = upstream::plausible_upstream().await;
     let mut mcp = Launch::remote(&server.uri()).spawn().await;
+    // Before the handshake too, and an `initialize` that does not fit is
+    // refused without ending the server (rmcp took it for another request
+    // and gave up the session).
     mcp.send_raw(b"{oops, not json\n").await;
+    mcp.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":7200000,\"method\":\"initialize\",\"params\":{\"protocolVersion\":5}}\n")
+        .await;
     mcp.initialize().await;
 
     let lines: &[(&str, i64, Value)] = &[
@@ -195,7 +201,7 @@ async fn malformed_json_rpc_gets_the_prescribed_error() {
         .into_iter()
         .filter(|r| !harness_ids(r))
         .collect();
-    let mut expected = vec![(-32700, Value::Null)];
+    let mut expected = vec![(-32700, Value::Null), (-32602, json!(7_200_000))];
     expected.extend(lines.iter().map(|(_, code, id)| (*code, id.clone())));
     let got: Vec<(i64, Value)> = answers
         .iter()
@@ -207,7 +213,8 @@ async fn malformed_json_rpc_gets_the_prescribed_error() {
         assert!(answer["error"]["message"].is_string(), "{answer}");
     }
     let message = |i: usize| answers[i]["error"]["message"].as_str().unwrap().to_owned();
-    assert!(message(3).contains("tools/call"), "{}", message(3));
-    assert!(message(6).contains("jsonrpc"), "{}", message(6));
+    assert!(message(1).contains("initialize"), "{}", message(1));
+    assert!(message(4).contains("tools/call"), "{}", message(4));
+    assert!(message(7).contains("jsonrpc"), "{}", message(7));
     mcp.shutdown().await;
 }
