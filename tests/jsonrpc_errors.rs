@@ -121,7 +121,7 @@ async fn a_message_over_the_line_limit_is_answered() {
 
 /// Item 2: a line that is not JSON (before and after the handshake) and a
 /// truncated one get -32700 with a null id; an `initialize` whose params do
-/// not fit gets -32602 and the handshake can follow; an invalid request -32600 with
+/// not fit gets -32602 naming them, and the handshake can follow; an invalid request -32600 with
 /// its id when it has one; params that do not fit a known method -32602
 /// with the id; an unknown method still -32601 with the id; a malformed
 /// notification nothing. Each answer comes in order, before the next line's.
@@ -129,9 +129,9 @@ async fn a_message_over_the_line_limit_is_answered() {
 async fn malformed_json_rpc_gets_the_prescribed_error() {
     let server = upstream::plausible_upstream().await;
     let mut mcp = Launch::remote(&server.uri()).spawn().await;
-    // Before the handshake too, and an `initialize` that does not fit is
-    // refused without ending the server (rmcp took it for another request
-    // and gave up the session).
+    // Before the handshake too; an `initialize` that does not fit is refused
+    // for its params (rmcp took it for a 2026-07-28 request and blamed a
+    // missing `_meta`), and the handshake can follow.
     mcp.send_raw(b"{oops, not json\n").await;
     mcp.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":7200000,\"method\":\"initialize\",\"params\":{\"protocolVersion\":5}}\n")
         .await;
