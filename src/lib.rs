@@ -23,7 +23,8 @@
 //!   rate limits, a renewed session, stale reads, a rebuilt replica), which
 //!   [`mcp`] forwards to a client that asked for log messages.
 //! - [`logging`]: JSON lines to a rotating file, never to stdout; [`stdio`]:
-//!   the MCP channel, guarded so nothing else reaches stdout.
+//!   the MCP channel, guarded so nothing else reaches stdout, and framed
+//!   here so every message gets its JSON-RPC answer.
 //! - [`fsmode`]: data and logs are owner-only (umask, 0700 directories, 0600
 //!   files).
 //! - [`commands`]: the commands `main` dispatches to, one file each;

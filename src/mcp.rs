@@ -29,6 +29,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::ToolDef;
+use crate::error::ToolError;
 use crate::notices::{self, Level, Notice};
 use crate::service::Service;
 
@@ -292,13 +293,7 @@ impl ServerHandler for McpServer {
             .await
         {
             Ok(value) => success(value),
-            // The error travels as JSON text, not `structuredContent`: the
-            // Inspector and the TypeScript SDK validate structured content
-            // against the tool's output schema even on errors, and would
-            // swallow the error the model needs to see.
-            Err(error) => CallToolResult::error(vec![ContentBlock::text(
-                serde_json::to_string(&error).unwrap_or_else(|_| error.summary()),
-            )]),
+            Err(error) => tool_error(&error),
         };
         if let Some((level, heard)) = &mut heard {
             send_heard(heard, *level, &context.peer).await;
@@ -436,6 +431,16 @@ fn level_of(level: Level) -> LoggingLevel {
         Level::Alert => LoggingLevel::Alert,
         Level::Emergency => LoggingLevel::Emergency,
     }
+}
+
+/// A failed tool call's result. The error travels as JSON text, not
+/// `structuredContent`: the Inspector and the TypeScript SDK validate
+/// structured content against the tool's output schema even on errors, and
+/// would swallow the error the model needs to see.
+pub fn tool_error(error: &ToolError) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(
+        serde_json::to_string(error).unwrap_or_else(|_| error.summary()),
+    )])
 }
 
 /// `structuredContent` plus the same JSON as text: several hosts hand only the

@@ -1,11 +1,18 @@
 //! The MCP channel on stdin/stdout, guarded so that nothing else can write to
 //! stdout: not a library's stray print, not a panic hook, not the log
-//! writer's flush warning.
+//! writer's flush warning. [`StdioTransport`] frames it for rmcp: every line
+//! the client sends gets the answer JSON-RPC prescribes.
+
+mod judge;
+mod oversized;
+mod transport;
 
 use std::io;
 use std::pin::Pin;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use transport::StdioTransport;
 
 pub type Reader = Pin<Box<dyn AsyncRead + Send>>;
 pub type Writer = Pin<Box<dyn AsyncWrite + Send>>;
@@ -65,40 +72,4 @@ fn pipe_reader() -> Option<Reader> {
 #[cfg(all(unix, not(target_os = "linux")))]
 fn pipe_writer(_: &std::os::fd::OwnedFd) -> Option<Writer> {
     None
-}
-
-/// The longest line looked at before the handshake; rmcp itself refuses lines
-/// over 16 MiB, so a longer one is handed on as it is.
-const MAX_EARLY_LINE: u64 = 16 * 1024 * 1024;
-
-/// Drops notifications and stray responses that arrive before the client's
-/// first request. rmcp ends the session when the first message is not a
-/// request (`initialize`, or a 2026-07-28 request), and a client that sends
-/// `notifications/cancelled` or a late response first would kill the server.
-/// Everything from the first request on, and any line that is not JSON, is
-/// handed to rmcp untouched. `None`: stdin closed before any request (a host
-/// that launches servers twice closes the spare at once).
-pub async fn skip_to_first_request(reader: Reader) -> io::Result<Option<Reader>> {
-    let mut buffered = BufReader::new(reader);
-    loop {
-        let mut line = Vec::new();
-        let read = (&mut buffered)
-            .take(MAX_EARLY_LINE)
-            .read_until(b'\n', &mut line)
-            .await?;
-        if read == 0 {
-            return Ok(None);
-        }
-        let message: Option<serde_json::Value> = serde_json::from_slice(&line).ok();
-        let is_request = message
-            .as_ref()
-            .is_none_or(|m| m.get("method").is_some() && m.get("id").is_some());
-        if is_request {
-            return Ok(Some(Box::pin(std::io::Cursor::new(line).chain(buffered))));
-        }
-        tracing::debug!(
-            bytes = line.len(),
-            "dropped a message that arrived before the first request"
-        );
-    }
 }

@@ -165,7 +165,8 @@ async fn truncated_json_lines() {
 }
 
 /// 4 MiB lines (garbage, and a valid create with a 4 MiB content), and a
-/// 20 MiB line past the transport's 16 MiB cap, which is dropped.
+/// 20 MiB line past the transport's 16 MiB cap, which is answered with an
+/// error (tests/jsonrpc_errors.rs checks the answers).
 #[tokio::test]
 async fn oversized_lines() {
     let (server, mut mcp) = start().await;

@@ -28,17 +28,18 @@ pub async fn serve(
     let backend = Backend::start(&mut config).await?;
     backend.start_first_sync();
     let (reader, writer) = channel;
+    let mut transport = stdio::StdioTransport::new(reader, writer);
     let first = tokio::select! {
-        first = stdio::skip_to_first_request(reader) => first,
+        first = transport.first_request() => first,
         signal = &mut shutdown => {
             tracing::info!(signal, "signal before the first request");
             backend.shutdown().await;
             return Ok(());
         }
     };
-    let reader = match first {
-        Ok(Some(reader)) => reader,
-        Ok(None) => {
+    match first {
+        Ok(true) => {}
+        Ok(false) => {
             tracing::info!("stdin closed before the first request");
             backend.shutdown().await;
             return Ok(());
@@ -47,7 +48,7 @@ pub async fn serve(
             backend.shutdown().await;
             return Err(SetupError::Stdio(e));
         }
-    };
+    }
     let server = McpServer::new(backend.service.clone());
     // What every conversation pays for the tool list, as apollo-mcp-server
     // logs it: bytes, and tokens estimated at four bytes each (the catalog
@@ -61,7 +62,7 @@ pub async fn serve(
         "serving MCP on stdio"
     );
     let ended = tokio::select! {
-        started = server.serve((reader, writer)) => match started {
+        started = server.serve(transport) => match started {
             Ok(running) => {
                 let stop = running.cancellation_token();
                 tokio::select! {

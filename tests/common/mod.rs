@@ -35,6 +35,9 @@ pub struct McpProcess {
     bad_lines: Arc<Mutex<Vec<String>>>,
     /// Notifications the server sent, in order.
     notifications: Arc<Mutex<Vec<Value>>>,
+    /// Responses no request of the harness waited for (an id it did not
+    /// send, a string id, or null), in order.
+    unclaimed: Arc<Mutex<Vec<Value>>>,
     stdout_done: Option<tokio::task::JoinHandle<()>>,
     stderr: Arc<Mutex<String>>,
     pub log_dir: PathBuf,
@@ -149,9 +152,11 @@ impl McpProcess {
         let pending: Pending = Arc::default();
         let bad_lines: Arc<Mutex<Vec<String>>> = Arc::default();
         let notifications: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let unclaimed: Arc<Mutex<Vec<Value>>> = Arc::default();
         let stderr: Arc<Mutex<String>> = Arc::default();
 
         let (p, bad, heard) = (pending.clone(), bad_lines.clone(), notifications.clone());
+        let stray = unclaimed.clone();
         let stdout_done = tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -164,11 +169,18 @@ impl McpProcess {
                     heard.lock().unwrap().push(message);
                     continue;
                 }
-                if let Some(id) = message.get("id").and_then(Value::as_u64)
-                    && message.get("method").is_none()
-                    && let Some(tx) = p.lock().unwrap().remove(&id)
-                {
-                    let _ = tx.send(message);
+                if message.get("method").is_some() {
+                    continue;
+                }
+                let waiting = message
+                    .get("id")
+                    .and_then(Value::as_u64)
+                    .and_then(|id| p.lock().unwrap().remove(&id));
+                match waiting {
+                    Some(tx) => {
+                        let _ = tx.send(message);
+                    }
+                    None => stray.lock().unwrap().push(message),
                 }
             }
             // The server is gone: fail every waiting request now.
@@ -190,6 +202,7 @@ impl McpProcess {
             next_id: AtomicU64::new(1),
             bad_lines,
             notifications,
+            unclaimed,
             stdout_done: Some(stdout_done),
             stderr,
             log_dir,
@@ -300,16 +313,21 @@ impl McpProcess {
         within: Duration,
         wanted: impl Fn(&Value) -> bool,
     ) -> Option<Value> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if let Some(found) = self.notifications().into_iter().find(|n| wanted(n)) {
-                return Some(found);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        first_within(within, || self.notifications(), wanted).await
+    }
+
+    /// The responses no request of the harness waited for, so far, in order.
+    pub fn unclaimed(&self) -> Vec<Value> {
+        self.unclaimed.lock().unwrap().clone()
+    }
+
+    /// Waits up to `within` for an unclaimed response `wanted` accepts.
+    pub async fn wait_for_unclaimed(
+        &self,
+        within: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        first_within(within, || self.unclaimed(), wanted).await
     }
 
     pub fn pid(&self) -> u32 {
@@ -353,6 +371,25 @@ impl McpProcess {
     /// Every log line written so far (all files in the log directory).
     pub fn log_text(&self) -> String {
         log_text(&self.log_dir)
+    }
+}
+
+/// Polls `seen` until a message `wanted` accepts shows up, for at most
+/// `within`.
+async fn first_within(
+    within: Duration,
+    seen: impl Fn() -> Vec<Value>,
+    wanted: impl Fn(&Value) -> bool,
+) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = seen().into_iter().find(|m| wanted(m)) {
+            return Some(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
