@@ -160,3 +160,53 @@ fn what_models_see_stays_small() {
         );
     }
 }
+
+/// The rest of what a host shows a person (the resource templates in its
+/// picker, the prompts as slash commands) is reviewed like the tools:
+/// `tools/surface/` holds what the server lists, asked over MCP.
+#[tokio::test]
+async fn resource_templates_and_prompts_match_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = common::Launch::embedded(&dir.path().join("t.db"))
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    let surface = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/surface");
+    for (method, key, file) in [
+        (
+            "resources/templates/list",
+            "resourceTemplates",
+            "resource_templates.json",
+        ),
+        ("prompts/list", "prompts", "prompts.json"),
+    ] {
+        let listed = mcp.request(method, serde_json::json!({})).await["result"][key].clone();
+        assert!(
+            listed.as_array().is_some_and(|a| !a.is_empty()),
+            "{method}: {listed}"
+        );
+        let path = surface.join(file);
+        if updating() {
+            std::fs::create_dir_all(&surface).unwrap();
+            let text = serde_json::to_string_pretty(&listed).unwrap();
+            std::fs::write(&path, text + "\n").unwrap();
+            continue;
+        }
+        let stored: Value = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} is missing; run `UPDATE_CATALOG=1 cargo test --test catalog`",
+                    path.display()
+                )
+            });
+        assert_eq!(
+            stored,
+            listed,
+            "{} is stale; run `UPDATE_CATALOG=1 cargo test --test catalog`",
+            path.display()
+        );
+    }
+    mcp.shutdown().await;
+}
