@@ -26,8 +26,28 @@ pub fn resource_entities(enabled: &[&'static Entity]) -> Vec<&'static Entity> {
     enabled
         .iter()
         .copied()
-        .filter(|e| e.plural != "chat_messages")
+        .filter(|e| is_resource(e.plural))
         .collect()
+}
+
+/// Whether the entity named `plural` is a resource.
+pub fn is_resource(plural: &str) -> bool {
+    plural != "chat_messages"
+}
+
+/// The entity whose items a resource of `plural` shows below its own (a
+/// note's or task's comments, a chat's messages), with their heading.
+pub fn shown_with(plural: &str) -> Option<(&'static str, &'static str)> {
+    match plural {
+        "notes" | "tasks" => Some(("comments", "Comments")),
+        "chats" => Some(("chat_messages", "Latest messages")),
+        _ => None,
+    }
+}
+
+/// The URI of item `uid` of the entity named `plural`.
+pub fn resource_uri(plural: &str, uid: impl std::fmt::Display) -> String {
+    format!("{SCHEME}{plural}/{uid}")
 }
 
 /// One listed resource.
@@ -52,7 +72,7 @@ impl Service {
             .hits
             .into_iter()
             .map(|hit| Listed {
-                uri: format!("{SCHEME}{}/{}", hit.entity, hit.uid),
+                uri: resource_uri(hit.entity, hit.uid),
                 name: if hit.title.is_empty() {
                     hit.uid.to_string()
                 } else {
@@ -106,7 +126,7 @@ impl Service {
         Ok(page
             .hits
             .into_iter()
-            .map(|h| format!("{SCHEME}{}/{}", h.entity, h.uid))
+            .map(|h| resource_uri(h.entity, h.uid))
             .collect())
     }
 
@@ -121,19 +141,13 @@ impl Service {
             .read(entity, Operation::Get, json!({"uid": uid}))
             .await?;
         let mut text = render(entity, &item);
-        let children = match entity.plural {
-            "notes" | "tasks" => Some((
-                "comments",
-                "Comments",
-                json!({"parent_uid": uid, "limit": CHILDREN}),
-            )),
-            "chats" => Some((
-                "chat_messages",
-                "Latest messages",
-                json!({"chat_uid": uid, "limit": CHILDREN, "order": "newest"}),
-            )),
-            _ => None,
-        };
+        let children = shown_with(entity.plural).map(|(plural, heading)| {
+            let args = match plural {
+                "chat_messages" => json!({"chat_uid": uid, "limit": CHILDREN, "order": "newest"}),
+                _ => json!({"parent_uid": uid, "limit": CHILDREN}),
+            };
+            (plural, heading, args)
+        });
         if let Some((plural, heading, args)) = children
             && let Some(child) = ENTITIES.iter().find(|e| e.plural == plural)
             && enabled.iter().any(|e| e.plural == plural)
@@ -213,7 +227,7 @@ impl Service {
                 items
                     .iter()
                     .filter_map(|i| i["uid"].as_str())
-                    .map(|uid| format!("{SCHEME}{}/{uid}", entity.plural))
+                    .map(|uid| resource_uri(entity.plural, uid))
                     .collect()
             })
             .unwrap_or_default())
@@ -235,7 +249,7 @@ impl Service {
 
 /// `toolbridge://notes/<uid>` → the entity and the uid, for enabled
 /// resource entities only.
-fn parse_uri(
+pub fn parse_uri(
     entities: &[&'static Entity],
     uri: &str,
 ) -> Result<(&'static Entity, Uuid), ToolError> {
