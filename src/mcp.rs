@@ -148,7 +148,13 @@ impl ServerHandler for McpServer {
             .map_err(|e| McpError::invalid_params(e.summary(), None))?;
         let resources = listed
             .into_iter()
-            .map(|r| Resource::new(r.uri, r.name).with_mime_type(MARKDOWN))
+            .map(|r| {
+                let resource = Resource::new(r.uri, r.name).with_mime_type(MARKDOWN);
+                match r.size {
+                    Some(size) => resource.with_size(size),
+                    None => resource,
+                }
+            })
             .collect();
         let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = next;
