@@ -22,6 +22,13 @@
 //! nothing is polled for it: it hears the list changes the replica sees
 //! anyway.
 //!
+//! Sidecars may share one replica file, and what another one stores is no
+//! change to this one (its own refresh finds the same version). So after
+//! each poll the versions the replica holds of the subscribed items are
+//! observed too: one that differs from the last version heard is an update.
+//! (What another sidecar stores of a comment or message shown with a
+//! subscribed item, or of the list, is not heard.)
+//!
 //! `list_changed` is coalesced: the first create or delete after a quiet
 //! spell starts a [`LIST_CHANGED_PERIOD`] timer, and one notification goes
 //! out when it ends, whatever came meanwhile: at most one per period.
@@ -34,7 +41,7 @@ use std::time::Duration;
 
 use rmcp::model::ResourceUpdatedNotificationParam;
 use rmcp::service::{Peer, RoleServer, SubscriptionSink};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +56,13 @@ pub const LIST_CHANGED_PERIOD: Duration = Duration::from_secs(1);
 /// The shortest time between two polls of the watched entities, whatever
 /// `--max-staleness` says (0 would poll without pause).
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The version of a subscribed item the replica holds, seen by polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Observed {
+    uri: String,
+    version: i64,
+}
 
 /// What a subscriber is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +195,11 @@ impl Subscribers {
                     .map(|uri| (s.outlet.clone(), Sent::Updated(uri.clone())))
             })
             .collect()
+    }
+
+    /// Every subscribed URI, once.
+    fn uris(&self) -> HashSet<String> {
+        self.all().flat_map(|s| s.uris.iter().cloned()).collect()
     }
 
     fn list_changed(&self) -> Vec<(Outlet, Sent)> {
@@ -331,14 +350,17 @@ impl Subscriptions {
         if let Some(follower) = self.service.follower()
             && !self.started.swap(true, Ordering::Relaxed)
         {
+            let (observed, observations) = mpsc::unbounded_channel();
             tokio::spawn(deliver(
                 self.shared.clone(),
                 follower.changes(),
+                observations,
                 self.stop.clone(),
             ));
             tokio::spawn(poll(
                 self.shared.clone(),
                 follower.clone(),
+                observed,
                 self.service.call_timeout(),
                 self.stop.clone(),
             ));
@@ -364,13 +386,18 @@ impl Drop for StreamGuard<'_> {
     }
 }
 
-/// Turns the replica's changes into notifications, in order, until `stop`.
+/// Turns the replica's changes, and the versions observed of subscribed
+/// items, into notifications, in order, until `stop`.
 async fn deliver(
     shared: Arc<Shared>,
     mut changes: broadcast::Receiver<Change>,
+    mut observations: mpsc::UnboundedReceiver<Observed>,
     stop: CancellationToken,
 ) {
     let mut list_due: Option<Instant> = None;
+    // The last version heard of each subscribed item: an observation of
+    // the same one was already told (by the change that stored it).
+    let mut heard: HashMap<String, i64> = HashMap::new();
     loop {
         let due_at = list_due;
         let due = async move {
@@ -380,15 +407,18 @@ async fn deliver(
             }
         };
         let sends = tokio::select! {
+            // Changes first: the poller observes only after its refresh
+            // reported what it stored.
+            biased;
             _ = stop.cancelled() => return,
-            _ = due => {
-                list_due = None;
-                shared.lock().list_changed()
-            }
-            heard = changes.recv() => match heard {
+            received = changes.recv() => match received {
                 Ok(change) => {
                     if shared.changes_the_list(&change) {
                         list_due.get_or_insert_with(|| Instant::now() + LIST_CHANGED_PERIOD);
+                    }
+                    let own = service::resource_uri(change.entity, change.uid);
+                    if heard.contains_key(&own) {
+                        heard.insert(own, change.version);
                     }
                     let uris = shared.affected(&change);
                     shared.lock().updated(&uris)
@@ -400,6 +430,18 @@ async fn deliver(
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
+            Some(observed) = observations.recv() => {
+                match heard.insert(observed.uri.clone(), observed.version) {
+                    Some(before) if before != observed.version => {
+                        shared.lock().updated(&[observed.uri])
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            _ = due => {
+                list_due = None;
+                shared.lock().list_changed()
+            }
         };
         for (outlet, sent) in sends {
             outlet.send(&sent).await;
@@ -411,6 +453,7 @@ async fn deliver(
 async fn poll(
     shared: Arc<Shared>,
     follower: Arc<Follower>,
+    observed: mpsc::UnboundedSender<Observed>,
     call_timeout: Duration,
     stop: CancellationToken,
 ) {
@@ -427,6 +470,20 @@ async fn poll(
         for entity in watched {
             if let Err(error) = follower.keep_fresh(entity, &call).await {
                 tracing::debug!(entity = entity.plural, error = %error.summary(), "could not refresh a watched entity");
+            }
+        }
+        if let Ok(Some(replica)) = follower.replica(&call).await {
+            let uris = shared.lock().uris();
+            for uri in uris {
+                let Ok((entity, uid)) = service::parse_uri(&shared.enabled, &uri) else {
+                    continue;
+                };
+                // One row by its key: microseconds, fine on this thread.
+                if let Ok(Some(item)) = replica.get(entity.plural, uid)
+                    && let Some(version) = item.get("version").and_then(serde_json::Value::as_i64)
+                {
+                    let _ = observed.send(Observed { uri, version });
+                }
             }
         }
         tokio::select! {
@@ -451,6 +508,7 @@ mod tests {
         Change {
             entity,
             uid,
+            version: 1,
             kind,
             parent: None,
         }
@@ -462,6 +520,7 @@ mod tests {
         uris: &[String],
     ) -> (
         broadcast::Sender<Change>,
+        mpsc::UnboundedSender<Observed>,
         mpsc::UnboundedReceiver<Sent>,
         CancellationToken,
     ) {
@@ -478,9 +537,10 @@ mod tests {
             },
         );
         let (changes, receiver) = broadcast::channel(16);
+        let (observed, observations) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        tokio::spawn(deliver(shared, receiver, stop.clone()));
-        (changes, heard, stop)
+        tokio::spawn(deliver(shared, receiver, observations, stop.clone()));
+        (changes, observed, heard, stop)
     }
 
     /// A burst of creates and deletes is one `list_changed`, a period after
@@ -488,7 +548,7 @@ mod tests {
     /// period after the last. An update changes no list.
     #[tokio::test(start_paused = true)]
     async fn list_changes_are_coalesced_to_one_per_period() {
-        let (changes, mut heard, stop) = hub(&[]);
+        let (changes, _, mut heard, stop) = hub(&[]);
         let start = Instant::now();
         let mut at = Vec::new();
         let note = |kind| change("notes", Uuid::new_v4(), kind);
@@ -529,7 +589,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn updates_reach_only_what_is_subscribed() {
         let subscribed = service::resource_uri("notes", NOTE);
-        let (changes, mut heard, stop) = hub(std::slice::from_ref(&subscribed));
+        let (changes, _, mut heard, stop) = hub(std::slice::from_ref(&subscribed));
         changes
             .send(change("notes", OTHER, ChangeKind::Updated))
             .unwrap();
@@ -550,6 +610,34 @@ mod tests {
         // Nothing else: no other note, no list change for a message.
         let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
         assert!(rest.is_err(), "{rest:?}");
+        stop.cancel();
+    }
+
+    /// A version observed in the replica that differs from the last one
+    /// heard is an update (another sidecar stored it); the first observed,
+    /// or one a change already told, is not.
+    #[tokio::test(start_paused = true)]
+    async fn observed_versions_tell_what_others_stored() {
+        let subscribed = service::resource_uri("notes", NOTE);
+        let (changes, observed, mut heard, stop) = hub(std::slice::from_ref(&subscribed));
+        let observe = |version| Observed {
+            uri: subscribed.clone(),
+            version,
+        };
+        observed.send(observe(3)).unwrap();
+        observed.send(observe(3)).unwrap();
+        observed.send(observe(4)).unwrap();
+        assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
+        changes
+            .send(Change {
+                version: 5,
+                ..change("notes", NOTE, ChangeKind::Updated)
+            })
+            .unwrap();
+        assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
+        observed.send(observe(5)).unwrap();
+        let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
+        assert!(rest.is_err(), "told twice: {rest:?}");
         stop.cancel();
     }
 }

@@ -136,8 +136,16 @@ async fn legacy_subscriber_hears_changes_made_on_another_device() {
     mcp.request("resources/subscribe", json!({"uri": note_uri(&note)}))
         .await;
 
+    let changed = std::time::Instant::now();
     device.patch_note(&note, json!({"title": "changed"})).await;
     heard_updated(&mcp, &note_uri(&note)).await;
+    // A poll every second (`--max-staleness 1`); the rest is slack for a
+    // loaded machine. Without polling it would never come.
+    assert!(
+        changed.elapsed() < Duration::from_secs(6),
+        "heard after {:?}",
+        changed.elapsed()
+    );
     device.delete_note(&note).await;
     let deadline = tokio::time::Instant::now() + WITHIN;
     while updated(&mcp).len() < 2 && tokio::time::Instant::now() < deadline {
@@ -150,6 +158,39 @@ async fn legacy_subscriber_hears_changes_made_on_another_device() {
     .await
     .expect("the delete changed the list");
     mcp.shutdown().await;
+}
+
+/// Two sidecars of one user share a replica file: what one stores is no
+/// change to the other, yet a client of the other, subscribed to the note,
+/// hears the first one's write to it.
+#[tokio::test]
+async fn a_write_by_a_sidecar_sharing_the_replica_is_heard() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = ApiProcess::start(&dir.path().join("api.db"), &dir.path().join("api-logs")).await;
+    let note = api.device().await.create_note("shared").await;
+    let note = note["uid"].as_str().unwrap().to_owned();
+    let sidecar = || {
+        Launch::remote(&api.url)
+            .env("TOOLBRIDGE_TOKEN", SECRET)
+            .without_env("TOOLBRIDGE_TENANT_ID")
+            .with_replica(&dir.path().join("replicas"), "1")
+            .spawn()
+    };
+    let mut watching = sidecar().await;
+    watching.initialize().await;
+    in_step(&mut watching, json!({})).await;
+    watching
+        .request("resources/subscribe", json!({"uri": note_uri(&note)}))
+        .await;
+    let mut writing = sidecar().await;
+    writing.initialize().await;
+    in_step(&mut writing, json!({})).await;
+    ok(&writing
+        .call_tool("patch_note", json!({"uid": note, "title": "changed"}))
+        .await);
+    heard_updated(&watching, &note_uri(&note)).await;
+    writing.shutdown().await;
+    watching.shutdown().await;
 }
 
 fn modern_meta() -> Value {

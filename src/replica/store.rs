@@ -45,6 +45,8 @@ pub struct Applied {
 pub struct Change {
     pub entity: &'static str,
     pub uid: Uuid,
+    /// The version stored.
+    pub version: i64,
     pub kind: ChangeKind,
     /// The item's parent, for a comment (`parentUid`) or a chat message
     /// (`chatUid`): what it is shown with.
@@ -345,6 +347,7 @@ fn apply_items(
             applied.changes.push(Change {
                 entity,
                 uid: item.uid,
+                version: item.version,
                 kind,
                 parent,
             });
