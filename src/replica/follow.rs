@@ -43,6 +43,16 @@ const FEED_PAGE: usize = 1000;
 /// thousands at once.
 const CHANGES_CAPACITY: usize = 1024;
 
+/// When a refresh writes its `replica refreshed` log line at `info` (what
+/// `stats` counts): a read's or a sync's always; the polling for
+/// subscriptions', every second or two for hours, only when it stored a
+/// change (otherwise at `debug`), so it does not crowd the log files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logged {
+    Always,
+    IfChanged,
+}
+
 /// Whether what a read returns is current.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Freshness {
@@ -172,7 +182,8 @@ impl Follower {
         }
         let state = replica.feed(entity.plural).map_err(internal)?;
         if !self.shared_fresh(&state) {
-            self.refresh(entity, &replica, call, |_| {}).await?;
+            self.refresh(entity, &replica, call, Logged::IfChanged, |_| {})
+                .await?;
         }
         Self::mark_fresh(feed);
         Ok(())
@@ -251,7 +262,10 @@ impl Follower {
         let freshness = if self.shared_fresh(&state) {
             Freshness::Fresh
         } else {
-            match self.refresh(entity, &replica, call, |_| {}).await {
+            match self
+                .refresh(entity, &replica, call, Logged::Always, |_| {})
+                .await
+            {
                 Ok(_) => Freshness::Fresh,
                 // Offline: what the replica has, said to be stale; even a
                 // first sync cut short is better than nothing to a search.
@@ -305,7 +319,9 @@ impl Follower {
                 continue;
             }
             let count = self
-                .refresh(entity, &replica, call, |n| progress(entity, n))
+                .refresh(entity, &replica, call, Logged::Always, |n| {
+                    progress(entity, n)
+                })
                 .await?;
             Self::mark_fresh(feed);
             fetched.push((*entity, count));
@@ -347,6 +363,7 @@ impl Follower {
         entity: &'static Entity,
         replica: &Arc<Replica>,
         call: &Call,
+        logged: Logged,
         progress: impl Fn(usize),
     ) -> Result<usize, ToolError> {
         // A wipe elsewhere raised the epoch: what the replica holds is void.
@@ -356,6 +373,7 @@ impl Follower {
         let mut saved = state.cursor.clone();
         let mut cursor = state.cursor.as_deref().and_then(rewind);
         let mut fetched = 0;
+        let mut changed = 0;
         loop {
             let mut request = Request::get(entity.path.to_owned());
             request.query.push(("limit", FEED_PAGE.to_string()));
@@ -394,6 +412,7 @@ impl Follower {
                     .await
                     .map_err(|e| internal(e.to_string()))?
                     .map_err(internal)?;
+            changed += applied.changes.len();
             self.report(applied);
             progress(fetched);
             if !state.complete {
@@ -410,7 +429,11 @@ impl Follower {
             refreshed_ms: Some(now_ms()),
         };
         replica.save_feed(entity.plural, &done).map_err(internal)?;
-        tracing::info!(entity = entity.plural, fetched, "replica refreshed");
+        if changed == 0 && logged == Logged::IfChanged {
+            tracing::debug!(entity = entity.plural, fetched, "replica refreshed");
+        } else {
+            tracing::info!(entity = entity.plural, fetched, "replica refreshed");
+        }
         Ok(fetched)
     }
 }
