@@ -287,9 +287,10 @@ impl Subscriptions {
         self.service.follower().is_some()
     }
 
-    /// Whether `uri` names a resource of this server.
+    /// Whether `uri` names a resource of this server (an enabled entity's,
+    /// not a chat message's: those are read with their chat).
     pub fn accepts(&self, uri: &str) -> bool {
-        service::parse_uri(&self.shared.enabled, uri).is_ok()
+        service::parse_uri(&service::resource_entities(&self.shared.enabled), uri).is_ok()
     }
 
     /// The `initialize` era: `peer`'s session hears `uri` updated.

@@ -103,13 +103,16 @@ async fn legacy_subscriber_hears_only_its_items() {
     heard_updated(&mcp, &note_uri(&b)).await;
     assert_eq!(updated(&mcp), [note_uri(&a), note_uri(&b)]);
 
-    let bad = mcp
-        .request(
-            "resources/subscribe",
-            json!({"uri": "toolbridge://widgets/1"}),
-        )
-        .await;
-    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    for uri in [
+        "toolbridge://widgets/1".to_owned(),
+        format!("toolbridge://notes/{a}x"),
+        format!("toolbridge://chat_messages/{a}"),
+    ] {
+        let bad = mcp
+            .request("resources/subscribe", json!({"uri": uri}))
+            .await;
+        assert_eq!(bad["error"]["code"], -32602, "{uri}: {bad}");
+    }
     mcp.shutdown().await;
 }
 
@@ -242,7 +245,7 @@ async fn modern_stream_hears_its_items_until_cancelled() {
         .start_request(
             "subscriptions/listen",
             json!({"_meta": modern_meta(), "notifications": {
-                "resourceSubscriptions": [note_uri(&a), "toolbridge://widgets/1"],
+                "resourceSubscriptions": [note_uri(&a), "toolbridge://widgets/1", format!("toolbridge://chat_messages/{a}")],
                 "resourcesListChanged": true
             }}),
         )
