@@ -396,8 +396,9 @@ async fn deliver(
     stop: CancellationToken,
 ) {
     let mut list_due: Option<Instant> = None;
-    // The last version heard of each subscribed item: an observation of
-    // the same one was already told (by the change that stored it).
+    // The last version heard of each subscribed item observed: an
+    // observation of the same one was already told (by the change that
+    // stored it).
     let mut heard: HashMap<String, i64> = HashMap::new();
     loop {
         let due_at = list_due;
@@ -408,10 +409,15 @@ async fn deliver(
             }
         };
         let sends = tokio::select! {
-            // Changes first: the poller observes only after its refresh
-            // reported what it stored.
+            // In this order: a steady stream of changes must not hold the
+            // list's notification back, and the poller observes only after
+            // its refresh reported what it stored.
             biased;
             _ = stop.cancelled() => return,
+            _ = due => {
+                list_due = None;
+                shared.lock().list_changed()
+            }
             received = changes.recv() => match received {
                 Ok(change) => {
                     if shared.changes_the_list(&change) {
@@ -438,10 +444,6 @@ async fn deliver(
                     }
                     _ => Vec::new(),
                 }
-            }
-            _ = due => {
-                list_due = None;
-                shared.lock().list_changed()
             }
         };
         for (outlet, sent) in sends {
