@@ -22,6 +22,8 @@
 //! - [`notices`]: what a person should know while it happens (the circuit,
 //!   rate limits, a renewed session, stale reads, a rebuilt replica), which
 //!   [`mcp`] forwards to a client that asked for log messages.
+//! - [`subscriptions`]: live resource updates for subscribed clients, in
+//!   both protocol eras, from the replica's changes.
 //! - [`logging`]: JSON lines to a rotating file, never to stdout; [`stdio`]:
 //!   the MCP channel, guarded so nothing else reaches stdout, and framed
 //!   here so every message gets its JSON-RPC answer.
@@ -48,4 +50,5 @@ pub mod replica;
 pub mod service;
 mod stats;
 mod stdio;
+mod subscriptions;
 pub mod upstream;

@@ -7,6 +7,9 @@
 //! level in each request's `_meta` in the 2026-07-28 era, where only that
 //! request's peer may carry them, before its response. A client that did not
 //! ask gets nothing, and nothing is built for it.
+//!
+//! Resource subscriptions (both eras) are [`crate::subscriptions`]'s; this
+//! handler only hands them over.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -19,11 +22,12 @@ use rmcp::model::{
     Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
     ReadResourceResponse, ReadResourceResult, Reference, Resource, ResourceContents,
-    ResourceTemplate, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    ResourceTemplate, ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter,
+    Tool, ToolAnnotations, UnsubscribeRequestParams,
 };
 #[allow(deprecated)] // MCP logging: deprecated by SEP-2577, still what hosts show.
 use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam, SetLevelRequestParams};
-use rmcp::service::{Peer, RequestContext, RoleServer};
+use rmcp::service::{Peer, RequestContext, RoleServer, SubscriptionContext};
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +36,7 @@ use crate::catalog::ToolDef;
 use crate::error::ToolError;
 use crate::notices::{self, Level, Notice};
 use crate::service::Service;
+use crate::subscriptions::Subscriptions;
 
 /// The `_meta` key of a 2026-07-28 request's log level.
 const LOG_LEVEL_META: &str = "io.modelcontextprotocol/logLevel";
@@ -59,12 +64,14 @@ pub struct McpServer {
     tools: Arc<Vec<Tool>>,
     /// The `initialize` era's log level and the task that forwards notices.
     session_log: Arc<SessionLog>,
+    subscriptions: Arc<Subscriptions>,
 }
 
 impl McpServer {
     pub fn new(service: Arc<Service>) -> Self {
         let tools = service.catalog().tools().iter().map(to_mcp_tool).collect();
         Self {
+            subscriptions: Arc::new(Subscriptions::new(service.clone())),
             service,
             tools: Arc::new(tools),
             session_log: Arc::default(),
@@ -94,13 +101,20 @@ pub fn to_mcp_tool(def: &ToolDef) -> Tool {
 impl ServerHandler for McpServer {
     #[allow(deprecated)] // `enable_logging`: see the imports.
     fn get_info(&self) -> ServerConfig {
-        let capabilities = ServerCapabilities::builder()
+        let mut capabilities = ServerCapabilities::builder()
             .enable_tools()
             .enable_resources()
             .enable_prompts()
             .enable_completions()
             .enable_logging()
             .build();
+        // Only the replica sees changes: without it, nothing to promise.
+        if self.subscriptions.available()
+            && let Some(resources) = &mut capabilities.resources
+        {
+            resources.subscribe = Some(true);
+            resources.list_changed = Some(true);
+        }
         InitializeResult::new(capabilities)
             .with_server_info(Implementation::new(
                 "toolbridge-mcp",
@@ -122,8 +136,11 @@ impl ServerHandler for McpServer {
     async fn list_resources(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
+        if !is_modern(&context) && self.subscriptions.available() {
+            self.subscriptions.listed(&context.peer);
+        }
         let cursor = request.and_then(|r| r.cursor);
         let (listed, next) = self
             .service
@@ -132,7 +149,13 @@ impl ServerHandler for McpServer {
             .map_err(|e| McpError::invalid_params(e.summary(), None))?;
         let resources = listed
             .into_iter()
-            .map(|r| Resource::new(r.uri, r.name).with_mime_type(MARKDOWN))
+            .map(|r| {
+                let resource = Resource::new(r.uri, r.name).with_mime_type(MARKDOWN);
+                match r.size {
+                    Some(size) => resource.with_size(size),
+                    None => resource,
+                }
+            })
             .collect();
         let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = next;
@@ -176,6 +199,76 @@ impl ServerHandler for McpServer {
             })?;
         let contents = ResourceContents::text(text, request.uri).with_mime_type(MARKDOWN);
         Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    /// The `initialize` era: `uri` is heard updated until unsubscribed.
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if !self.subscriptions.available() {
+            return Err(McpError::method_not_found::<
+                rmcp::model::SubscribeRequestMethod,
+            >());
+        }
+        if !self.subscriptions.accepts(&request.uri) {
+            return Err(McpError::invalid_params(
+                format!("not a resource of this server: {}", request.uri),
+                None,
+            ));
+        }
+        self.subscriptions.subscribe(&context.peer, request.uri);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions.unsubscribe(&request.uri);
+        Ok(())
+    }
+
+    /// The 2026-07-28 era: a stream accepts the resources of this server it
+    /// names, and list changes if asked. `None` (no such method) without
+    /// the replica.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        if !self.subscriptions.available() {
+            return None;
+        }
+        let uris = requested
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .filter(|uri| self.subscriptions.accepts(uri))
+            .cloned();
+        let accepted = SubscriptionFilter::builder().resource_subscriptions(uris);
+        Some(if requested.resources_list_changed == Some(true) {
+            accepted.resources_list_changed().build()
+        } else {
+            accepted.build()
+        })
+    }
+
+    /// The 2026-07-28 era: one stream, heard until the client cancels it.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let accepted = context.accepted();
+        let uris = accepted.resource_subscriptions.clone().unwrap_or_default();
+        let list_changed = accepted.resources_list_changed == Some(true);
+        self.subscriptions
+            .stream(
+                context.sink().clone(),
+                uris,
+                list_changed,
+                context.cancelled(),
+            )
+            .await;
+        Ok(())
     }
 
     async fn list_prompts(

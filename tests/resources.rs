@@ -396,3 +396,49 @@ async fn prompts_embed_the_items_they_are_about() {
     assert_eq!(names, ["daily_review", "summarize"], "note_to_tasks writes");
     read_only.shutdown().await;
 }
+
+/// Each listed resource's `size` is the byte length of what
+/// `resources/read` returns for it, with its comments or messages.
+#[tokio::test]
+async fn listed_sizes_are_what_a_read_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = embedded(&dir, &[]).await;
+    let note = uid(&mcp
+        .call_tool(
+            "create_note",
+            json!({"title": "Plan", "content": "déjà vu, in UTF-8"}),
+        )
+        .await);
+    ok(&mcp
+        .call_tool(
+            "create_comment",
+            json!({"parent_type": "note", "parent_uid": note, "content": "agreed", "author": "ann"}),
+        )
+        .await);
+    ok(&mcp
+        .call_tool(
+            "create_task",
+            json!({"title": "Ship", "due_date": "2026-12-01"}),
+        )
+        .await);
+    let chat = uid(&mcp
+        .call_tool("create_chat", json!({"title": "Standup"}))
+        .await);
+    for content in ["one", "two"] {
+        ok(&mcp
+            .call_tool(
+                "create_chat_message",
+                json!({"chat_uid": chat, "content": content}),
+            )
+            .await);
+    }
+    let listed = mcp.request("resources/list", json!({})).await;
+    let resources = listed["result"]["resources"].as_array().unwrap().clone();
+    assert_eq!(resources.len(), 4, "{listed}");
+    for resource in resources {
+        let uri = resource["uri"].as_str().unwrap().to_owned();
+        let text = read(&mut mcp, uri).await;
+        assert_eq!(resource["size"], json!(text.len()), "{resource}:\n{text}");
+    }
+    mcp.shutdown().await;
+}

@@ -10,17 +10,23 @@
 //! `max_staleness`, so a model's burst of reads costs at most one small
 //! request. When the upstream cannot be reached, a read is answered from the
 //! replica and marked stale, never silently.
+//!
+//! Whatever it stores, from the feed or from a write's answer, it reports
+//! as [`Change`]s on one broadcast ([`Follower::changes`]): who listens
+//! (live resource updates) is not its concern.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::{Mutex, OnceCell, broadcast};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{ENTITIES, FeedState, Replica, ReplicaError, ReplicaKey, replica_path};
+use super::{
+    Applied, Change, ENTITIES, FeedState, Replica, ReplicaError, ReplicaKey, replica_path,
+};
 use crate::catalog::cursor::{Cursor, Position};
 use crate::catalog::{Entity, Request};
 use crate::error::{ErrorCode, ToolError};
@@ -32,6 +38,20 @@ use crate::upstream::{Call, Client};
 pub const REREAD_WINDOW: Duration = Duration::from_secs(5);
 /// Items per feed page: the upstream's largest.
 const FEED_PAGE: u32 = 1000;
+/// Changes held for a listener that has not caught up. Past this it hears
+/// that it lagged (and must assume anything changed): a first sync stores
+/// thousands at once.
+const CHANGES_CAPACITY: usize = 1024;
+
+/// When a refresh writes its `replica refreshed` log line at `info` (what
+/// `stats` counts): a read's or a sync's always; the polling for
+/// subscriptions', every second or two for hours, only when it stored a
+/// change (otherwise at `debug`), so it does not crowd the log files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logged {
+    Always,
+    IfChanged,
+}
 
 /// Whether what a read returns is current.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +107,7 @@ pub struct Follower {
     /// unusable file); the sidecar then reads from the upstream only.
     replica: OnceCell<Option<Arc<Replica>>>,
     feeds: [Feed; 5],
+    changes: broadcast::Sender<Change>,
 }
 
 impl Follower {
@@ -98,7 +119,74 @@ impl Follower {
             max_staleness,
             replica: OnceCell::new(),
             feeds: Default::default(),
+            changes: broadcast::Sender::new(CHANGES_CAPACITY),
         }
+    }
+
+    /// Every change stored in the replica from now on, in order.
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// How long a refresh is trusted.
+    pub fn max_staleness(&self) -> Duration {
+        self.max_staleness
+    }
+
+    fn report(&self, applied: Applied) {
+        if self.changes.receiver_count() == 0 {
+            return;
+        }
+        for change in applied.changes {
+            // Only fails when the last listener left meanwhile.
+            let _ = self.changes.send(change);
+        }
+    }
+
+    /// Whether this process refreshed the feed within the staleness bound.
+    fn fresh(&self, feed: &Feed) -> bool {
+        feed.fresh_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < self.max_staleness)
+    }
+
+    /// Whether another process sharing the replica refreshed the feed
+    /// within the staleness bound.
+    fn shared_fresh(&self, state: &FeedState) -> bool {
+        state.complete
+            && state.refreshed_ms.is_some_and(|ms| {
+                now_ms().saturating_sub(ms) < self.max_staleness.as_millis() as i64
+            })
+    }
+
+    fn mark_fresh(feed: &Feed) {
+        *feed.fresh_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// Refreshes `entity` when its last refresh is older than the staleness
+    /// bound, as a read would (its first sync included), but quietly: this
+    /// keeps subscribed items current between reads, so a failure is the
+    /// caller's to log, not a stale read to announce.
+    pub async fn keep_fresh(&self, entity: &'static Entity, call: &Call) -> Result<(), ToolError> {
+        let Some(replica) = self.replica(call).await? else {
+            return Ok(());
+        };
+        let feed = self.feed(entity);
+        if self.fresh(feed) {
+            return Ok(());
+        }
+        let _one_refresh = feed.refreshing.lock().await;
+        if self.fresh(feed) {
+            return Ok(());
+        }
+        let state = replica.feed(entity.plural).map_err(internal)?;
+        if !self.shared_fresh(&state) {
+            self.refresh(entity, &replica, call, Logged::IfChanged, |_| {})
+                .await?;
+        }
+        Self::mark_fresh(feed);
+        Ok(())
     }
 
     /// The replica, opened (and its epoch checked) on first use. Keyed by
@@ -153,20 +241,14 @@ impl Follower {
             return Ok(None);
         };
         let feed = self.feed(entity);
-        let fresh = |feed: &Feed| {
-            feed.fresh_at
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_some_and(|at| at.elapsed() < self.max_staleness)
-        };
-        if fresh(feed) {
+        if self.fresh(feed) {
             return Ok(Some(Ready {
                 replica,
                 freshness: Freshness::Fresh,
             }));
         }
         let _one_refresh = feed.refreshing.lock().await;
-        if fresh(feed) {
+        if self.fresh(feed) {
             return Ok(Some(Ready {
                 replica,
                 freshness: Freshness::Fresh,
@@ -177,14 +259,13 @@ impl Follower {
             return Ok(None);
         }
         // Another process sharing the replica may have just refreshed it.
-        let shared_fresh = state.complete
-            && state.refreshed_ms.is_some_and(|ms| {
-                now_ms().saturating_sub(ms) < self.max_staleness.as_millis() as i64
-            });
-        let freshness = if shared_fresh {
+        let freshness = if self.shared_fresh(&state) {
             Freshness::Fresh
         } else {
-            match self.refresh(entity, &replica, call, |_| {}).await {
+            match self
+                .refresh(entity, &replica, call, Logged::Always, |_| {})
+                .await
+            {
                 Ok(_) => Freshness::Fresh,
                 // Offline: what the replica has, said to be stale; even a
                 // first sync cut short is better than nothing to a search.
@@ -207,7 +288,7 @@ impl Follower {
                 Err(error) => return Err(error),
             }
         };
-        *feed.fresh_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        Self::mark_fresh(feed);
         Ok(Some(Ready { replica, freshness }))
     }
 
@@ -238,9 +319,11 @@ impl Follower {
                 continue;
             }
             let count = self
-                .refresh(entity, &replica, call, |n| progress(entity, n))
+                .refresh(entity, &replica, call, Logged::Always, |n| {
+                    progress(entity, n)
+                })
                 .await?;
-            *feed.fresh_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            Self::mark_fresh(feed);
             fetched.push((*entity, count));
         }
         Ok(fetched)
@@ -255,8 +338,12 @@ impl Follower {
         let items = vec![item.clone()];
         let stored =
             tokio::task::spawn_blocking(move || replica.apply(entity.plural, &items)).await;
-        if let Ok(Err(error)) = stored {
-            tracing::warn!(%error, entity = entity.plural, "could not store a write in the replica");
+        match stored {
+            Ok(Ok(applied)) => self.report(applied),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, entity = entity.plural, "could not store a write in the replica")
+            }
+            Err(_) => {}
         }
     }
 
@@ -276,6 +363,7 @@ impl Follower {
         entity: &'static Entity,
         replica: &Arc<Replica>,
         call: &Call,
+        logged: Logged,
         progress: impl Fn(usize),
     ) -> Result<usize, ToolError> {
         // A wipe elsewhere raised the epoch: what the replica holds is void.
@@ -287,6 +375,7 @@ impl Follower {
         let mut fetched = 0;
         // Smaller after a page had to shrink to fit the response cap.
         let mut page_size = FEED_PAGE;
+        let mut changed = 0;
         loop {
             let mut request = Request::get(entity.path.to_owned());
             request.query.push(("limit", page_size.to_string()));
@@ -322,10 +411,13 @@ impl Follower {
             };
             let store = replica.clone();
             let plural = entity.plural;
-            tokio::task::spawn_blocking(move || store.apply_page(plural, &items, &page_state))
-                .await
-                .map_err(|e| internal(e.to_string()))?
-                .map_err(internal)?;
+            let applied =
+                tokio::task::spawn_blocking(move || store.apply_page(plural, &items, &page_state))
+                    .await
+                    .map_err(|e| internal(e.to_string()))?
+                    .map_err(internal)?;
+            changed += applied.changes.len();
+            self.report(applied);
             progress(fetched);
             if !state.complete {
                 tracing::info!(entity = entity.plural, fetched, "first sync of the replica");
@@ -341,7 +433,11 @@ impl Follower {
             refreshed_ms: Some(now_ms()),
         };
         replica.save_feed(entity.plural, &done).map_err(internal)?;
-        tracing::info!(entity = entity.plural, fetched, "replica refreshed");
+        if changed == 0 && logged == Logged::IfChanged {
+            tracing::debug!(entity = entity.plural, fetched, "replica refreshed");
+        } else {
+            tracing::info!(entity = entity.plural, fetched, "replica refreshed");
+        }
         Ok(fetched)
     }
 }

@@ -27,7 +27,8 @@
 //! - `file`: the file itself: path, permissions, recognising ours, rebuilding,
 //!   schema migrations;
 //! - `item`: an upstream item parsed and what is indexed from its payload;
-//! - `store`: [`Replica`], its writes and single-item reads;
+//! - `store`: [`Replica`], its writes (each reporting what it changed, as
+//!   [`Change`]s) and single-item reads;
 //! - `query`: filters, listing and cursors;
 //! - `search`: full-text search;
 //! - `follow`: [`Follower`], which keeps the replica in step with the
@@ -49,7 +50,7 @@ pub use query::{Filters, ListQuery, MAX_LIST_LIMIT, Order, Page, cursor_after};
 pub use search::{
     DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, MAX_TERMS, SearchHit, SearchPage, SearchQuery,
 };
-pub use store::{Applied, EntityStats, FeedState, Replica, ReplicaStats};
+pub use store::{Applied, Change, ChangeKind, EntityStats, FeedState, Replica, ReplicaStats};
 
 /// The entities a replica holds, by their collection names (the last segment
 /// of their upstream path, and the catalog's `plural`).

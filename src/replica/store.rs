@@ -22,7 +22,7 @@ pub struct Replica {
 }
 
 /// What [`Replica::apply`] did with a batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     /// Items the replica did not have.
     pub inserted: usize,
@@ -35,6 +35,32 @@ pub struct Applied {
     /// §5): no UUID uid, no non-negative integer version, no RFC 3339
     /// `updatedAt`, or a payload that is not an object. Not stored.
     pub invalid: usize,
+    /// Each item stored, as a change to what the replica held, in the
+    /// batch's order (a tombstone of an item it never held is no change).
+    pub changes: Vec<Change>,
+}
+
+/// One item the replica stored, relative to what it held before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub entity: &'static str,
+    pub uid: Uuid,
+    /// The version stored.
+    pub version: i64,
+    pub kind: ChangeKind,
+    /// The item's parent, for a comment (`parentUid`) or a chat message
+    /// (`chatUid`): what it is shown with.
+    pub parent: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// New, or a tombstone that came back to life.
+    Created,
+    /// A newer version of an item held (a tombstone's included).
+    Updated,
+    /// A live item became a tombstone.
+    Deleted,
 }
 
 /// Where an entity's feed stands.
@@ -287,7 +313,7 @@ fn write_feed(tx: &Transaction<'_>, entity: &str, state: &FeedState) -> Result<(
 
 fn apply_items(
     tx: &Transaction<'_>,
-    entity: &str,
+    entity: &'static str,
     items: &[Value],
 ) -> Result<Applied, ReplicaError> {
     let mut applied = Applied::default();
@@ -296,19 +322,50 @@ fn apply_items(
             applied.invalid += 1;
             continue;
         };
-        let counter = match store_item(tx, entity, &item)? {
-            Stored::Inserted => &mut applied.inserted,
-            Stored::Updated => &mut applied.updated,
-            Stored::Skipped => &mut applied.skipped,
+        let (counter, kind) = match store_item(tx, entity, &item)? {
+            Stored::Inserted { parent } => (
+                &mut applied.inserted,
+                item.deleted_at
+                    .is_none()
+                    .then_some((ChangeKind::Created, parent)),
+            ),
+            Stored::Updated {
+                was_deleted,
+                parent,
+            } => {
+                let kind = match (was_deleted, item.deleted_at.is_some()) {
+                    (false, true) => ChangeKind::Deleted,
+                    (true, false) => ChangeKind::Created,
+                    _ => ChangeKind::Updated,
+                };
+                (&mut applied.updated, Some((kind, parent)))
+            }
+            Stored::Skipped => (&mut applied.skipped, None),
         };
         *counter += 1;
+        if let Some((kind, parent)) = kind {
+            applied.changes.push(Change {
+                entity,
+                uid: item.uid,
+                version: item.version,
+                kind,
+                parent,
+            });
+        }
     }
     Ok(applied)
 }
 
+/// What [`store_item`] did; `parent` is the stored item's parent (see
+/// [`Change::parent`]).
 enum Stored {
-    Inserted,
-    Updated,
+    Inserted {
+        parent: Option<Uuid>,
+    },
+    Updated {
+        was_deleted: bool,
+        parent: Option<Uuid>,
+    },
     Skipped,
 }
 
@@ -316,22 +373,37 @@ enum Stored {
 /// is the same or higher. Needs the write lock (see [`Replica::write`]).
 fn store_item(tx: &Transaction<'_>, entity: &str, item: &Incoming) -> Result<Stored, ReplicaError> {
     let uid = item.uid.to_string();
-    let stored: Option<(i64, i64)> = tx
-        .prepare_cached("SELECT id, version FROM items WHERE entity = ?1 AND uid = ?2")?
-        .query_row(params![entity, uid], |r| Ok((r.get(0)?, r.get(1)?)))
+    let stored: Option<(i64, i64, bool)> = tx
+        .prepare_cached(
+            "SELECT id, version, deleted_at IS NOT NULL FROM items WHERE entity = ?1 AND uid = ?2",
+        )?
+        .query_row(params![entity, uid], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
-    if stored.is_some_and(|(_, version)| version >= item.version) {
+    if stored.is_some_and(|(_, version, _)| version >= item.version) {
         return Ok(Stored::Skipped);
     }
     let payload = serde_json::to_string(&item.payload)
         .map_err(|e| ReplicaError::Corrupt(format!("payload of {uid}: {e}")))?;
     let indexed = Indexed::of(&item.payload);
+    let parent = indexed
+        .parent_uid
+        .as_deref()
+        .or(indexed.chat_uid.as_deref())
+        .and_then(|p| Uuid::parse_str(p).ok());
     let (id, outcome) = match stored {
-        Some((id, _)) => {
+        Some((id, _, was_deleted)) => {
             unindex(tx, id)?;
-            (Some(id), Stored::Updated)
+            (
+                Some(id),
+                Stored::Updated {
+                    was_deleted,
+                    parent,
+                },
+            )
         }
-        None => (None, Stored::Inserted),
+        None => (None, Stored::Inserted { parent }),
     };
     // `id` NULL assigns a new rowid; the same id replaces the row in place.
     let id: i64 = tx

@@ -810,7 +810,9 @@ fn marked(mut value: Value, freshness: &Freshness) -> Value {
 
 /// The plain sentence a stale result carries for a person (and for hosts
 /// that show the model only text).
-pub use resources::{SCHEME as RESOURCE_SCHEME, resource_entities};
+pub use resources::{
+    SCHEME as RESOURCE_SCHEME, is_resource, parse_uri, resource_entities, resource_uri, shown_with,
+};
 
 pub fn stale_notice(value: &Value) -> Option<String> {
     if value.get("stale") != Some(&Value::Bool(true)) {

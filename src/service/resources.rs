@@ -4,12 +4,14 @@
 //! a chat's latest messages, each with its uid so the tools can act on it).
 
 use serde_json::{Value, json};
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Service, off_the_runtime};
 use crate::catalog::cursor::{self, Listing};
-use crate::catalog::{ENTITIES, Entity, Operation};
+use crate::catalog::{Entity, Operation};
 use crate::error::{ErrorCode, ToolError};
 use crate::replica;
 use crate::upstream::Call;
@@ -27,14 +29,38 @@ pub fn resource_entities(enabled: &[&'static Entity]) -> Vec<&'static Entity> {
     enabled
         .iter()
         .copied()
-        .filter(|e| e.plural != "chat_messages")
+        .filter(|e| is_resource(e.plural))
         .collect()
+}
+
+/// Whether the entity named `plural` is a resource.
+pub fn is_resource(plural: &str) -> bool {
+    plural != "chat_messages"
+}
+
+/// The entity whose items a resource of `plural` shows below its own (a
+/// note's or task's comments, a chat's messages), with their heading.
+pub fn shown_with(plural: &str) -> Option<(&'static str, &'static str)> {
+    match plural {
+        "notes" | "tasks" => Some(("comments", "Comments")),
+        "chats" => Some(("chat_messages", "Latest messages")),
+        _ => None,
+    }
+}
+
+/// The URI of item `uid` of the entity named `plural`.
+pub fn resource_uri(plural: &str, uid: impl std::fmt::Display) -> String {
+    format!("{SCHEME}{plural}/{uid}")
 }
 
 /// One listed resource.
 pub struct Listed {
     pub uri: String,
     pub name: String,
+    /// Bytes of the markdown `read_resource` returns for it now; `None`
+    /// when the replica cannot tell (the items shown with it are not
+    /// synced yet).
+    pub size: Option<u64>,
 }
 
 impl Service {
@@ -51,21 +77,37 @@ impl Service {
             cursor::check(Listing::Search, cursor)?;
         }
         let entities = resource_entities(enabled);
-        let Some(page) = self.search_replica(&entities, "", PAGE, cursor).await? else {
+        let Some((store, page)) = self.search_replica(&entities, "", PAGE, cursor).await? else {
             return Ok((Vec::new(), None));
         };
-        let listed = page
-            .hits
-            .into_iter()
-            .map(|hit| Listed {
-                uri: format!("{SCHEME}{}/{}", hit.entity, hit.uid),
-                name: if hit.title.is_empty() {
-                    hit.uid.to_string()
-                } else {
-                    hit.title
-                },
-            })
-            .collect();
+        let enabled = enabled.to_vec();
+        let hits = page.hits;
+        // Each size is its rendition's, made from the replica: about 50
+        // SQLite reads a page, kept off the runtime's worker threads.
+        let listed = off_the_runtime(move || {
+            // What is shown with an item counts only once it is synced.
+            let mut synced = Vec::new();
+            for entity in &enabled {
+                if store.feed(entity.plural)?.complete {
+                    synced.push(entity.plural);
+                }
+            }
+            hits.into_iter()
+                .map(|hit| {
+                    let size = rendition_size(&store, &enabled, &synced, hit.entity, hit.uid)?;
+                    Ok(Listed {
+                        uri: resource_uri(hit.entity, hit.uid),
+                        name: if hit.title.is_empty() {
+                            hit.uid.to_string()
+                        } else {
+                            hit.title
+                        },
+                        size,
+                    })
+                })
+                .collect::<Result<Vec<_>, replica::ReplicaError>>()
+        })
+        .await?;
         Ok((listed, page.next_cursor))
     }
 
@@ -85,7 +127,7 @@ impl Service {
         else {
             return Ok(Vec::new());
         };
-        let Some(page) = self
+        let Some((_, page)) = self
             .search_replica(&[*entity], typed, COMPLETIONS, None)
             .await?
         else {
@@ -103,7 +145,7 @@ impl Service {
     ) -> Result<Vec<String>, ToolError> {
         let entities = resource_entities(enabled);
         let words = typed.strip_prefix(SCHEME).map_or(typed, |_| "");
-        let Some(page) = self
+        let Some((_, page)) = self
             .search_replica(&entities, words, COMPLETIONS, None)
             .await?
         else {
@@ -112,7 +154,7 @@ impl Service {
         Ok(page
             .hits
             .into_iter()
-            .map(|h| format!("{SCHEME}{}/{}", h.entity, h.uid))
+            .map(|h| resource_uri(h.entity, h.uid))
             .collect())
     }
 
@@ -126,60 +168,28 @@ impl Service {
         let item = self
             .read(entity, Operation::Get, json!({"uid": uid}))
             .await?;
-        let mut text = render(entity, &item);
-        let children = match entity.plural {
-            "notes" | "tasks" => Some((
-                "comments",
-                "Comments",
-                json!({"parent_uid": uid, "limit": CHILDREN}),
-            )),
-            "chats" => Some((
-                "chat_messages",
-                "Latest messages",
-                json!({"chat_uid": uid, "limit": CHILDREN, "order": "newest"}),
-            )),
-            _ => None,
+        let Some(children) = Children::of(enabled, entity) else {
+            return Ok(rendition(entity, &item, None));
         };
-        if let Some((plural, heading, args)) = children
-            && let Some(child) = ENTITIES.iter().find(|e| e.plural == plural)
-            && enabled.iter().any(|e| e.plural == plural)
-        {
-            let mut args = args;
-            if self.follower.is_none() {
-                // Without the replica, lists are oldest first only.
-                if let Some(map) = args.as_object_mut() {
-                    map.remove("order");
-                }
-            }
-            let page = self.read(child, Operation::List, args).await?;
-            let items = page["items"].as_array().cloned().unwrap_or_default();
-            text.push_str(&format!("\n## {heading} ({})\n\n", items.len()));
-            for item in &items {
-                let payload = &item["payload"];
-                let who = payload["author"]
-                    .as_str()
-                    .or(payload["sender"].as_str())
-                    .unwrap_or(child.noun);
-                text.push_str(&format!(
-                    "- {who} ({}, {}): {}\n",
-                    item["uid"].as_str().unwrap_or_default(),
-                    item["updatedAt"].as_str().unwrap_or_default(),
-                    payload["content"].as_str().unwrap_or_default().trim()
-                ));
-            }
+        let mut args = json!({children.parent_param: uid, "limit": CHILDREN});
+        // Without the replica, lists are oldest first only.
+        if children.newest_first && self.follower.is_some() {
+            args["order"] = json!("newest");
         }
-        Ok(text)
+        let page = self.read(children.entity, Operation::List, args).await?;
+        let items = page["items"].as_array().map_or(&[][..], Vec::as_slice);
+        Ok(rendition(entity, &item, Some((&children, items))))
     }
 
     /// A search of the replica over `entities` (each refreshed as a read
-    /// would be); `None` without a usable replica.
+    /// would be), and the replica; `None` without a usable replica.
     async fn search_replica(
         &self,
         entities: &[&'static Entity],
         text: &str,
         limit: usize,
         cursor: Option<String>,
-    ) -> Result<Option<replica::SearchPage>, ToolError> {
+    ) -> Result<Option<(Arc<replica::Replica>, replica::SearchPage)>, ToolError> {
         let Some(follower) = &self.follower else {
             return Ok(None);
         };
@@ -200,9 +210,10 @@ impl Service {
             cursor,
             ..Default::default()
         };
-        off_the_runtime(move || store.search(&query))
+        let searched = store.clone();
+        off_the_runtime(move || searched.search(&query))
             .await
-            .map(Some)
+            .map(|page| Some((store, page)))
     }
 
     /// The resource URIs of `entity`'s items a list with `args` returns
@@ -219,7 +230,7 @@ impl Service {
                 items
                     .iter()
                     .filter_map(|i| i["uid"].as_str())
-                    .map(|uid| format!("{SCHEME}{}/{uid}", entity.plural))
+                    .map(|uid| resource_uri(entity.plural, uid))
                     .collect()
             })
             .unwrap_or_default())
@@ -241,7 +252,7 @@ impl Service {
 
 /// `toolbridge://notes/<uid>` → the entity and the uid, for enabled
 /// resource entities only.
-fn parse_uri(
+pub fn parse_uri(
     entities: &[&'static Entity],
     uri: &str,
 ) -> Result<(&'static Entity, Uuid), ToolError> {
@@ -254,6 +265,103 @@ fn parse_uri(
         .ok_or_else(unknown)?;
     let uid = Uuid::parse_str(uid).map_err(|_| unknown())?;
     Ok((entity, uid))
+}
+
+/// What a resource shows below its item: a note's or task's comments
+/// (oldest first), a chat's latest messages; only when their entity is
+/// enabled.
+struct Children {
+    entity: &'static Entity,
+    heading: &'static str,
+    /// The list parameter naming the parent.
+    parent_param: &'static str,
+    newest_first: bool,
+}
+
+impl Children {
+    fn of(enabled: &[&'static Entity], entity: &Entity) -> Option<Self> {
+        let (plural, heading) = shown_with(entity.plural)?;
+        let entity = enabled.iter().copied().find(|e| e.plural == plural)?;
+        let by_chat = plural == "chat_messages";
+        Some(Self {
+            entity,
+            heading,
+            parent_param: if by_chat { "chat_uid" } else { "parent_uid" },
+            newest_first: by_chat,
+        })
+    }
+
+    /// The replica list that `read_resource`'s list of them reads.
+    fn query(&self, parent: Uuid) -> replica::ListQuery {
+        let mut filters = replica::Filters::default();
+        if self.parent_param == "chat_uid" {
+            filters.chat_uid = Some(parent);
+        } else {
+            filters.parent_uid = Some(parent);
+        }
+        replica::ListQuery {
+            order: if self.newest_first {
+                replica::Order::Newest
+            } else {
+                replica::Order::Oldest
+            },
+            limit: CHILDREN as usize,
+            cursor: None,
+            filters,
+        }
+    }
+}
+
+/// The byte size of item `uid`'s rendition, made from the replica alone
+/// (what `read_resource` returns while the replica is in step); `None` when
+/// the replica does not hold it, or what it shows with it is not among the
+/// `synced` entities.
+fn rendition_size(
+    store: &replica::Replica,
+    enabled: &[&'static Entity],
+    synced: &[&str],
+    plural: &str,
+    uid: Uuid,
+) -> Result<Option<u64>, replica::ReplicaError> {
+    let Some(entity) = enabled.iter().find(|e| e.plural == plural) else {
+        return Ok(None);
+    };
+    let Some(item) = store.get(plural, uid)? else {
+        return Ok(None);
+    };
+    let text = match Children::of(enabled, entity) {
+        None => rendition(entity, &item, None),
+        Some(children) => {
+            if !synced.contains(&children.entity.plural) {
+                return Ok(None);
+            }
+            let page = store.list(children.entity.plural, &children.query(uid))?;
+            rendition(entity, &item, Some((&children, &page.items)))
+        }
+    };
+    Ok(Some(text.len() as u64))
+}
+
+/// The resource's markdown: its item, then what is shown with it.
+fn rendition(entity: &Entity, item: &Value, children: Option<(&Children, &[Value])>) -> String {
+    let mut text = render(entity, item);
+    if let Some((children, items)) = children {
+        text.push_str(&format!("\n## {} ({})\n\n", children.heading, items.len()));
+        for item in items {
+            let payload = &item["payload"];
+            let who = payload["author"]
+                .as_str()
+                .or(payload["sender"].as_str())
+                .unwrap_or(children.entity.noun);
+            text.push_str(&format!(
+                "- {who} ({}, {}): {}\n",
+                item["uid"].as_str().unwrap_or_default(),
+                item["updatedAt"].as_str().unwrap_or_default(),
+                payload["content"].as_str().unwrap_or_default().trim()
+            ));
+        }
+    }
+    text
 }
 
 /// The item as compact markdown: its title, the fields that matter, its body.

@@ -139,6 +139,16 @@ impl Device {
         .await
     }
 
+    /// Changes the given fields of a note; returns the item.
+    pub async fn patch_note(&self, uid: &str, fields: Value) -> Value {
+        self.send(
+            reqwest::Method::PATCH,
+            &format!("/v1/notes/{uid}"),
+            Some(fields),
+        )
+        .await
+    }
+
     pub async fn delete_note(&self, uid: &str) -> Value {
         self.send(reqwest::Method::DELETE, &format!("/v1/notes/{uid}"), None)
             .await

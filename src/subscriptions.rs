@@ -1,0 +1,646 @@
+//! Live resource updates: who watches which resources, the notifications
+//! the replica's changes become, and the polling that keeps watched
+//! entities current between reads.
+//!
+//! One hub, two eras. In the `initialize` era the session subscribes with
+//! `resources/subscribe` (and `resources/unsubscribe`), and hears
+//! `notifications/resources/list_changed` once it has listed resources or
+//! subscribed; both go through the session's peer. In the 2026-07-28 era
+//! each `subscriptions/listen` request is a stream of its own, with the URIs
+//! and the list changes its filter accepted, until the client cancels it;
+//! its notifications go through the stream's sink, which tags them with the
+//! stream's id (a bare peer notification would go out untagged).
+//!
+//! What is heard is what the replica stores ([`Follower::changes`]): writes
+//! through the tools, the refreshes of reads, and this hub's own polling.
+//! While a resource is subscribed, or a stream wants list changes, the
+//! entities behind them (a note's comments and a chat's messages included:
+//! they are part of its markdown) are refreshed every `--max-staleness`, at
+//! least [`MIN_POLL_INTERVAL`] apart, so a change made on another device is
+//! heard within that bound; polling stops with the last subscription. An
+//! `initialize`-era session that only listed resources asked for nothing, so
+//! nothing is polled for it: it hears the list changes the replica sees
+//! anyway.
+//!
+//! Sidecars may share one replica file, and what another one stores is no
+//! change to this one (its own refresh finds the same version). So after
+//! each poll the versions the replica holds of the subscribed items are
+//! observed too: one that differs from the last version heard is an update.
+//! (What another sidecar stores of a comment or message shown with a
+//! subscribed item, or of the list, is not heard.)
+//!
+//! `list_changed` is coalesced: the first create or delete after a quiet
+//! spell starts a [`LIST_CHANGED_PERIOD`] timer, and one notification goes
+//! out when it ends, whatever came meanwhile: at most one per period.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rmcp::model::ResourceUpdatedNotificationParam;
+use rmcp::service::{Peer, RoleServer, SubscriptionSink};
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::Entity;
+use crate::replica::{Change, ChangeKind, Follower};
+use crate::service::{self, Service};
+use crate::upstream::Call;
+
+/// The most `notifications/resources/list_changed` a subscriber hears: one
+/// per period.
+pub const LIST_CHANGED_PERIOD: Duration = Duration::from_secs(1);
+/// The shortest time between two polls of the watched entities, whatever
+/// `--max-staleness` says (0 would poll without pause).
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The version of a subscribed item the replica holds, seen by polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Observed {
+    uri: String,
+    version: i64,
+}
+
+/// What a subscriber is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sent {
+    Updated(String),
+    ListChanged,
+}
+
+/// Where one subscriber's notifications go.
+#[derive(Clone)]
+enum Outlet {
+    /// The `initialize` era: the session's peer.
+    Session(Peer<RoleServer>),
+    /// The 2026-07-28 era: one `subscriptions/listen` stream.
+    Stream(SubscriptionSink),
+    #[cfg(test)]
+    Recorder(tokio::sync::mpsc::UnboundedSender<Sent>),
+}
+
+impl Outlet {
+    async fn send(&self, sent: &Sent) {
+        let failed = match (self, sent) {
+            (Self::Session(peer), Sent::Updated(uri)) => peer
+                .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri.clone()))
+                .await
+                .err()
+                .map(|e| e.to_string()),
+            (Self::Session(peer), Sent::ListChanged) => peer
+                .notify_resource_list_changed()
+                .await
+                .err()
+                .map(|e| e.to_string()),
+            (Self::Stream(sink), Sent::Updated(uri)) => sink
+                .notify_resource_updated(uri.clone())
+                .await
+                .err()
+                .map(|e| e.to_string()),
+            (Self::Stream(sink), Sent::ListChanged) => sink
+                .notify_resource_list_changed()
+                .await
+                .err()
+                .map(|e| e.to_string()),
+            #[cfg(test)]
+            (Self::Recorder(sent_to), sent) => {
+                sent_to.send(sent.clone()).err().map(|e| e.to_string())
+            }
+        };
+        // A client that left (or a stream just cancelled) has nothing to
+        // hear; its subscriber is removed with it.
+        if let Some(error) = failed {
+            tracing::debug!(%error, "a resource notification was not sent");
+        }
+    }
+}
+
+struct Subscriber {
+    outlet: Outlet,
+    /// Resource URIs it hears `notifications/resources/updated` for.
+    uris: HashSet<String>,
+    /// Whether it hears `notifications/resources/list_changed`.
+    list_changed: bool,
+    /// Whether list changes are polled for (it asked for them).
+    polls_lists: bool,
+}
+
+#[derive(Default)]
+struct Subscribers {
+    /// The `initialize` era's session, once it listed or subscribed.
+    session: Option<Subscriber>,
+    /// The 2026-07-28 era's open `subscriptions/listen` streams.
+    streams: HashMap<u64, Subscriber>,
+    next_stream: u64,
+}
+
+impl Subscribers {
+    fn all(&self) -> impl Iterator<Item = &Subscriber> {
+        self.session.iter().chain(self.streams.values())
+    }
+
+    fn session(&mut self, peer: &Peer<RoleServer>) -> &mut Subscriber {
+        self.session.get_or_insert_with(|| Subscriber {
+            outlet: Outlet::Session(peer.clone()),
+            uris: HashSet::new(),
+            list_changed: true,
+            polls_lists: false,
+        })
+    }
+
+    /// The entities to keep fresh, in `enabled` order: those of the
+    /// subscribed URIs and what their markdown shows, and every resource
+    /// entity while someone asked for list changes.
+    fn watched(&self, enabled: &[&'static Entity]) -> Vec<&'static Entity> {
+        let mut names = HashSet::new();
+        for subscriber in self.all() {
+            if subscriber.polls_lists {
+                names.extend(service::resource_entities(enabled).iter().map(|e| e.plural));
+            }
+            for uri in &subscriber.uris {
+                if let Ok((entity, _)) = service::parse_uri(enabled, uri) {
+                    names.insert(entity.plural);
+                    names.extend(service::shown_with(entity.plural).map(|(child, _)| child));
+                }
+            }
+        }
+        enabled
+            .iter()
+            .copied()
+            .filter(|e| names.contains(e.plural))
+            .collect()
+    }
+
+    /// Who hears which of `uris` updated.
+    fn updated(&self, uris: &[String]) -> Vec<(Outlet, Sent)> {
+        self.all()
+            .flat_map(|s| {
+                uris.iter()
+                    .filter(|uri| s.uris.contains(*uri))
+                    .map(|uri| (s.outlet.clone(), Sent::Updated(uri.clone())))
+            })
+            .collect()
+    }
+
+    /// Every subscribed URI, each to its subscriber: after missing changes,
+    /// any of them may have changed.
+    fn everything(&self) -> Vec<(Outlet, Sent)> {
+        self.all()
+            .flat_map(|s| {
+                s.uris
+                    .iter()
+                    .map(|uri| (s.outlet.clone(), Sent::Updated(uri.clone())))
+            })
+            .collect()
+    }
+
+    /// Every subscribed URI, once.
+    fn uris(&self) -> HashSet<String> {
+        self.all().flat_map(|s| s.uris.iter().cloned()).collect()
+    }
+
+    fn list_changed(&self) -> Vec<(Outlet, Sent)> {
+        self.all()
+            .filter(|s| s.list_changed)
+            .map(|s| (s.outlet.clone(), Sent::ListChanged))
+            .collect()
+    }
+}
+
+/// What the delivery and polling tasks share with the handler.
+struct Shared {
+    subscribers: Mutex<Subscribers>,
+    /// Wakes the poller: what is watched may have grown.
+    watching: Notify,
+    enabled: Vec<&'static Entity>,
+}
+
+impl Shared {
+    fn new(enabled: &[&'static Entity]) -> Self {
+        Self {
+            subscribers: Mutex::default(),
+            watching: Notify::new(),
+            enabled: enabled.to_vec(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Subscribers> {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The resource URIs whose markdown `change` alters: the item's own (if
+    /// it is a resource) and its parent's (a comment's note or task, a
+    /// message's chat).
+    fn affected(&self, change: &Change) -> Vec<String> {
+        let enabled = |plural: &str| self.enabled.iter().any(|e| e.plural == plural);
+        let mut uris = Vec::new();
+        if service::is_resource(change.entity) && enabled(change.entity) {
+            uris.push(service::resource_uri(change.entity, change.uid));
+        }
+        if let Some(parent) = change.parent {
+            for entity in &self.enabled {
+                if service::shown_with(entity.plural)
+                    .is_some_and(|(child, _)| child == change.entity)
+                {
+                    uris.push(service::resource_uri(entity.plural, parent));
+                }
+            }
+        }
+        uris
+    }
+
+    /// Whether `change` adds an item to the resource list or takes one out.
+    fn changes_the_list(&self, change: &Change) -> bool {
+        change.kind != ChangeKind::Updated
+            && service::is_resource(change.entity)
+            && self.enabled.iter().any(|e| e.plural == change.entity)
+    }
+}
+
+/// The hub: one per MCP server (one stdio client). Its tasks start with the
+/// first subscriber and stop when it is dropped.
+pub struct Subscriptions {
+    shared: Arc<Shared>,
+    service: Arc<Service>,
+    started: AtomicBool,
+    stop: CancellationToken,
+}
+
+impl Subscriptions {
+    pub fn new(service: Arc<Service>) -> Self {
+        Self {
+            shared: Arc::new(Shared::new(service.catalog().entities())),
+            service,
+            started: AtomicBool::new(false),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// Whether subscriptions can be honoured: only the replica sees
+    /// changes.
+    pub fn available(&self) -> bool {
+        self.service.follower().is_some()
+    }
+
+    /// Whether `uri` names a resource of this server (an enabled entity's,
+    /// not a chat message's: those are read with their chat).
+    pub fn accepts(&self, uri: &str) -> bool {
+        service::parse_uri(&service::resource_entities(&self.shared.enabled), uri).is_ok()
+    }
+
+    /// The `initialize` era: `peer`'s session hears `uri` updated.
+    pub fn subscribe(&self, peer: &Peer<RoleServer>, uri: String) {
+        self.shared.lock().session(peer).uris.insert(uri);
+        self.watch();
+    }
+
+    /// The `initialize` era: the session no longer hears `uri` updated.
+    pub fn unsubscribe(&self, uri: &str) {
+        if let Some(session) = &mut self.shared.lock().session {
+            session.uris.remove(uri);
+        }
+    }
+
+    /// The `initialize` era: the session listed resources, so it hears
+    /// when the list changes.
+    pub fn listed(&self, peer: &Peer<RoleServer>) {
+        self.shared.lock().session(peer);
+        self.watch();
+    }
+
+    /// The 2026-07-28 era: one `subscriptions/listen` stream, heard until
+    /// `cancelled` resolves.
+    pub async fn stream(
+        &self,
+        sink: SubscriptionSink,
+        uris: Vec<String>,
+        list_changed: bool,
+        cancelled: impl Future<Output = ()>,
+    ) {
+        let id = {
+            let mut subscribers = self.shared.lock();
+            let id = subscribers.next_stream;
+            subscribers.next_stream += 1;
+            subscribers.streams.insert(
+                id,
+                Subscriber {
+                    outlet: Outlet::Stream(sink),
+                    uris: uris.into_iter().collect(),
+                    list_changed,
+                    polls_lists: list_changed,
+                },
+            );
+            id
+        };
+        // Removed however this ends, the request's future dropped included.
+        let _gone = StreamGuard {
+            shared: &self.shared,
+            id,
+        };
+        self.watch();
+        cancelled.await;
+    }
+
+    /// Starts the tasks on first use and wakes the poller.
+    fn watch(&self) {
+        if let Some(follower) = self.service.follower()
+            && !self.started.swap(true, Ordering::Relaxed)
+        {
+            let (observed, observations) = mpsc::unbounded_channel();
+            tokio::spawn(deliver(
+                self.shared.clone(),
+                follower.changes(),
+                observations,
+                self.stop.clone(),
+            ));
+            tokio::spawn(poll(
+                self.shared.clone(),
+                follower.clone(),
+                observed,
+                self.service.call_timeout(),
+                self.stop.clone(),
+            ));
+        }
+        self.shared.watching.notify_one();
+    }
+}
+
+impl Drop for Subscriptions {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+struct StreamGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for StreamGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.lock().streams.remove(&self.id);
+    }
+}
+
+/// Turns the replica's changes, and the versions observed of subscribed
+/// items, into notifications, in order, until `stop`.
+async fn deliver(
+    shared: Arc<Shared>,
+    mut changes: broadcast::Receiver<Change>,
+    mut observations: mpsc::UnboundedReceiver<Observed>,
+    stop: CancellationToken,
+) {
+    let mut list_due: Option<Instant> = None;
+    // The last version heard of each subscribed item observed: an
+    // observation of the same one was already told (by the change that
+    // stored it).
+    let mut heard: HashMap<String, i64> = HashMap::new();
+    loop {
+        let due_at = list_due;
+        let due = async move {
+            match due_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let sends = tokio::select! {
+            // In this order: a steady stream of changes must not hold the
+            // list's notification back, and the poller observes only after
+            // its refresh reported what it stored.
+            biased;
+            _ = stop.cancelled() => return,
+            _ = due => {
+                list_due = None;
+                shared.lock().list_changed()
+            }
+            received = changes.recv() => match received {
+                Ok(change) => {
+                    if shared.changes_the_list(&change) {
+                        list_due.get_or_insert_with(|| Instant::now() + LIST_CHANGED_PERIOD);
+                    }
+                    let own = service::resource_uri(change.entity, change.uid);
+                    if heard.contains_key(&own) {
+                        heard.insert(own, change.version);
+                    }
+                    let uris = shared.affected(&change);
+                    shared.lock().updated(&uris)
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "resource changes missed: every subscribed resource may have changed");
+                    list_due.get_or_insert_with(|| Instant::now() + LIST_CHANGED_PERIOD);
+                    shared.lock().everything()
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            Some(observed) = observations.recv() => {
+                match heard.insert(observed.uri.clone(), observed.version) {
+                    Some(before) if before != observed.version => {
+                        shared.lock().updated(&[observed.uri])
+                    }
+                    _ => Vec::new(),
+                }
+            }
+        };
+        for (outlet, sent) in sends {
+            outlet.send(&sent).await;
+        }
+    }
+}
+
+/// Keeps the watched entities fresh while anything is watched.
+async fn poll(
+    shared: Arc<Shared>,
+    follower: Arc<Follower>,
+    observed: mpsc::UnboundedSender<Observed>,
+    call_timeout: Duration,
+    stop: CancellationToken,
+) {
+    let interval = follower.max_staleness().max(MIN_POLL_INTERVAL);
+    loop {
+        let watched = shared.lock().watched(&shared.enabled);
+        if watched.is_empty() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = shared.watching.notified() => continue,
+            }
+        }
+        let call = Call::new(call_timeout, stop.child_token());
+        for entity in watched {
+            if let Err(error) = follower.keep_fresh(entity, &call).await {
+                tracing::debug!(entity = entity.plural, error = %error.summary(), "could not refresh a watched entity");
+            }
+        }
+        if let Ok(Some(replica)) = follower.replica(&call).await {
+            let uris = shared.lock().uris();
+            for uri in uris {
+                let Ok((entity, uid)) = service::parse_uri(&shared.enabled, &uri) else {
+                    continue;
+                };
+                // One row by its key: microseconds, fine on this thread.
+                if let Ok(Some(item)) = replica.get(entity.plural, uid)
+                    && let Some(version) = item.get("version").and_then(serde_json::Value::as_i64)
+                {
+                    let _ = observed.send(Observed { uri, version });
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::catalog::ENTITIES;
+
+    const NOTE: Uuid = Uuid::from_u128(0x6f1c_2a39_8d2b_4c1e_9f3a_2b7c_4d5e_6f70);
+    const OTHER: Uuid = Uuid::from_u128(0x0b6c_54a8_3f0e_4f4e_9a57_5d6f_21c0_a7b2);
+
+    fn change(entity: &'static str, uid: Uuid, kind: ChangeKind) -> Change {
+        Change {
+            entity,
+            uid,
+            version: 1,
+            kind,
+            parent: None,
+        }
+    }
+
+    /// A hub over every entity, delivering to one recorded subscriber of
+    /// `uris` that hears list changes.
+    fn hub(
+        uris: &[String],
+    ) -> (
+        broadcast::Sender<Change>,
+        mpsc::UnboundedSender<Observed>,
+        mpsc::UnboundedReceiver<Sent>,
+        CancellationToken,
+    ) {
+        let all: Vec<&'static Entity> = ENTITIES.iter().collect();
+        let shared = Arc::new(Shared::new(&all));
+        let (sent_to, heard) = mpsc::unbounded_channel();
+        shared.lock().streams.insert(
+            0,
+            Subscriber {
+                outlet: Outlet::Recorder(sent_to),
+                uris: uris.iter().cloned().collect(),
+                list_changed: true,
+                polls_lists: true,
+            },
+        );
+        let (changes, receiver) = broadcast::channel(16);
+        let (observed, observations) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        tokio::spawn(deliver(shared, receiver, observations, stop.clone()));
+        (changes, observed, heard, stop)
+    }
+
+    /// A burst of creates and deletes is one `list_changed`, a period after
+    /// the first of them; the next burst another, never sooner than a
+    /// period after the last. An update changes no list.
+    #[tokio::test(start_paused = true)]
+    async fn list_changes_are_coalesced_to_one_per_period() {
+        let (changes, _, mut heard, stop) = hub(&[]);
+        let start = Instant::now();
+        let mut at = Vec::new();
+        let note = |kind| change("notes", Uuid::new_v4(), kind);
+        for kind in [
+            ChangeKind::Created,
+            ChangeKind::Created,
+            ChangeKind::Deleted,
+        ] {
+            changes.send(note(kind)).unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert_eq!(heard.recv().await, Some(Sent::ListChanged));
+        at.push(start.elapsed());
+        // Just after the first notification: the next must wait a period.
+        tokio::time::sleep_until(start + Duration::from_millis(1050)).await;
+        changes.send(note(ChangeKind::Created)).unwrap();
+        changes.send(note(ChangeKind::Updated)).unwrap();
+        let deadline = start + Duration::from_secs(10);
+        while let Ok(Some(sent)) = tokio::time::timeout_at(deadline, heard.recv()).await {
+            assert_eq!(sent, Sent::ListChanged);
+            at.push(start.elapsed());
+        }
+        assert_eq!(
+            at,
+            [Duration::from_secs(1), Duration::from_millis(2050)],
+            "one per burst, a period apart at least"
+        );
+        // Only updates: no list change at all.
+        changes.send(note(ChangeKind::Updated)).unwrap();
+        let quiet = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
+        assert!(quiet.is_err(), "an update changed the list: {quiet:?}");
+        stop.cancel();
+    }
+
+    /// Updates go to the subscribed URIs only, in order, including a
+    /// parent whose markdown shows the changed comment; a chat message is
+    /// no resource of its own.
+    #[tokio::test(start_paused = true)]
+    async fn updates_reach_only_what_is_subscribed() {
+        let subscribed = service::resource_uri("notes", NOTE);
+        let (changes, _, mut heard, stop) = hub(std::slice::from_ref(&subscribed));
+        changes
+            .send(change("notes", OTHER, ChangeKind::Updated))
+            .unwrap();
+        changes
+            .send(change("chat_messages", NOTE, ChangeKind::Created))
+            .unwrap();
+        changes
+            .send(change("notes", NOTE, ChangeKind::Updated))
+            .unwrap();
+        changes
+            .send(Change {
+                parent: Some(NOTE),
+                ..change("comments", OTHER, ChangeKind::Updated)
+            })
+            .unwrap();
+        assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
+        assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed)));
+        // Nothing else: no other note, no list change for a message.
+        let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
+        assert!(rest.is_err(), "{rest:?}");
+        stop.cancel();
+    }
+
+    /// A version observed in the replica that differs from the last one
+    /// heard is an update (another sidecar stored it); the first observed,
+    /// or one a change already told, is not.
+    #[tokio::test(start_paused = true)]
+    async fn observed_versions_tell_what_others_stored() {
+        let subscribed = service::resource_uri("notes", NOTE);
+        let (changes, observed, mut heard, stop) = hub(std::slice::from_ref(&subscribed));
+        let observe = |version| Observed {
+            uri: subscribed.clone(),
+            version,
+        };
+        observed.send(observe(3)).unwrap();
+        observed.send(observe(3)).unwrap();
+        observed.send(observe(4)).unwrap();
+        assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
+        changes
+            .send(Change {
+                version: 5,
+                ..change("notes", NOTE, ChangeKind::Updated)
+            })
+            .unwrap();
+        assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
+        observed.send(observe(5)).unwrap();
+        let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
+        assert!(rest.is_err(), "told twice: {rest:?}");
+        stop.cancel();
+    }
+}
