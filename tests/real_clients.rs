@@ -601,8 +601,8 @@ fn python_client(server_args: &[&str]) -> Scratch {
 }
 
 /// Python SDK 2.3: handshake era and 2026-07-28 `server/discover` era, every
-/// schema a valid Draft 2020-12 schema, resources, templates, completions
-/// and prompts in both, a note-and-comment chain, a tool error.
+/// schema a valid Draft 2020-12 schema, resources, templates, completions,
+/// prompts and a subscription in both, a note-and-comment chain, a tool error.
 #[test]
 fn python_sdk_both_eras_and_a_chain() {
     python_client(&[]).assert_logged("process_comment");
@@ -667,7 +667,8 @@ fn typescript_sdk_receives_tool_errors() {
 }
 
 /// TypeScript SDK 1.x: resources (newest first), templates, a read that
-/// carries the item's comments, completion of a template's uid and prompts.
+/// carries the item's comments, completion of a template's uid, prompts, and
+/// a subscription that hears a change made through a tool.
 #[test]
 fn typescript_sdk_lists_reads_and_completes_resources() {
     let (run, _scratch) = ts_client("surface");

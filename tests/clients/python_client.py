@@ -5,8 +5,8 @@ Usage: python_client.py BIN DBPATH LOGDIR [EXTRA_SERVER_ARGS...]
 Connects twice: once in the handshake era (low-level `stdio_client` +
 `ClientSession.initialize()`), once through `mcp.Client(mode="auto")`, which
 probes 2026-07-28 `server/discover` first. Each connection lists the tools and
-checks their schemas, and exercises resources, templates, completion and
-prompts; the modern one then runs a chain of calls across notes and comments,
+checks their schemas, and exercises resources, templates, completion,
+prompts and a subscription (`resources/subscribe`, `subscriptions/listen`); the modern one then runs a chain of calls across notes and comments,
 and an invalid call. With `--tool-mode compact` among the server's arguments
 the chain goes through the compact tools (`search`, `read`, `write`) instead.
 Exits non-zero with a message on the first failed check. Run by
@@ -19,11 +19,13 @@ import asyncio
 import json
 import sys
 import uuid
+import warnings
 from typing import Any
 
 import jsonschema
 from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.subscriptions import ResourceUpdated
 from mcp.types import PromptReference, ResourceTemplateReference
 
 EXPECTED_TOOLS = 41  # 40 entity tools and search
@@ -134,9 +136,23 @@ async def check_surface(client: Client | ClientSession, era: str, note: dict[str
     )
 
 
+def updated_uri(message: Any) -> str | None:
+    """The uri of a `notifications/resources/updated`, else None."""
+    message = getattr(message, "root", message)
+    if getattr(message, "method", None) != "notifications/resources/updated":
+        return None
+    return str(message.params.uri)
+
+
 async def legacy_era(argv: list[str]) -> None:
+    heard: asyncio.Queue[str] = asyncio.Queue()
+
+    async def on_message(message: Any) -> None:
+        if (uri := updated_uri(message)) is not None:
+            heard.put_nowait(uri)
+
     async with stdio_client(server_params(argv)) as (read, write):
-        async with ClientSession(read, write) as session:
+        async with ClientSession(read, write, message_handler=on_message) as session:
             init = await session.initialize()
             check(init.server_info.name == "toolbridge-mcp", f"legacy: server name is {init.server_info.name!r}")
             check(init.capabilities.tools is not None, "legacy: server does not declare the tools capability")
@@ -151,7 +167,22 @@ async def legacy_era(argv: list[str]) -> None:
                 note = await call(session, "create_note", {"title": title})
             check(note["payload"]["title"] == title, f"legacy: create_note returned {note}")
             await check_surface(session, "legacy", note)
-            print(f"legacy era: {init.protocol_version}, {len(listed.tools)} tools, a note, resources, prompts ok")
+
+            # Subscribed to the note, a change made through a tool is heard.
+            check(init.capabilities.resources.subscribe is True, f"legacy: no resources.subscribe: {init.capabilities}")
+            uri = f"toolbridge://notes/{note['uid']}"
+            with warnings.catch_warnings():
+                # Deprecated in favour of subscriptions/listen, and exactly what this era uses.
+                warnings.simplefilter("ignore")
+                await session.subscribe_resource(uri)
+            patch = {"uid": note["uid"], "title": f"{title} (heard)"}
+            if compact(argv):
+                await call(session, "write", {"operation": "patch", "entity": "notes", **patch})
+            else:
+                await call(session, "patch_note", patch)
+            got = await asyncio.wait_for(heard.get(), 15)
+            check(got == uri, f"legacy: resources/updated for {got}, expected {uri}")
+            print(f"legacy era: {init.protocol_version}, {len(listed.tools)} tools, resources, prompts, subscribe ok")
 
 
 async def modern_era(argv: list[str]) -> None:
@@ -173,6 +204,7 @@ async def modern_era(argv: list[str]) -> None:
         check(note["payload"]["title"] == title, f"create_note payload: {note}")
         check(note["version"] == 1, f"create_note version: {note}")
         await check_surface(client, "modern", note)
+        await check_listen(client, note, lambda: call(client, "patch_note", {"uid": note_uid, "content": "heard"}))
 
         comment = await call(
             client,
@@ -216,6 +248,20 @@ async def modern_era(argv: list[str]) -> None:
         print(f"modern era: {client.protocol_version}, {len(listed.tools)} tools, chain of 8 calls ok, error ok")
 
 
+async def check_listen(client: Client, note: dict[str, Any], change: Any) -> None:
+    """A `subscriptions/listen` stream naming the note hears `change` of it."""
+    uri = f"toolbridge://notes/{note['uid']}"
+    async with client.listen(resource_subscriptions=[uri]) as sub:
+        honored = sub.honored.resource_subscriptions or []
+        check(uri in [str(u) for u in honored], f"modern: listen did not honor {uri}: {sub.honored}")
+        await change()
+        event = await asyncio.wait_for(sub.__anext__(), 15)
+        check(
+            isinstance(event, ResourceUpdated) and str(event.uri) == uri,
+            f"modern: listen heard {event}, expected resources/updated for {uri}",
+        )
+
+
 async def compact_chain(client: Client) -> None:
     """The modern chain through the three compact tools."""
     title = f"compact chain {uuid.uuid4()}"
@@ -229,6 +275,7 @@ async def compact_chain(client: Client) -> None:
     note_uid = note["uid"]
     check(note["payload"]["title"] == title and note["version"] == 1, f"write create notes: {note}")
     await check_surface(client, "modern compact", note)
+    await check_listen(client, note, lambda: write("patch", "notes", uid=note_uid, content="heard"))
     comment = await write("create", "comments", parent_type="note", parent_uid=note_uid, content="a comment")
     listed = await read("list", "comments", parent_uid=note_uid)
     check([c["uid"] for c in listed["items"]] == [comment["uid"]], f"read list comments(parent_uid): {listed}")
@@ -237,11 +284,11 @@ async def compact_chain(client: Client) -> None:
     found = await call(client, "search", {"query": title.split()[-1]})
     check([h["uid"] for h in found["hits"]] == [note_uid], f"search by a word of the title: {found}")
     patched = await write("patch", "notes", uid=note_uid, title=f"{title} (patched)")
-    check(patched["version"] == 2, f"write patch notes: {patched}")
+    check(patched["version"] == 3, f"write patch notes: {patched}")
     deleted = await write("delete", "notes", uid=note_uid)
     check(deleted.get("deletedAt"), f"write delete notes returned no deletedAt: {deleted}")
     got = await read("get", "notes", uid=note_uid, include_deleted=True)
-    check(got.get("deletedAt") and got["version"] == 3, f"read get notes(include_deleted): {got}")
+    check(got.get("deletedAt") and got["version"] == 4, f"read get notes(include_deleted): {got}")
 
     bad = await client.call_tool("write", {"operation": "archive", "entity": "notes", "title": "no uid"})
     check(bad.is_error is True, f"write archive without a uid did not return isError: {bad}")

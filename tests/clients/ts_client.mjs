@@ -3,7 +3,7 @@
 // Usage: node ts_client.mjs SCENARIO BIN DBPATH LOGDIR [EXTRA_SERVER_ARGS...]
 //   SCENARIO "chain":      connect, listTools (41), create_task, process_task complete.
 //   SCENARIO "tool-error": a call the server refuses must come back as an isError result.
-//   SCENARIO "surface":    resources (list, templates, read), completion and prompts.
+//   SCENARIO "surface":    resources (list, templates, read), completion, prompts, subscribe.
 //   SCENARIO "compact":    with --tool-mode compact: 3 tools, a task chain through
 //                          write/read/search.
 //
@@ -15,6 +15,7 @@
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const EXPECTED_TOOLS = 41; // 40 entity tools and search
 
@@ -133,7 +134,20 @@ async function surface(client) {
   const prompt = await client.getPrompt({ name: "summarize", arguments: { uri } });
   check(prompt.messages.some((m) => m.content.type === "resource" && m.content.resource.uri === uri),
     `summarize does not embed ${uri}: ${JSON.stringify(prompt.messages)}`);
-  console.log("surface ok: resources, templates, read, completion, prompts");
+
+  // Subscribed to the note, a change made through a tool is heard.
+  check(client.getServerCapabilities()?.resources?.subscribe === true, "no resources.subscribe capability");
+  const heard = new Promise((resolve) =>
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => resolve(n.params.uri)));
+  await client.subscribeResource({ uri });
+  await call(client, "patch_note", { uid: note.uid, content: "changed while subscribed" });
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new CheckFailed("no resources/updated within 15 s")), 15000);
+  });
+  const got = await Promise.race([heard, timeout]).finally(() => clearTimeout(timer));
+  check(got === uri, `resources/updated for ${got}, expected ${uri}`);
+  console.log("surface ok: resources, templates, read, completion, prompts, subscribe");
 }
 
 async function compact(client) {
