@@ -615,13 +615,10 @@ fn python_sdk_in_compact_mode() {
     python_client(&["--tool-mode", "compact"]).assert_logged("process_comment");
 }
 
-/// Runs `ts_client.mjs SCENARIO` on a fresh scratch database.
-fn ts_client(scenario: &str) -> (Run, Scratch) {
-    ts_client_with(scenario, &[])
-}
-
-/// [`ts_client`] with extra arguments for the server.
-fn ts_client_with(scenario: &str, server_args: &[&str]) -> (Run, Scratch) {
+/// Runs `ts_client.mjs SCENARIO` on a fresh scratch database, with
+/// `server_args` for the server; it prints "all checks passed" when every
+/// check held.
+fn ts_client(scenario: &str, server_args: &[&str]) -> Scratch {
     let clients = real_clients();
     let scratch = Scratch::new();
     let run = run(
@@ -638,32 +635,26 @@ fn ts_client_with(scenario: &str, server_args: &[&str]) -> (Run, Scratch) {
         CLIENT_TIMEOUT,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    (run, scratch)
+    assert!(
+        run.status.success() && run.stdout.contains("all checks passed"),
+        "ts_client.mjs {scenario} failed\n{}",
+        run.report()
+    );
+    scratch
 }
 
 /// TypeScript SDK 1.x: 41 tools, create_task then process_task `complete`,
 /// every result accepted by the SDK's own output-schema validation.
 #[test]
 fn typescript_sdk_validates_a_task_chain() {
-    let (run, scratch) = ts_client("chain");
-    assert!(
-        run.status.success() && run.stdout.contains("all checks passed"),
-        "ts_client.mjs chain failed\n{}",
-        run.report()
-    );
-    scratch.assert_logged("process_task");
+    ts_client("chain", &[]).assert_logged("process_task");
 }
 
 /// TypeScript SDK 1.x: a refused call resolves to an `isError` result with code
 /// `invalid_input` instead of the SDK throwing.
 #[test]
 fn typescript_sdk_receives_tool_errors() {
-    let (run, _scratch) = ts_client("tool-error");
-    assert!(
-        run.status.success() && run.stdout.contains("all checks passed"),
-        "ts_client.mjs tool-error failed\n{}",
-        run.report()
-    );
+    ts_client("tool-error", &[]);
 }
 
 /// TypeScript SDK 1.x: resources (newest first), templates, a read that
@@ -671,23 +662,12 @@ fn typescript_sdk_receives_tool_errors() {
 /// a subscription that hears a change made through a tool.
 #[test]
 fn typescript_sdk_lists_reads_and_completes_resources() {
-    let (run, _scratch) = ts_client("surface");
-    assert!(
-        run.status.success() && run.stdout.contains("all checks passed"),
-        "ts_client.mjs surface failed\n{}",
-        run.report()
-    );
+    ts_client("surface", &[]);
 }
 
 /// TypeScript SDK 1.x in compact tool mode: three tools, a task chain through
 /// `write`, `read` and `search`, every result schema-validated.
 #[test]
 fn typescript_sdk_in_compact_mode() {
-    let (run, scratch) = ts_client_with("compact", &["--tool-mode", "compact"]);
-    assert!(
-        run.status.success() && run.stdout.contains("all checks passed"),
-        "ts_client.mjs compact failed\n{}",
-        run.report()
-    );
-    scratch.assert_logged("process_task");
+    ts_client("compact", &["--tool-mode", "compact"]).assert_logged("process_task");
 }
