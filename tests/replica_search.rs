@@ -924,6 +924,20 @@ fn a_broad_word_keeps_titles_first_and_every_match_once() {
         expected(&|s| s.entity == "tasks"),
         "one entity"
     );
+    // A word in 1,170 titles: the title matches are walked too.
+    let mut in_titles: Vec<_> = seeds.iter().filter(|s| !s.titled).collect();
+    in_titles.sort_by_key(|s| std::cmp::Reverse(s.n));
+    let in_titles: Vec<Uuid> = in_titles
+        .iter()
+        .map(|s| Uuid::from_u128(u128::from(s.n) + 1))
+        .collect();
+    assert_eq!(order(&text("note")), in_titles, "many title matches");
+    // As the service asks: every enabled entity named.
+    let mut named = text("ubiquitous");
+    named.entities = ["notes", "tasks", "comments", "chats", "chat_messages"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(order(&named), expected(&|_| true), "every entity named");
     let mut recent = text("ubiquitous");
     recent.filters.updated_after = Some(T0 + 1_000 * 1000);
     assert_eq!(order(&recent), expected(&|s| s.n > 1_000), "a time bound");

@@ -366,23 +366,41 @@ fn broad_page(
     offset: usize,
 ) -> Result<Vec<i64>, ReplicaError> {
     let mut filter = Where::default();
+    // One entity: its index walks that entity newest first. Several: a
+    // check per item walked (an entity index would fetch and sort every
+    // item of them instead).
+    let column = if q.entities.len() == 1 {
+        "i.entity"
+    } else {
+        "+i.entity"
+    };
     if !q.entities.is_empty() {
-        entity_filter(&mut filter, "i.entity", &q.entities)?;
+        entity_filter(&mut filter, column, &q.entities)?;
     }
     filter.filters(&q.filters);
     let where_sql = filter.joined("AND");
     let in_titles = format!("({}) AND {}", terms.all(), terms.any_in_title());
-    // `+i.id`: the match is a membership test per item walked, not the
-    // way in (which would fetch and sort every match).
-    let walk = |matched: &str, excluded: Option<&str>, limit: usize, offset: usize| {
-        let mut params = vec![Sql::Text(matched.to_owned())];
-        let mut sql = String::from(
+    // Title matches are often few (a word common in bodies, rare in
+    // titles): then they are fetched and sorted, and a walk newest first
+    // would pass every item looking for them.
+    let title_matches_at_most = capped_count(conn, &in_titles)?;
+    let matched = |titles: bool, limit: usize, offset: usize| {
+        let (text, way_in) = if titles {
+            let few = title_matches_at_most <= BROAD_MATCHES;
+            (&in_titles, if few { "i.id" } else { "+i.id" })
+        } else {
+            // `+i.id`: a membership test per item walked, not the way in
+            // (which would fetch and sort every match).
+            (&terms.all(), "+i.id")
+        };
+        let mut params = vec![Sql::Text(text.clone())];
+        let mut sql = format!(
             "SELECT i.id FROM items i
-             WHERE +i.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)",
+             WHERE {way_in} IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)"
         );
-        if let Some(excluded) = excluded {
+        if !titles && title_matches_at_most > 0 {
             sql.push_str(" AND +i.id NOT IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)");
-            params.push(Sql::Text(excluded.to_owned()));
+            params.push(Sql::Text(in_titles.clone()));
         }
         sql.push_str(&format!(
             " AND {where_sql} ORDER BY i.updated_ms DESC, i.uid DESC LIMIT {limit} OFFSET {offset}"
@@ -392,12 +410,20 @@ fn broad_page(
             .query_map(params_from_iter(params), |r| r.get::<_, i64>(0))?
             .collect::<Result<Vec<_>, _>>()
     };
-    let mut ids = walk(&in_titles, None, limit, offset)?;
+    let mut ids = if title_matches_at_most > 0 {
+        matched(true, limit, offset)?
+    } else {
+        Vec::new()
+    };
     if ids.len() == limit {
         return Ok(ids);
     }
     // Past the title matches: where they end decides where the rest start.
-    let title_matches = if ids.is_empty() {
+    let title_matches = if !ids.is_empty() {
+        offset + ids.len()
+    } else if title_matches_at_most == 0 {
+        0
+    } else {
         let sql = format!(
             "SELECT count(*) FROM items i
              WHERE i.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?) AND {where_sql}"
@@ -408,12 +434,9 @@ fn broad_page(
             .prepare_cached(&sql)?
             .query_row(params_from_iter(params), |r| r.get(0))?;
         usize::try_from(n).unwrap_or(usize::MAX)
-    } else {
-        offset + ids.len()
     };
-    let rest = walk(
-        &terms.all(),
-        Some(&in_titles),
+    let rest = matched(
+        false,
         limit - ids.len(),
         offset.saturating_sub(title_matches),
     )?;
@@ -426,11 +449,17 @@ fn broad_page(
 /// many to the broad ranking. Asked before every page alike, so all pages
 /// of a query take the same path.
 fn match_count(conn: &Connection, terms: &Terms) -> Result<i64, ReplicaError> {
+    capped_count(conn, &terms.all())
+}
+
+/// How many items the FTS5 query `text` matches, filters aside, counted
+/// only up to one past [`BROAD_MATCHES`].
+fn capped_count(conn: &Connection, text: &str) -> Result<i64, ReplicaError> {
     Ok(conn
         .prepare_cached(
             "SELECT count(*) FROM (SELECT 1 FROM items_fts WHERE items_fts MATCH ?1 LIMIT ?2)",
         )?
-        .query_row(params![terms.all(), BROAD_MATCHES + 1], |r| r.get(0))?)
+        .query_row(params![text, BROAD_MATCHES + 1], |r| r.get(0))?)
 }
 
 /// The hit for item `id`, its snippet cut by FTS when the text has FTS
