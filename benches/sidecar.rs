@@ -12,12 +12,7 @@
 //! the FastMCP peer (`sidecar/peer.rs`). The README's Benchmark section
 //! lists the environment variables that shorten or redirect a run.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::unreachable
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable)]
 
 #[path = "sidecar/children.rs"]
 mod children;
@@ -36,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use children::{DirectClient, DirectProcess};
-use common::fast_upstream::{self, FastUpstream, NOTE_UID};
+use children::DirectProcess;
+use common::fast_upstream::{self, Counters, FastUpstream, NOTE_UID};
 use common::{CallLoop, Launch, McpProcess};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -47,8 +42,6 @@ const SKIP_PEER_ENV: &str = "SIDECAR_BENCH_SKIP_PEER";
 const HOT_ONLY_ENV: &str = "SIDECAR_BENCH_HOT_ONLY";
 const EXTRA_ARGS_ENV: &str = "SIDECAR_BENCH_SIDECAR_ARGS";
 const CANDIDATE_ENV: &str = "SIDECAR_BENCH_CANDIDATE";
-const PROFILE_ENV: &str = "SIDECAR_BENCH_PROFILE";
-const PROFILE_HOOK_ENV: &str = "SIDECAR_BENCH_PROFILE_HOOK";
 
 /// Interleaved rounds of every path, each this many calls after a warm-up.
 const ROUNDS: usize = 3;
@@ -95,11 +88,7 @@ pub struct Paths {
 impl Paths {
     fn new() -> Result<Self, BoxError> {
         let sidecar = PathBuf::from(common::BIN);
-        let dir = sidecar
-            .parent()
-            .and_then(Path::parent)
-            .ok_or("no target dir")?
-            .join("bench");
+        let dir = sidecar.parent().and_then(Path::parent).ok_or("no target dir")?.join("bench");
         // Every run logs a few hundred thousand calls: start empty.
         let logs = dir.join("logs");
         let _ = std::fs::remove_dir_all(&logs);
@@ -112,10 +101,7 @@ impl Paths {
     pub fn sidecar(&self, launch: Launch) -> Launch {
         let extra = std::env::var(EXTRA_ARGS_ENV).unwrap_or_default();
         let extra: Vec<&str> = extra.split_whitespace().collect();
-        launch
-            .env("TOOLBRIDGE_LOG", "info")
-            .log_dir(&self.logs)
-            .args(&extra)
+        launch.env("TOOLBRIDGE_LOG", "info").log_dir(&self.logs).args(&extra)
     }
 
     /// The HTTP bridge on the stand-in (the replica off, as `Launch::remote`).
@@ -127,11 +113,7 @@ impl Paths {
         let spec = std::env::var(CANDIDATE_ENV).ok()?;
         let mut words = spec.split_whitespace();
         let binary = PathBuf::from(words.next()?);
-        Some(
-            self.remote(url)
-                .program(&binary)
-                .args(&words.collect::<Vec<_>>()),
-        )
+        Some(self.remote(url).program(&binary).args(&words.collect::<Vec<_>>()))
     }
 
     fn floor(&self) -> Result<Launch, BoxError> {
@@ -159,17 +141,13 @@ pub fn checked(run: CallLoop, what: &str) -> Result<CallLoop, BoxError> {
 async fn run() -> Result<(), BoxError> {
     let paths = Paths::new()?;
     let upstream = fast_upstream::start().await?;
-    if let Ok(spec) = std::env::var(PROFILE_ENV) {
-        return profile(&paths, &upstream, &spec).await;
-    }
     let mut table = Table::new(&paths);
     eprintln!("sidecar bench: {}", table.header);
-    let hot_only = std::env::var_os(HOT_ONLY_ENV).is_some();
     hot_paths(&mut table, &paths, &upstream).await?;
-    if !hot_only {
+    if std::env::var_os(HOT_ONLY_ENV).is_none() {
         eprintln!("sidecar bench: startup and memory");
         startup_and_memory(&mut table, &paths, &upstream).await?;
-        replica::measure(&mut table, &paths, &upstream).await?;
+        replica::measure(&mut table, &paths).await?;
         if std::env::var_os(SKIP_PEER_ENV).is_none() {
             eprintln!("sidecar bench: FastMCP peer");
             peer::measure(&mut table, &paths, &upstream).await?;
@@ -180,331 +158,253 @@ async fn run() -> Result<(), BoxError> {
     let json = serde_json::to_string_pretty(&Value::Object(table.json))?;
     std::fs::write(paths.dir.join("report.md"), markdown)?;
     std::fs::write(paths.dir.join("report.json"), json + "\n")?;
-    eprintln!(
-        "sidecar bench: wrote {}",
-        paths.dir.join("report.md").display()
-    );
+    eprintln!("sidecar bench: wrote {}", paths.dir.join("report.md").display());
     Ok(())
 }
 
-/// The profile mode: one sidecar (the candidate when set: a `perf record`
-/// wrapper), a warm-up, the hook, then `CALLS@IN_FLIGHT` calls.
-async fn profile(paths: &Paths, upstream: &FastUpstream, spec: &str) -> Result<(), BoxError> {
-    let (calls, in_flight) = spec.split_once('@').unwrap_or((spec, "1"));
-    let (calls, in_flight): (usize, usize) = (calls.trim().parse()?, in_flight.trim().parse()?);
-    let launch = paths
-        .candidate(&upstream.url)
-        .unwrap_or_else(|| paths.remote(&upstream.url));
-    let mut sidecar = hot(launch, ("get_note", note_args())).await;
-    checked(
-        sidecar
-            .call_loop("get_note", note_args(), in_flight, 500, 0)
-            .await,
-        "warm-up",
-    )?;
-    if let Ok(hook) = std::env::var(PROFILE_HOOK_ENV) {
-        let pid = sidecar.pid().to_string();
-        let status = std::process::Command::new("sh")
-            .args(["-c", &hook])
-            .env("PID", pid)
-            .status()?;
-        eprintln!("sidecar bench: hook `{hook}`: {status}");
+/// A server measured: over MCP stdio, or the direct-HTTP process.
+enum Server {
+    Mcp(McpProcess),
+    Direct(DirectProcess),
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        match self {
+            Server::Mcp(p) => p.pid(),
+            Server::Direct(d) => d.pid(),
+        }
     }
-    let before = usage(sidecar.pid());
-    let run = checked(
-        sidecar
-            .call_loop("get_note", note_args(), in_flight, 0, calls)
-            .await,
-        "profile",
-    )?;
-    let Usage(cpu, switches) = usage(sidecar.pid()).minus(before);
-    let s = Samples::from(run.latencies);
-    println!(
-        "{calls} calls, {in_flight} in flight: {:.0} calls/s, median {}, p99 {}, CPU {:.1} µs/call, {:.2} switches/call",
-        run.per_sec,
-        us(s.p(0.5)),
-        us(s.p(0.99)),
-        cpu.as_secs_f64() * 1e6 / calls as f64,
-        switches as f64 / calls as f64
-    );
-    sidecar.shutdown().await;
-    Ok(())
+
+    /// `get_note`, or `create_note` (a `POST /v1/notes` for direct HTTP).
+    async fn call_loop(
+        &mut self,
+        tool: &str,
+        n: usize,
+        warmup: usize,
+        measured: usize,
+    ) -> Result<CallLoop, BoxError> {
+        let create = tool == "create_note";
+        let run = match self {
+            Server::Mcp(p) => {
+                p.call_loop(
+                    tool,
+                    if create { create_args() } else { note_args() },
+                    n,
+                    warmup,
+                    measured,
+                )
+                .await
+            }
+            Server::Direct(d) => d.call_loop(create, n, warmup, measured).await?,
+        };
+        checked(run, tool)
+    }
 }
 
-/// Who a cost or a latency is of.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Who {
-    Direct,
-    Floor,
-    Sidecar,
-    Replica,
-    Candidate,
-    DirectCreate,
-    SidecarCreate,
-    CandidateCreate,
+/// What the hot runs measured, by who (`sidecar`, `sidecar create_note`...)
+/// and calls in flight: latencies at 1 in flight, calls/s, and the CPU time
+/// and context switches of the measured process.
+#[derive(Default)]
+struct Hot {
+    latency: HashMap<String, Vec<Duration>>,
+    rates: HashMap<(String, usize), Vec<f64>>,
+    costs: HashMap<(String, usize), (Usage, usize)>,
 }
 
-/// The sidecar, the floor, the replica sidecar, the candidate and direct
-/// HTTP: per-call latency in interleaved rounds, then throughput, with the
-/// CPU each process spends per call.
+impl Hot {
+    async fn run(
+        &mut self,
+        name: &str,
+        server: &mut Server,
+        tool: &str,
+        n: usize,
+        counts: (usize, usize),
+    ) -> Result<(), BoxError> {
+        let who = if tool == "get_note" { name.to_owned() } else { format!("{name} {tool}") };
+        let before = usage(server.pid());
+        let run = server.call_loop(tool, n, counts.0, counts.1).await?;
+        let spent = usage(server.pid()).minus(before);
+        let (cost, calls) = self.costs.entry((who.clone(), n)).or_default();
+        *cost = Usage(cost.0 + spent.0, cost.1 + spent.1);
+        *calls += counts.0 + counts.1;
+        self.rates.entry((who.clone(), n)).or_default().push(run.per_sec);
+        if n == 1 {
+            self.latency.entry(who).or_default().extend(run.latencies);
+        }
+        Ok(())
+    }
+
+    fn samples(&self, who: &str) -> Samples {
+        Samples::from(self.latency.get(who).cloned().unwrap_or_default())
+    }
+
+    fn rate(&self, who: &str, n: usize) -> f64 {
+        median(self.rates.get(&(who.to_owned(), n)).map_or(&[][..], Vec::as_slice))
+    }
+
+    /// CPU µs and context switches per call.
+    fn cost(&self, who: &str, n: usize) -> (f64, f64) {
+        let (usage, calls) = self.costs.get(&(who.to_owned(), n)).copied().unwrap_or_default();
+        let calls = calls.max(1) as f64;
+        (usage.0.as_secs_f64() * 1e6 / calls, usage.1 as f64 / calls)
+    }
+}
+
+/// Direct HTTP, the floor, the sidecar, the sidecar on its replica and the
+/// candidate: per-call latency in interleaved rounds, then throughput.
 async fn hot_paths(
     table: &mut Table,
     paths: &Paths,
     upstream: &FastUpstream,
 ) -> Result<(), BoxError> {
     let url = &upstream.url;
-    let mut sidecar = hot(paths.remote(url), ("get_note", note_args())).await;
-    let mut floor = hot(paths.floor()?, ("get_note", note_args())).await;
-    let mut replica = replica::hot_sidecar(paths, upstream).await?;
-    let mut candidate = match paths.candidate(url) {
-        Some(launch) => Some(hot(launch, ("get_note", note_args())).await),
-        None => None,
-    };
-    let mut direct = DirectProcess::spawn(url)?;
-    let in_process = DirectClient::new(url)?;
-    let mut latency: HashMap<Who, Vec<Duration>> = HashMap::new();
-    let mut in_process_latency = Vec::new();
-    let mut costs = Costs::default();
+    let get = ("get_note", note_args());
+    let mut servers = vec![
+        ("direct", Server::Direct(DirectProcess::spawn(url)?)),
+        ("floor", Server::Mcp(hot(paths.floor()?, get.clone()).await)),
+        ("sidecar", Server::Mcp(hot(paths.remote(url), get.clone()).await)),
+        ("replica", Server::Mcp(replica::hot_sidecar(paths, upstream).await?)),
+    ];
+    if let Some(launch) = paths.candidate(url) {
+        servers.push(("candidate", Server::Mcp(hot(launch, get).await)));
+    }
+    let mut hot = Hot::default();
     eprintln!("sidecar bench: latency at 1 in flight, {ROUNDS} rounds");
     for _ in 0..ROUNDS {
-        for (who, create) in [(Who::Direct, false), (Who::DirectCreate, true)] {
-            let before = usage(direct.pid());
-            let run = checked(direct.call_loop(create, 1, WARMUP, CALLS).await?, "direct")?;
-            costs.add(who, 1, usage(direct.pid()).minus(before), WARMUP + CALLS);
-            latency.entry(who).or_default().extend(run.latencies);
-        }
-        in_process_latency.extend(
-            in_process
-                .call_loop(false, 1, WARMUP, CALLS)
-                .await
-                .latencies,
-        );
-        let mut mcp: Vec<(&mut McpProcess, Vec<(Who, &str, Value)>)> = vec![
-            (&mut floor, vec![(Who::Floor, "get_note", note_args())]),
-            (
-                &mut sidecar,
-                vec![
-                    (Who::Sidecar, "get_note", note_args()),
-                    (Who::SidecarCreate, "create_note", create_args()),
-                ],
-            ),
-            (&mut replica, vec![(Who::Replica, "get_note", note_args())]),
-        ];
-        if let Some(c) = candidate.as_mut() {
-            let calls = vec![
-                (Who::Candidate, "get_note", note_args()),
-                (Who::CandidateCreate, "create_note", create_args()),
-            ];
-            mcp.push((c, calls));
-        }
-        for (process, calls) in mcp {
-            for (who, tool, args) in calls {
-                let before = usage(process.pid());
-                let run = checked(process.call_loop(tool, args, 1, WARMUP, CALLS).await, tool)?;
-                costs.add(who, 1, usage(process.pid()).minus(before), WARMUP + CALLS);
-                latency.entry(who).or_default().extend(run.latencies);
+        for (name, server) in &mut servers {
+            let writes = matches!(*name, "direct" | "sidecar" | "candidate");
+            let tools: &[&str] = if writes { &["get_note", "create_note"] } else { &["get_note"] };
+            for tool in tools {
+                hot.run(name, server, tool, 1, (WARMUP, CALLS)).await?;
             }
         }
     }
-    let p50 = |who: Who| {
-        latency
-            .get(&who)
-            .map(|l| Samples::from(l.clone()))
-            .unwrap_or_default()
-    };
-    let (d, f, s) = (p50(Who::Direct), p50(Who::Floor), p50(Who::Sidecar));
-    table.section(&format!(
-        "`get_note` at 1 in flight: median (p99) of {} calls",
-        ROUNDS * CALLS
-    ));
-    let in_process = Samples::from(in_process_latency);
-    table.latency("direct HTTP (pooled reqwest in its own process)", &d, "");
+    eprintln!("sidecar bench: throughput at {IN_FLIGHT:?} in flight");
+    for n in IN_FLIGHT {
+        let counts = [(300, 3_000), (1_000, 10_000), (2_000, 20_000)]
+            [IN_FLIGHT.iter().position(|&i| i == n).unwrap_or(0)];
+        for _ in 0..THROUGHPUT_REPS {
+            for (name, server) in servers.iter_mut().filter(|(name, _)| *name != "replica") {
+                hot.run(name, server, "get_note", n, counts).await?;
+            }
+        }
+    }
+
+    let (d, f, s) = (hot.samples("direct"), hot.samples("floor"), hot.samples("sidecar"));
+    let (p50, p99) = (|s: &Samples| us(s.p(0.5)), |s: &Samples| us(s.p(0.99)));
+    let ratio = |a: &Samples, b: Duration| a.p(0.5).as_secs_f64() / b.as_secs_f64();
+    table.section(&format!("`get_note` at 1 in flight: median (p99) of {} calls", ROUNDS * CALLS));
     table.row(
-        "direct HTTP on the stand-in's runtime (in-process)",
-        us(in_process.p(0.5)),
-        "",
-        None,
+        "direct HTTP (pooled reqwest in its own process)",
+        format!("{} ({})", p50(&d), p99(&d)),
     );
-    table.latency("protocol floor (minimal rmcp stdio server, no I/O)", &f, "");
-    let two_hops = f.p(0.5) + d.p(0.5);
-    let over = ratio(s.p(0.5), two_hops);
     table.row(
+        "protocol floor (minimal rmcp stdio server, no I/O)",
+        format!("{} ({})", p50(&f), p99(&f)),
+    );
+    let over = ratio(&s, d.p(0.5));
+    let measured = format!(
+        "{} ({}): {:.2}× floor + direct, {over:.2}× direct",
+        p50(&s),
+        p99(&s),
+        ratio(&s, f.p(0.5) + d.p(0.5))
+    );
+    table.goal(
         "**sidecar** (MCP stdio → HTTP)",
-        format!(
-            "{} ({}); {over:.2}× floor + direct, {:.2}× direct",
-            us(s.p(0.5)),
-            us(s.p(0.99)),
-            ratio(s.p(0.5), d.p(0.5))
-        ),
-        "< 1.3× direct (out of reach: floor + direct alone is more)",
-        Some(ratio(s.p(0.5), d.p(0.5)) < 1.3),
+        measured,
+        "< 1.3× direct (floor + direct alone is more)",
+        Some(over < 1.3),
     );
-    table.record("get_note_c1", json!({"direct": d.json(), "direct_in_process": in_process.json(), "floor": f.json(), "sidecar": s.json()}));
-    let r = p50(Who::Replica);
+    let r = hot.samples("replica");
     let over_floor = (r.p(0.5).as_secs_f64() - f.p(0.5).as_secs_f64()) * 1e6;
-    table.row(
-        "sidecar from its local replica (MCP stdio → SQLite)",
-        format!(
-            "{} ({}); {:.2}× direct, {over_floor:+.1} µs over the floor",
-            us(r.p(0.5)),
-            us(r.p(0.99)),
-            ratio(r.p(0.5), d.p(0.5))
-        ),
+    let measured = format!(
+        "{} ({}): {:.2}× direct, {over_floor:+.1} µs over the floor",
+        p50(&r),
+        p99(&r),
+        ratio(&r, d.p(0.5))
+    );
+    table.goal(
+        "sidecar from its local replica (→ SQLite)",
+        measured,
         "below direct, within 30 µs of the floor",
         Some(r.p(0.5) < d.p(0.5) && over_floor <= 30.0),
     );
-    table.record("get_note_c1_replica", r.json());
-    let (dc, sc) = (p50(Who::DirectCreate), p50(Who::SidecarCreate));
-    let write_two_hops = f.p(0.5) + dc.p(0.5);
+
     table.section("`create_note` at 1 in flight: median (p99)");
-    table.latency("direct HTTP `POST /v1/notes`", &dc, "");
-    let write_over = ratio(sc.p(0.5), write_two_hops);
-    table.row(
+    let (dc, sc) = (hot.samples("direct create_note"), hot.samples("sidecar create_note"));
+    table.row("direct HTTP `POST /v1/notes`", format!("{} ({})", p50(&dc), p99(&dc)));
+    let over = ratio(&sc, f.p(0.5) + dc.p(0.5));
+    table.goal(
         "**sidecar** `create_note`",
-        format!(
-            "{} ({}); {write_over:.2}× floor + direct",
-            us(sc.p(0.5)),
-            us(sc.p(0.99))
-        ),
+        format!("{} ({}): {over:.2}× floor + direct", p50(&sc), p99(&sc)),
         "≤ 1.2× floor + direct",
-        Some(write_over <= 1.2),
+        Some(over <= 1.2),
     );
-    table.record(
-        "create_note_c1",
-        json!({"direct": dc.json(), "sidecar": sc.json()}),
-    );
-    if candidate.is_some() {
-        let (c, cc) = (p50(Who::Candidate), p50(Who::CandidateCreate));
-        let name = std::env::var(CANDIDATE_ENV).unwrap_or_default();
+    if let Ok(name) = std::env::var(CANDIDATE_ENV) {
+        let (c, cc) = (hot.samples("candidate"), hot.samples("candidate create_note"));
         let measured = format!(
             "`get_note` {} ({:.2}× the sidecar), `create_note` {} ({:.2}×)",
-            us(c.p(0.5)),
-            ratio(c.p(0.5), s.p(0.5)),
-            us(cc.p(0.5)),
-            ratio(cc.p(0.5), sc.p(0.5))
+            p50(&c),
+            ratio(&c, s.p(0.5)),
+            p50(&cc),
+            ratio(&cc, sc.p(0.5))
         );
-        table.row(&format!("candidate `{name}`"), measured, "", None);
-        table.record(
-            "candidate_c1",
-            json!({"get_note": c.json(), "create_note": cc.json()}),
-        );
+        table.row(&format!("candidate `{name}`"), measured);
     }
 
-    eprintln!("sidecar bench: throughput at {IN_FLIGHT:?} in flight");
-    let mut rates: HashMap<(Who, usize), Vec<f64>> = HashMap::new();
-    for in_flight in IN_FLIGHT {
-        let (warmup, measured) = match in_flight {
-            1 => (300, 3_000),
-            8 => (1_000, 10_000),
-            _ => (2_000, 20_000),
-        };
-        for _ in 0..THROUGHPUT_REPS {
-            let before = usage(direct.pid());
-            let run = checked(
-                direct.call_loop(false, in_flight, warmup, measured).await?,
-                "direct",
-            )?;
-            costs.add(
-                Who::Direct,
-                in_flight,
-                usage(direct.pid()).minus(before),
-                warmup + measured,
-            );
-            rates
-                .entry((Who::Direct, in_flight))
-                .or_default()
-                .push(run.per_sec);
-            let mut mcp = vec![(Who::Floor, &mut floor), (Who::Sidecar, &mut sidecar)];
-            if let Some(c) = candidate.as_mut() {
-                mcp.push((Who::Candidate, c));
-            }
-            for (who, process) in mcp {
-                let before = usage(process.pid());
-                let run = checked(
-                    process
-                        .call_loop("get_note", note_args(), in_flight, warmup, measured)
-                        .await,
-                    "get_note",
-                )?;
-                costs.add(
-                    who,
-                    in_flight,
-                    usage(process.pid()).minus(before),
-                    warmup + measured,
-                );
-                rates.entry((who, in_flight)).or_default().push(run.per_sec);
-            }
-        }
-    }
-    let rate = |who: Who, n: usize| rates.get(&(who, n)).map_or(f64::NAN, |r| median(r));
     table.section(
         "`get_note` throughput, calls/s (median of 3), and CPU µs (context switches) per call",
     );
-    for in_flight in IN_FLIGHT {
-        let cost = |who: Who| {
-            costs
-                .per_call(who, in_flight)
-                .map_or("–".into(), |(cpu, sw)| format!("{cpu:.1} µs ({sw:.2})"))
-        };
-        let (s_rate, d_rate) = (rate(Who::Sidecar, in_flight), rate(Who::Direct, in_flight));
-        let mut measured = format!(
-            "sidecar {s_rate:.0}, direct {d_rate:.0}, floor {:.0}; CPU: sidecar {}, direct {}, floor {}",
-            rate(Who::Floor, in_flight),
-            cost(Who::Sidecar),
-            cost(Who::Direct),
-            cost(Who::Floor)
-        );
-        if candidate.is_some() {
-            write!(
-                measured,
-                "; candidate {:.0}, {}",
-                rate(Who::Candidate, in_flight),
-                cost(Who::Candidate)
-            )?;
-        }
-        let (goal, met) = match in_flight {
-            64 => ("≥ 0.8× direct", Some(s_rate >= 0.8 * d_rate)),
+    let mut who = vec!["sidecar", "direct", "floor"];
+    who.extend(servers.iter().map(|(name, _)| *name).filter(|n| *n == "candidate"));
+    for n in IN_FLIGHT {
+        let figures: Vec<String> = who
+            .iter()
+            .map(|w| {
+                let (cpu, switches) = hot.cost(w, n);
+                format!("{w} {:.0}, {cpu:.1} µs ({switches:.2})", hot.rate(w, n))
+            })
+            .collect();
+        let (goal, met) = match n {
+            64 => (
+                "sidecar ≥ 0.8× direct",
+                Some(hot.rate("sidecar", n) >= 0.8 * hot.rate("direct", n)),
+            ),
             _ => ("", None),
         };
-        table.row(&format!("{in_flight} in flight"), measured, goal, met);
+        table.goal(&format!("{n} in flight"), figures.join("; "), goal, met);
     }
-    if let (Some((s, _)), Some((f, _)), Some((d, _))) = (
-        costs.per_call(Who::Sidecar, 1),
-        costs.per_call(Who::Floor, 1),
-        costs.per_call(Who::Direct, 1),
-    ) {
-        let (sc, _) = costs.per_call(Who::SidecarCreate, 1).unwrap_or_default();
-        let (rc, _) = costs.per_call(Who::Replica, 1).unwrap_or_default();
-        table.row(
-            "**sidecar CPU per `get_note`** at 1 in flight",
-            format!("{s:.1} µs: {:.2}× floor + direct ({:.1} µs beyond them); `create_note` {sc:.1} µs; from the replica {rc:.1} µs", s / (f + d), s - f - d),
-            "≤ 1.5× floor + direct",
-            Some(s <= 1.5 * (f + d)),
-        );
-    }
-    table.record(
-        "throughput",
-        json!(
-            rates
-                .iter()
-                .map(|((w, n), r)| json!({"who": format!("{w:?}"), "in_flight": n, "per_sec": r}))
-                .collect::<Vec<_>>()
-        ),
+    let cpu = |w: &str| hot.cost(w, 1).0;
+    let two_hops = cpu("floor") + cpu("direct");
+    let measured = format!(
+        "{:.1} µs: {:.2}× floor + direct ({:.1} µs beyond them); `create_note` {:.1} µs; from the replica {:.1} µs",
+        cpu("sidecar"),
+        cpu("sidecar") / two_hops,
+        cpu("sidecar") - two_hops,
+        cpu("sidecar create_note"),
+        cpu("replica")
     );
-    table.record("cpu_per_call", costs.json());
-    table.record(
-        "sessions_opened",
-        json!(fast_upstream::Counters::get(&upstream.counters.sessions)),
+    table.goal(
+        "**sidecar CPU per `get_note`**, 1 in flight",
+        measured,
+        "≤ 1.5× floor + direct",
+        Some(cpu("sidecar") <= 1.5 * two_hops),
     );
-    if let Some((hwm, _)) = memory_kib(sidecar.pid()) {
-        table.record("hot_sidecar_peak_rss_kib", json!(hwm));
-    }
-    drop(direct);
-    for process in [Some(sidecar), Some(floor), Some(replica), candidate]
-        .into_iter()
-        .flatten()
-    {
-        process.shutdown().await;
+
+    let latency: Map<String, Value> =
+        hot.latency.keys().map(|w| (w.clone(), hot.samples(w).json())).collect();
+    table.record("latency_c1", Value::Object(latency));
+    let costs = hot.costs.keys().map(|(w, n)| {
+        let (cpu, switches) = hot.cost(w, *n);
+        json!({"who": w, "in_flight": n, "per_sec": hot.rate(w, *n), "cpu_us": cpu, "switches": switches})
+    });
+    table.record("per_call", json!(costs.collect::<Vec<_>>()));
+    table.record("sessions_opened", json!(Counters::get(&upstream.counters.sessions)));
+    for (_, server) in servers {
+        if let Server::Mcp(process) = server {
+            process.shutdown().await;
+        }
     }
     Ok(())
 }
@@ -519,10 +419,7 @@ pub async fn startup(make: impl Fn(usize) -> Launch) -> [f64; 3] {
         process.initialize().await;
         let initialized = spawned.elapsed();
         let tools = process.request("tools/list", json!({})).await;
-        assert!(
-            tools.pointer("/result/tools/0").is_some(),
-            "tools/list: {tools}"
-        );
+        assert!(tools.pointer("/result/tools/0").is_some(), "tools/list: {tools}");
         let listed = spawned.elapsed();
         let closed = Instant::now();
         process.shutdown().await;
@@ -548,11 +445,7 @@ async fn startup_and_memory(
     };
     let existing = db("embedded.db");
     let configurations: [(&str, &str, Box<dyn Fn(usize) -> Launch + Send + Sync>); 4] = [
-        (
-            "sidecar, remote upstream",
-            "< 15 ms",
-            Box::new(|_| paths.remote(&upstream.url)),
-        ),
+        ("sidecar, remote upstream", "< 15 ms", Box::new(|_| paths.remote(&upstream.url))),
         // The warm-up launch creates the database; the others open it.
         (
             "sidecar, embedded API (existing db)",
@@ -572,12 +465,8 @@ async fn startup_and_memory(
     ];
     for (name, goal, make) in configurations {
         let [init, list, exit] = startup(make).await;
-        let limit: Option<f64> = goal
-            .trim_start_matches("< ")
-            .trim_end_matches(" ms")
-            .parse()
-            .ok();
-        table.row(
+        let limit: Option<f64> = goal.trim_start_matches("< ").trim_end_matches(" ms").parse().ok();
+        table.goal(
             name,
             format!("{init:.2} / {list:.2} / {exit:.2}"),
             goal,
@@ -595,51 +484,28 @@ async fn startup_and_memory(
     sidecar.request("tools/list", json!({})).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let idle = memory_kib(sidecar.pid()).ok_or("no /proc/PID/status")?;
-    let batches = if std::env::var_os(SKIP_100K_ENV).is_some() {
-        1
-    } else {
-        10
-    };
+    let batches = if std::env::var_os(SKIP_100K_ENV).is_some() { 1 } else { 10 };
     let mut hwm = Vec::new();
     for _ in 0..batches {
-        checked(
-            sidecar
-                .call_loop("get_note", note_args(), 1, 0, MEMORY_BATCH)
-                .await,
-            "memory",
-        )?;
+        checked(sidecar.call_loop("get_note", note_args(), 1, 0, MEMORY_BATCH).await, "memory")?;
         hwm.push(memory_kib(sidecar.pid()).ok_or("no /proc/PID/status")?.0);
     }
     sidecar.shutdown().await;
     table.section("Memory, peak RSS (`VmHWM`)");
-    table.row(
-        "idle, after `initialize` and `tools/list`",
-        mib(idle.0),
-        "",
-        None,
-    );
-    table.row(
-        "after 10,000 `get_note` calls",
-        mib(hwm[0]),
-        "< 20 MiB",
-        Some(hwm[0] < 20 * 1024),
-    );
+    table.row("idle, after `initialize` and `tools/list`", mib(idle.0));
+    table.goal("after 10,000 `get_note` calls", mib(hwm[0]), "< 20 MiB", Some(hwm[0] < 20 * 1024));
     // From the 20,000-call sample: the first 10,000 include the warm-up of
     // the allocator and the pool.
     let growth = (hwm.len() > 2).then(|| hwm[hwm.len() - 1] as i64 - hwm[1] as i64);
-    let measured = growth.map_or(format!("not run ({SKIP_100K_ENV})"), |g| {
-        format!("{g:+} KiB from 20,000 calls")
-    });
-    table.row(
+    let measured = growth
+        .map_or(format!("not run ({SKIP_100K_ENV})"), |g| format!("{g:+} KiB from 20,000 calls"));
+    table.goal(
         "over 100,000 calls",
         measured,
         "flat (≤ 1,024 KiB)",
         Some(growth.is_some_and(|g| g <= 1024)),
     );
-    table.record(
-        "memory_kib",
-        json!({"idle": idle.0, "hwm_per_10k_calls": hwm}),
-    );
+    table.record("memory_kib", json!({"idle": idle.0, "hwm_per_10k_calls": hwm}));
     Ok(())
 }
 
@@ -654,10 +520,7 @@ pub struct Table {
 impl Table {
     fn new(paths: &Paths) -> Self {
         let sh = |program: &str, args: &[&str]| {
-            let out = std::process::Command::new(program)
-                .args(args)
-                .output()
-                .ok()?;
+            let out = std::process::Command::new(program).args(args).output().ok()?;
             Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
         };
         let dir = env!("CARGO_MANIFEST_DIR");
@@ -673,32 +536,23 @@ impl Table {
             load.join(" "),
             if dirty { " + changes" } else { "" },
             size as f64 / 1048576.0,
-            std::env::var(EXTRA_ARGS_ENV)
-                .map(|a| format!(" with `{a}`"))
-                .unwrap_or_default(),
+            std::env::var(EXTRA_ARGS_ENV).map(|a| format!(" with `{a}`")).unwrap_or_default(),
         );
         let json =
             json!({"header": header, "date": date, "cores": cores, "load": load, "commit": commit});
-        let Value::Object(json) = json else {
-            unreachable!()
-        };
-        Self {
-            header,
-            rows: Vec::new(),
-            json,
-        }
+        let Value::Object(json) = json else { unreachable!() };
+        Self { header, rows: Vec::new(), json }
     }
 
     pub fn section(&mut self, title: &str) {
-        self.rows.push([
-            format!("**{title}**"),
-            String::new(),
-            String::new(),
-            String::new(),
-        ]);
+        self.rows.push([format!("**{title}**"), String::new(), String::new(), String::new()]);
     }
 
-    pub fn row(
+    pub fn row(&mut self, figure: &str, measured: impl Into<String>) {
+        self.goal(figure, measured, "", None);
+    }
+
+    pub fn goal(
         &mut self,
         figure: &str,
         measured: impl Into<String>,
@@ -706,21 +560,7 @@ impl Table {
         met: Option<bool>,
     ) {
         let verdict = met.map_or("", |m| if m { "met" } else { "**missed**" });
-        self.rows.push([
-            figure.to_owned(),
-            measured.into(),
-            goal.to_owned(),
-            verdict.to_owned(),
-        ]);
-    }
-
-    fn latency(&mut self, figure: &str, s: &Samples, goal: &str) {
-        self.row(
-            figure,
-            format!("{} ({})", us(s.p(0.5)), us(s.p(0.99))),
-            goal,
-            None,
-        );
+        self.rows.push([figure.to_owned(), measured.into(), goal.to_owned(), verdict.to_owned()]);
     }
 
     pub fn record(&mut self, key: &str, value: Value) {
@@ -756,10 +596,7 @@ impl Samples {
     /// Nearest-rank percentile.
     pub fn p(&self, q: f64) -> Duration {
         let rank = (q * self.0.len() as f64).ceil() as usize;
-        self.0
-            .get(rank.clamp(1, self.0.len().max(1)) - 1)
-            .copied()
-            .unwrap_or_default()
+        self.0.get(rank.clamp(1, self.0.len().max(1)) - 1).copied().unwrap_or_default()
     }
 
     pub fn json(&self) -> Value {
@@ -780,10 +617,6 @@ pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64()
-}
-
 pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
@@ -797,73 +630,30 @@ struct Usage(Duration, u64);
 
 impl Usage {
     fn minus(self, earlier: Usage) -> Usage {
-        Usage(
-            self.0.saturating_sub(earlier.0),
-            self.1.saturating_sub(earlier.1),
-        )
+        Usage(self.0.saturating_sub(earlier.0), self.1.saturating_sub(earlier.1))
     }
 }
 
 fn usage(pid: u32) -> Usage {
     let mut total = Usage::default();
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
     for task in tasks {
         let read = |name: &str| std::fs::read_to_string(task.path().join(name)).unwrap_or_default();
-        let ns = read("schedstat")
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok());
+        let ns = read("schedstat").split_whitespace().next().and_then(|n| n.parse().ok());
         total.0 += Duration::from_nanos(ns.unwrap_or(0));
         let status = read("status");
         let switches = status.lines().filter(|l| l.contains("ctxt_switches:"));
-        total.1 += switches
-            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .sum::<u64>();
+        total.1 +=
+            switches.filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).sum::<u64>();
     }
     total
-}
-
-/// What each process spent, by who and calls in flight.
-#[derive(Default)]
-struct Costs(HashMap<(Who, usize), (Usage, usize)>);
-
-impl Costs {
-    fn add(&mut self, who: Who, in_flight: usize, spent: Usage, calls: usize) {
-        let (usage, n) = self.0.entry((who, in_flight)).or_default();
-        *usage = Usage(usage.0 + spent.0, usage.1 + spent.1);
-        *n += calls;
-    }
-
-    /// CPU µs and context switches per call.
-    fn per_call(&self, who: Who, in_flight: usize) -> Option<(f64, f64)> {
-        let (usage, n) = self.0.get(&(who, in_flight))?;
-        let n = *n as f64;
-        Some((usage.0.as_secs_f64() * 1e6 / n, usage.1 as f64 / n))
-    }
-
-    fn json(&self) -> Value {
-        let rows = self.0.keys().map(|&(who, n)| {
-            let (cpu, switches) = self.per_call(who, n).unwrap_or_default();
-            json!({"who": format!("{who:?}"), "in_flight": n, "cpu_us": cpu, "switches": switches})
-        });
-        json!(rows.collect::<Vec<_>>())
-    }
 }
 
 /// Peak and current resident set in KiB (`VmHWM`, `VmRSS`).
 pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
+        status.lines().find_map(|l| l.strip_prefix(name))?.split_whitespace().next()?.parse().ok()
     };
     Some((field("VmHWM:")?, field("VmRSS:")?))
 }

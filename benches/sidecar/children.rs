@@ -90,11 +90,7 @@ impl ServerHandler for Floor {
 /// Serves the floor on stdin/stdout until stdin closes.
 pub async fn serve_floor() -> Result<(), BoxError> {
     let floor = Floor(Arc::new(note()));
-    floor
-        .serve(rmcp::transport::stdio_pipes())
-        .await?
-        .waiting()
-        .await?;
+    floor.serve(rmcp::transport::stdio_pipes()).await?.waiting().await?;
     Ok(())
 }
 
@@ -134,10 +130,7 @@ impl DirectClient {
             ("x-sync-epoch", "1"),
             ("x-correlation-id", "1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
         ] {
-            headers.insert(
-                HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
+            headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
         }
         Ok(Self {
             http: reqwest::Client::builder().tcp_nodelay(true).build()?,
@@ -151,13 +144,9 @@ impl DirectClient {
         let request = if create {
             let url = format!("{}/v1/notes", self.base_url);
             let body = self.body.to_string();
-            self.http
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
+            self.http.post(url).header("content-type", "application/json").body(body)
         } else {
-            self.http
-                .get(format!("{}/v1/notes/{NOTE_UID}", self.base_url))
+            self.http.get(format!("{}/v1/notes/{NOTE_UID}", self.base_url))
         };
         match request.headers(self.headers.clone()).send().await {
             Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
@@ -204,16 +193,8 @@ impl DirectClient {
             latencies.extend(l);
             failed += f;
         }
-        let seconds = started
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .elapsed()
-            .as_secs_f64();
-        CallLoop {
-            per_sec: measured as f64 / seconds.max(1e-9),
-            latencies,
-            failed,
-        }
+        let seconds = started.lock().unwrap_or_else(|e| e.into_inner()).elapsed().as_secs_f64();
+        CallLoop { per_sec: measured as f64 / seconds.max(1e-9), latencies, failed }
     }
 }
 
@@ -225,15 +206,10 @@ pub async fn serve_direct(base_url: String) -> Result<(), BoxError> {
     let mut stdout = tokio::io::stdout();
     while let Some(line) = lines.next_line().await? {
         let order: Order = serde_json::from_str(&line)?;
-        let run = client
-            .call_loop(order.create, order.in_flight, order.warmup, order.measured)
-            .await;
+        let run =
+            client.call_loop(order.create, order.in_flight, order.warmup, order.measured).await;
         let latencies_ns = run.latencies.iter().map(|d| d.as_nanos() as u64).collect();
-        let answer = Answer {
-            per_sec: run.per_sec,
-            latencies_ns,
-            failed: run.failed,
-        };
+        let answer = Answer { per_sec: run.per_sec, latencies_ns, failed: run.failed };
         let mut line = serde_json::to_vec(&answer)?;
         line.push(b'\n');
         stdout.write_all(&line).await?;
@@ -259,11 +235,7 @@ impl DirectProcess {
             .spawn()?;
         let stdin = child.stdin.take().ok_or("no stdin")?;
         let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-        Ok(Self {
-            child,
-            stdin,
-            stdout,
-        })
+        Ok(Self { child, stdin, stdout })
     }
 
     pub fn pid(&self) -> u32 {
@@ -277,27 +249,14 @@ impl DirectProcess {
         warmup: usize,
         measured: usize,
     ) -> Result<CallLoop, BoxError> {
-        let mut line = serde_json::to_vec(&Order {
-            create,
-            in_flight,
-            warmup,
-            measured,
-        })?;
+        let mut line = serde_json::to_vec(&Order { create, in_flight, warmup, measured })?;
         line.push(b'\n');
         self.stdin.write_all(&line).await?;
         let line = tokio::time::timeout(Duration::from_secs(60), self.stdout.next_line())
             .await??
             .ok_or("the direct-client process exited")?;
         let answer: Answer = serde_json::from_str(&line)?;
-        let latencies = answer
-            .latencies_ns
-            .into_iter()
-            .map(Duration::from_nanos)
-            .collect();
-        Ok(CallLoop {
-            per_sec: answer.per_sec,
-            latencies,
-            failed: answer.failed,
-        })
+        let latencies = answer.latencies_ns.into_iter().map(Duration::from_nanos).collect();
+        Ok(CallLoop { per_sec: answer.per_sec, latencies, failed: answer.failed })
     }
 }

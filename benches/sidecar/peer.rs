@@ -21,11 +21,9 @@ fn run(command: &mut Command) -> Result<(), BoxError> {
     let output = command.output()?;
     match output.status.success() {
         true => Ok(()),
-        false => Err(format!(
-            "{command:?}: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )
-        .into()),
+        false => {
+            Err(format!("{command:?}: {}", String::from_utf8_lossy(&output.stderr).trim()).into())
+        }
     }
 }
 
@@ -41,22 +39,12 @@ fn ensure_venv(bench_dir: &Path) -> Result<PathBuf, BoxError> {
     if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
         return Ok(python);
     }
-    eprintln!(
-        "sidecar bench: installing the FastMCP peer into {}",
-        venv.display()
-    );
+    eprintln!("sidecar bench: installing the FastMCP peer into {}", venv.display());
     let _ = std::fs::remove_dir_all(&venv);
     let interpreter = std::env::var("SIDECAR_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     run(Command::new(interpreter).args(["-m", "venv"]).arg(&venv))?;
     run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "-r",
-        ])
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"])
         .arg(&requirements))?;
     std::fs::write(&stamp, wanted)?;
     Ok(python)
@@ -80,17 +68,14 @@ pub async fn measure(
     let python = match ensure_venv(&paths.dir) {
         Ok(python) => python,
         Err(e) => {
-            table.row("not measured", format!("cannot install it: {e}"), "", None);
+            table.row("not measured", format!("cannot install it: {e}"));
             return Ok(());
         }
     };
     let [init, _, _] = startup(|_| launch(&python, &upstream.url)).await;
-    let sidecar_init = table
-        .json
-        .get("startup_remote_initialize_ms")
-        .and_then(|v| v.as_f64())
-        .unwrap_or(f64::NAN);
-    table.row(
+    let sidecar_init =
+        table.json.get("startup_remote_initialize_ms").and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+    table.goal(
         "spawn → `initialize` reply",
         format!("{init:.1} ms, {:.0}× the sidecar", init / sidecar_init),
         "≥ 20×",
@@ -100,11 +85,7 @@ pub async fn measure(
     tokio::time::sleep(Duration::from_millis(200)).await;
     let idle = memory_kib(peer.pid()).map_or(0, |m| m.0);
     let sessions = Counters::get(&upstream.counters.sessions);
-    let run = checked(
-        peer.call_loop("get_note", note_args(), 1, WARMUP, CALLS)
-            .await,
-        "peer",
-    )?;
+    let run = checked(peer.call_loop("get_note", note_args(), 1, WARMUP, CALLS).await, "peer")?;
     let sessions = Counters::get(&upstream.counters.sessions) - sessions;
     let after = memory_kib(peer.pid()).map_or(0, |m| m.0);
     peer.shutdown().await;
@@ -122,21 +103,10 @@ pub async fn measure(
         us(latency.p(0.99)),
         sessions as f64 / (WARMUP + CALLS) as f64
     );
-    table.row(
-        "`get_note` median (p99)",
-        measured,
-        "≥ 10×",
-        Some(times >= 10.0),
-    );
+    table.goal("`get_note` median (p99)", measured, "≥ 10×", Some(times >= 10.0));
     table.row(
         "peak RSS idle / after 2,100 calls",
-        format!(
-            "{:.1} / {:.1} MiB",
-            idle as f64 / 1024.0,
-            after as f64 / 1024.0
-        ),
-        "",
-        None,
+        format!("{:.1} / {:.1} MiB", idle as f64 / 1024.0, after as f64 / 1024.0),
     );
     table.record("peer", json!({"initialize_ms": init, "get_note": latency.json(), "idle_kib": idle, "after_kib": after, "per_sec": median(&[run.per_sec])}));
     Ok(())
