@@ -432,6 +432,9 @@ pub async fn startup(make: impl Fn(usize) -> Launch) -> [f64; 3] {
     runs.map(|r| median(&r))
 }
 
+/// The `n`th launch of a startup row.
+type MakeLaunch<'a> = Box<dyn Fn(usize) -> Launch + Send + Sync + 'a>;
+
 async fn startup_and_memory(
     table: &mut Table,
     paths: &Paths,
@@ -444,7 +447,7 @@ async fn startup_and_memory(
         db
     };
     let existing = db("embedded.db");
-    let configurations: [(&str, &str, Box<dyn Fn(usize) -> Launch + Send + Sync>); 4] = [
+    let configurations: [(&str, &str, MakeLaunch); 4] = [
         ("sidecar, remote upstream", "< 15 ms", Box::new(|_| paths.remote(&upstream.url))),
         // The warm-up launch creates the database; the others open it.
         (

@@ -445,6 +445,7 @@ impl McpProcess {
 }
 
 /// What [`McpProcess::call_loop`] measured.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct CallLoop {
     /// Send-to-reply time of every measured call.
     pub latencies: Vec<Duration>,
