@@ -24,7 +24,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Log lines with this `message`, waiting (5 s at most) until `done` holds
-/// for them: the writer is asynchronous.
+/// for them: lines of background work land at their own time.
 async fn lines(dir: &Path, message: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -485,8 +485,8 @@ pub fn log_text(dir: &Path) -> String {
     text
 }
 
-/// Waits up to 10 s for a log line containing `needle`: the log writer is
-/// asynchronous, so a line shows up a little after the event.
+/// Waits up to 10 s for a log line containing `needle`: a line a background
+/// task logs (a refresh, a retry) shows up a little after the event.
 pub async fn wait_for_log_line(dir: &Path, needle: &str) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::time::Instant::now() < deadline {
