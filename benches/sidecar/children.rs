@@ -11,13 +11,12 @@
 
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt};
@@ -62,19 +61,6 @@ impl ServerHandler for Floor {
     fn get_info(&self) -> ServerConfig {
         InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("sidecar-bench-floor", "0"))
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        let schema = json!({"type": "object", "properties": {"uid": {"type": "string"}}});
-        let Value::Object(schema) = schema else {
-            return Err(McpError::internal_error("schema", None));
-        };
-        let tool = Tool::new("get_note", "Get one note by uid.", schema);
-        Ok(ListToolsResult::with_all_items(vec![tool]))
     }
 
     async fn call_tool(
@@ -141,9 +127,9 @@ impl DirectClient {
         }
     }
 
-    /// The closed loop of [`crate::common::McpProcess::call_loop`]:
-    /// `in_flight` tasks, each sending its next request when the last one's
-    /// body is read.
+    /// The closed loop of [`crate::common::McpProcess::call_loop`]: the
+    /// warm-up, then `measured` calls over `in_flight` tasks, each sending its
+    /// next request when the last one's body is read.
     pub async fn call_loop(
         &self,
         create: bool,
@@ -151,37 +137,33 @@ impl DirectClient {
         warmup: usize,
         measured: usize,
     ) -> CallLoop {
-        let total = warmup + measured;
-        let (issued, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let started = Arc::new(std::sync::Mutex::new(Instant::now()));
-        let tasks: Vec<_> = (0..in_flight)
-            .map(|_| {
-                let (client, issued, done, started) =
-                    (self.clone(), issued.clone(), done.clone(), started.clone());
-                tokio::spawn(async move {
-                    let (mut latencies, mut failed) = (Vec::new(), 0);
-                    while issued.fetch_add(1, Ordering::Relaxed) < total {
-                        let sent = Instant::now();
-                        failed += usize::from(!client.once(create).await);
-                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if n == warmup {
-                            *started.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-                        } else if n > warmup {
-                            latencies.push(sent.elapsed());
-                        }
-                    }
-                    (latencies, failed)
-                })
-            })
-            .collect();
-        let (mut latencies, mut failed) = (Vec::with_capacity(measured), 0);
-        for task in tasks {
-            let (l, f) = task.await.unwrap_or_default();
+        self.calls(create, in_flight, warmup).await;
+        let started = Instant::now();
+        let (latencies, failed) = self.calls(create, in_flight, measured).await;
+        CallLoop { per_sec: measured as f64 / started.elapsed().as_secs_f64(), latencies, failed }
+    }
+
+    async fn calls(&self, create: bool, in_flight: usize, calls: usize) -> (Vec<Duration>, usize) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in 0..in_flight {
+            let (client, n) =
+                (self.clone(), calls / in_flight + usize::from(task < calls % in_flight));
+            tasks.spawn(async move {
+                let (mut latencies, mut failed) = (Vec::with_capacity(n), 0);
+                for _ in 0..n {
+                    let sent = Instant::now();
+                    failed += usize::from(!client.once(create).await);
+                    latencies.push(sent.elapsed());
+                }
+                (latencies, failed)
+            });
+        }
+        let (mut latencies, mut failed) = (Vec::with_capacity(calls), 0);
+        while let Some(Ok((l, f))) = tasks.join_next().await {
             latencies.extend(l);
             failed += f;
         }
-        let seconds = started.lock().unwrap_or_else(|e| e.into_inner()).elapsed().as_secs_f64();
-        CallLoop { per_sec: measured as f64 / seconds.max(1e-9), latencies, failed }
+        (latencies, failed)
     }
 }
 

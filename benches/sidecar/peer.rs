@@ -6,13 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::Launch;
 use crate::common::fast_upstream::{Counters, FastUpstream};
-use crate::{
-    BoxError, Paths, Samples, Table, checked, hot, median, memory_kib, note_args, startup, us,
-};
+use crate::{BoxError, Paths, Samples, Table, checked, hot, note_args, peak_rss_kib, startup, us};
 
 const WARMUP: usize = 100;
 const CALLS: usize = 2_000;
@@ -74,7 +72,7 @@ pub async fn measure(
     };
     let [init, _, _] = startup(|_| launch(&python, &upstream.url)).await;
     let sidecar_init =
-        table.json.get("startup_remote_initialize_ms").and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        table.json.get("startup_remote_initialize_ms").and_then(Value::as_f64).unwrap_or(f64::NAN);
     table.goal(
         "spawn → `initialize` reply",
         format!("{init:.1} ms, {:.0}× the sidecar", init / sidecar_init),
@@ -83,19 +81,15 @@ pub async fn measure(
     );
     let mut peer = hot(launch(&python, &upstream.url), ("get_note", note_args())).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let idle = memory_kib(peer.pid()).map_or(0, |m| m.0);
+    let idle = peak_rss_kib(peer.pid());
     let sessions = Counters::get(&upstream.counters.sessions);
     let run = checked(peer.call_loop("get_note", note_args(), 1, WARMUP, CALLS).await, "peer")?;
     let sessions = Counters::get(&upstream.counters.sessions) - sessions;
-    let after = memory_kib(peer.pid()).map_or(0, |m| m.0);
+    let after = peak_rss_kib(peer.pid());
     peer.shutdown().await;
     let latency = Samples::from(run.latencies);
-    let sidecar = table
-        .json
-        .get("get_note_c1")
-        .and_then(|v| v.pointer("/sidecar/median_us"))
-        .and_then(|v| v.as_f64())
-        .unwrap_or(f64::NAN);
+    let sidecar = table.json.get("latency_c1").and_then(|v| v.pointer("/sidecar/median_us"));
+    let sidecar = sidecar.and_then(Value::as_f64).unwrap_or(f64::NAN);
     let times = latency.p(0.5).as_secs_f64() * 1e6 / sidecar;
     let measured = format!(
         "{} ({}), {times:.0}× the sidecar; {:.2} sessions per call",
@@ -108,6 +102,6 @@ pub async fn measure(
         "peak RSS idle / after 2,100 calls",
         format!("{:.1} / {:.1} MiB", idle as f64 / 1024.0, after as f64 / 1024.0),
     );
-    table.record("peer", json!({"initialize_ms": init, "get_note": latency.json(), "idle_kib": idle, "after_kib": after, "per_sec": median(&[run.per_sec])}));
+    table.record("peer", json!({"initialize_ms": init, "get_note": latency.json(), "idle_kib": idle, "after_kib": after, "per_sec": run.per_sec}));
     Ok(())
 }

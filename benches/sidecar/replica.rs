@@ -20,7 +20,7 @@ use toolbridge_mcp::embedded::{self, ApiConfig, RateLimits};
 
 use crate::common::fast_upstream::{Counters, FastUpstream};
 use crate::common::{Launch, McpProcess};
-use crate::{BoxError, Paths, Samples, Table, checked, hot, memory_kib, mib, ms, note_args};
+use crate::{BoxError, Paths, Samples, Table, checked, hot, mib, ms, note_args, peak_rss_kib};
 
 const ITEMS: usize = 10_000;
 /// `--max-staleness` of the measuring sidecars: no refresh inside a loop.
@@ -221,7 +221,7 @@ pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
     )
     .await;
     let first_search = spawned.elapsed().as_secs_f64();
-    let first_hwm = memory_kib(first.pid()).map_or(0, |m| m.0);
+    let first_hwm = peak_rss_kib(first.pid());
     first.shutdown().await;
     table.goal(
         "first sync from the embedded API (`toolbridge-mcp sync`, median of 3)",
@@ -242,7 +242,7 @@ pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
         .env("TOOLBRIDGE_REPLICA", "on")
         .with_replica(&dir, NO_REFRESH);
     let mut sidecar = hot(launch, ("list_notes", json!({"limit": 1}))).await;
-    let open_hwm = memory_kib(sidecar.pid()).map_or(0, |m| m.0);
+    let open_hwm = peak_rss_kib(sidecar.pid());
     let mut classes = [Vec::new(), Vec::new()];
     let mut matched = [Vec::new(), Vec::new()];
     let queries = FEW.map(rare_word).into_iter().chain(MANY.map(str::to_owned));
@@ -274,7 +274,7 @@ pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
         );
         table.record(&format!("search_{}", ["few", "many"][class]), s.json());
     }
-    let search_hwm = memory_kib(sidecar.pid()).map_or(0, |m| m.0);
+    let search_hwm = peak_rss_kib(sidecar.pid());
     let run = checked(
         sidecar
             .call_loop("list_notes", json!({"order": "newest", "limit": 50}), 1, 100, 2_000)
