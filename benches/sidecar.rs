@@ -1,651 +1,657 @@
-//! `cargo bench --bench sidecar`: what the sidecar costs, in one run.
+//! `cargo bench --bench sidecar`: what the sidecar costs, in one run and one
+//! table (printed, and written to `target/bench/report.md` and `.json`).
 //!
-//! - Per-call latency of `get_note` through the sidecar against a fast
-//!   in-process upstream, beside the same HTTP request made directly by a
-//!   pooled reqwest client (in its own process, and on the upstream's runtime)
-//!   and beside the protocol floor (a minimal rmcp stdio server whose tool does
-//!   no I/O, built into this executable).
-//! - Throughput with 1, 8 and 64 calls in flight, pipelined on one stdio, and
-//!   the CPU time and context switches each process spends per call.
-//! - Startup to `initialize` and to the first `tools/list`, remote and embedded.
-//! - Peak RSS idle, after 10,000 calls and over 100,000 calls.
-//! - The local replica (`replica.rs`): `get_note` from it in the latency
-//!   rounds; `search` and `list_notes` over 10,000 notes; its first sync, size
-//!   and the upstream requests it saves. Every other sidecar runs with
-//!   `TOOLBRIDGE_REPLICA=off`, the HTTP bridge measured before it existed.
-//! - The same figures for the common Python way: a FastMCP server that opens a
-//!   new `httpx.AsyncClient` and a new sync session per call (installed into
-//!   `target/bench/peer-venv` on first run).
-//!
-//! The table goes to stdout and to `target/bench/report.md` (with the figures
-//! as JSON; also `target/bench/report.json`).
-//!
-//! Environment: `SIDECAR_BENCH_SKIP_100K=1` and `SIDECAR_BENCH_SKIP_PEER=1`
-//! shorten a run; `SIDECAR_BENCH_HOT_ONLY=1` runs only latency and throughput;
-//! `SIDECAR_BENCH_CANDIDATE="BIN [ARGS]"` measures another sidecar build beside
-//! this one; `SIDECAR_BENCH_SIDECAR_ARGS` adds arguments to every sidecar;
-//! `SIDECAR_BENCH_PROFILE=CALLS@CONCURRENCY` only drives one sidecar (the
-//! candidate when set: a `perf record` or `valgrind` wrapper) for profilers,
-//! with `SIDECAR_BENCH_PROFILE_HOOK` run after its warm-up.
+//! The sidecar runs against a fast stand-in in this process
+//! (`tests/common/fast_upstream.rs`) and is driven by the tests' own MCP
+//! client (`tests/common/mod.rs`). Beside it: the same HTTP request made
+//! directly (`sidecar/children.rs`), and the protocol floor, a minimal rmcp
+//! stdio server whose tool does no I/O. It measures per-call latency, CPU and
+//! context switches of `get_note` and `create_note`, throughput at 1, 8 and
+//! 64 in flight, startup, memory, the local replica over 10,000 notes and
+//! what typical results cost a model in tokens (`sidecar/replica.rs`), and
+//! the FastMCP peer (`sidecar/peer.rs`). The README's Benchmark section
+//! lists the environment variables that shorten or redirect a run.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::unreachable
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable)]
 
-#[path = "sidecar/client.rs"]
-mod client;
-#[path = "sidecar/direct.rs"]
-mod direct;
-#[path = "sidecar/floor.rs"]
-mod floor;
+#[path = "sidecar/children.rs"]
+mod children;
+// Formatted as a part of the tests, with their settings.
+#[rustfmt::skip]
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "sidecar/peer.rs"]
 mod peer;
 #[path = "sidecar/replica.rs"]
 mod replica;
-#[path = "sidecar/report.rs"]
-mod report;
-#[path = "sidecar/upstream.rs"]
-mod upstream;
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use client::{LoopResult, McpProcess, memory_kib, usage};
-use direct::{DirectClient, DirectProcess};
-use report::{
-    CANDIDATE, DIRECT, FLOOR, MemorySample, PeerFigures, PeerOutcome, REPLICA, Report, SIDECAR,
-    Samples, StartupRow, ThroughputRow, percentile, sorted, us,
-};
-use upstream::{NOTE_UID, Upstream};
+use children::DirectProcess;
+use common::fast_upstream::{self, Counters, FastUpstream, NOTE_UID};
+use common::{CallLoop, Launch, McpProcess};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const SKIP_100K_ENV: &str = "SIDECAR_BENCH_SKIP_100K";
 const SKIP_PEER_ENV: &str = "SIDECAR_BENCH_SKIP_PEER";
-/// `CALLS@CONCURRENCY`: only drive one sidecar (the candidate when set, so
-/// it can be a `perf record` or `valgrind` wrapper) through that many calls,
-/// for profilers.
-const PROFILE_ENV: &str = "SIDECAR_BENCH_PROFILE";
-/// A shell command run after the profile mode's warm-up, with `$PID` set to
-/// the sidecar's process id (`callgrind_control -z $PID`).
-const PROFILE_HOOK_ENV: &str = "SIDECAR_BENCH_PROFILE_HOOK";
-/// Only the latency and throughput rounds, for experiments.
 const HOT_ONLY_ENV: &str = "SIDECAR_BENCH_HOT_ONLY";
-/// Extra arguments for every sidecar launch, for experiments.
 const EXTRA_ARGS_ENV: &str = "SIDECAR_BENCH_SIDECAR_ARGS";
-/// Another sidecar binary, optionally followed by extra arguments, to measure
-/// beside the built one in the latency and throughput rounds.
 const CANDIDATE_ENV: &str = "SIDECAR_BENCH_CANDIDATE";
 
-/// Latency: interleaved rounds of direct, floor and sidecar, each this many
-/// calls after its own warm-up; percentiles over the pooled samples.
-const LATENCY_ROUNDS: usize = 3;
-const LATENCY_WARMUP: usize = 300;
-const LATENCY_CALLS: usize = 3_000;
-/// Throughput: repetitions per concurrency; the median is reported.
+/// Interleaved rounds of every path, each this many calls after a warm-up.
+const ROUNDS: usize = 3;
+const WARMUP: usize = 300;
+const CALLS: usize = 3_000;
 const THROUGHPUT_REPS: usize = 3;
-const CONCURRENCY: [usize; 3] = [1, 8, 64];
-/// Startup: measured launches after one unmeasured warm-up launch.
+const IN_FLIGHT: [usize; 3] = [1, 8, 64];
 const STARTUP_RUNS: usize = 5;
-/// Memory: calls between two samples, and samples in the long run.
 const MEMORY_BATCH: usize = 10_000;
-const MEMORY_BATCHES: usize = 10;
-/// The peer is two orders of magnitude slower per call: fewer calls keep the
-/// run short.
-const PEER_WARMUP: usize = 100;
-const PEER_CALLS: usize = 2_000;
-
-/// The MCP tool calls it: `tools/call get_note {uid}`.
-fn note_arguments() -> Value {
-    json!({ "uid": NOTE_UID })
-}
 
 fn main() -> ExitCode {
-    if std::env::var_os(floor::ENV).is_some() {
-        return floor::serve();
+    if std::env::var_os(children::FLOOR_ENV).is_some() {
+        return children::serve_child(children::serve_floor());
     }
-    if let Ok(base_url) = std::env::var(direct::ENV) {
-        return direct::serve(&base_url);
+    if let Ok(url) = std::env::var(children::DIRECT_ENV) {
+        return children::serve_child(children::serve_direct(url));
     }
-    // `cargo test --benches` runs bench targets without `--bench`: this one
-    // takes minutes, so it runs only under `cargo bench`.
+    // `cargo test --benches` runs bench targets without `--bench`.
     if !std::env::args().any(|a| a == "--bench") {
         eprintln!("sidecar bench: skipped (run it with `cargo bench --bench sidecar`)");
         return ExitCode::SUCCESS;
     }
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sidecar bench failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    // On a worker, so the client's reader task and the loop share a thread.
+    children::serve_child(async { tokio::spawn(run()).await? })
 }
 
-type BoxError = Box<dyn std::error::Error>;
+fn note_args() -> Value {
+    json!({ "uid": NOTE_UID })
+}
 
-/// Where things are: the sidecar binary cargo built for this bench, and
-/// `<target dir>/bench` for the report, logs, databases and the peer's venv.
-struct Paths {
-    sidecar: PathBuf,
-    /// Another sidecar build (and extra arguments) measured beside it
-    /// (`SIDECAR_BENCH_CANDIDATE`).
-    candidate: Option<(PathBuf, Vec<String>)>,
-    bench_dir: PathBuf,
-    log_dir: PathBuf,
-    stderr: PathBuf,
+fn create_args() -> Value {
+    let mut body = children::create_body();
+    body.as_object_mut().map(|b| b.remove("uid"));
+    body
+}
+
+/// The sidecar binary, and `<target>/bench` for the report, logs and files.
+pub struct Paths {
+    pub sidecar: PathBuf,
+    pub dir: PathBuf,
+    logs: PathBuf,
 }
 
 impl Paths {
     fn new() -> Result<Self, BoxError> {
-        let sidecar = PathBuf::from(env!("CARGO_BIN_EXE_toolbridge-mcp"));
-        let target_dir = sidecar
-            .parent()
-            .and_then(Path::parent)
-            .ok_or("cannot locate the target directory")?;
-        let bench_dir = target_dir.join("bench");
+        let sidecar = PathBuf::from(common::BIN);
+        let dir = sidecar.parent().and_then(Path::parent).ok_or("no target dir")?.join("bench");
         // Every run logs a few hundred thousand calls: start empty.
-        let log_dir = bench_dir.join("logs");
-        let _ = std::fs::remove_dir_all(&log_dir);
-        std::fs::create_dir_all(&log_dir)?;
-        let stderr = log_dir.join("stderr.log");
-        Ok(Self {
-            sidecar,
-            candidate: std::env::var(CANDIDATE_ENV).ok().and_then(|spec| {
-                let mut words = spec.split_whitespace().map(str::to_owned);
-                Some((PathBuf::from(words.next()?), words.collect()))
-            }),
-            bench_dir,
-            log_dir,
-            stderr,
-        })
+        let logs = dir.join("logs");
+        let _ = std::fs::remove_dir_all(&logs);
+        std::fs::create_dir_all(&logs)?;
+        Ok(Self { sidecar, dir, logs })
     }
 
-    fn sidecar_command(&self, binary: &Path) -> Command {
-        let mut command = Command::new(binary);
-        // Only the flags below configure it.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("TOOLBRIDGE_") {
-                command.env_remove(key);
-            }
-        }
-        command.arg("--log-dir").arg(&self.log_dir);
-        // The HTTP bridge, as measured before the replica existed; the
-        // replica's sidecars turn it on by flag (`Paths::replica_on`). By
-        // environment, so an older candidate build still starts.
-        command.env("TOOLBRIDGE_REPLICA", "off");
-        // For experiments (`--log-level warn`, ...); named in the report.
-        if let Ok(extra) = std::env::var(EXTRA_ARGS_ENV) {
-            command.args(extra.split_whitespace());
-        }
-        command
+    /// A sidecar as measured: info-level logs (one line per call) in
+    /// `target/bench/logs`, and `SIDECAR_BENCH_SIDECAR_ARGS`.
+    pub fn sidecar(&self, launch: Launch) -> Launch {
+        let extra = std::env::var(EXTRA_ARGS_ENV).unwrap_or_default();
+        let extra: Vec<&str> = extra.split_whitespace().collect();
+        launch.env("TOOLBRIDGE_LOG", "info").log_dir(&self.logs).args(&extra)
     }
 
-    fn sidecar_remote(&self, binary: &Path, api_url: &str) -> Command {
-        let mut command = self.sidecar_command(binary);
-        command.args(["--api-url", api_url, "--token", "x", "--tenant-id", "t"]);
-        command
+    /// The HTTP bridge on the stand-in (the replica off, as `Launch::remote`).
+    pub fn remote(&self, url: &str) -> Launch {
+        self.sidecar(Launch::remote(url))
     }
 
-    fn candidate_remote(&self, api_url: &str) -> Option<Command> {
-        let (binary, args) = self.candidate.as_ref()?;
-        let mut command = self.sidecar_remote(binary, api_url);
-        command.args(args);
-        Some(command)
+    fn candidate(&self, url: &str) -> Option<Launch> {
+        let spec = std::env::var(CANDIDATE_ENV).ok()?;
+        let mut words = spec.split_whitespace();
+        let binary = PathBuf::from(words.next()?);
+        Some(self.remote(url).program(&binary).args(&words.collect::<Vec<_>>()))
     }
 
-    fn sidecar_embedded(&self, db_path: &Path) -> Command {
-        let mut command = self.sidecar_command(&self.sidecar);
-        command.arg("--db-path").arg(db_path);
-        command
-    }
-
-    /// The same sidecar with the replica on, in `dir`; `max_staleness` in
-    /// seconds, or `None` for the default.
-    fn replica_on(mut command: Command, dir: &Path, max_staleness: Option<&str>) -> Command {
-        command.args(["--replica", "on", "--replica-dir"]).arg(dir);
-        if let Some(seconds) = max_staleness {
-            command.args(["--max-staleness", seconds]);
-        }
-        command
-    }
-
-    fn floor(&self) -> Result<Command, BoxError> {
-        let mut command = Command::new(std::env::current_exe()?);
-        command.env(floor::ENV, "1");
-        Ok(command)
+    fn floor(&self) -> Result<Launch, BoxError> {
+        Ok(Launch::command(&std::env::current_exe()?).env(children::FLOOR_ENV, "1"))
     }
 }
 
-fn run() -> Result<(), BoxError> {
+/// A process initialized and checked with one `call`.
+pub async fn hot(launch: Launch, call: (&str, Value)) -> McpProcess {
+    let mut process = launch.spawn().await;
+    process.initialize().await;
+    let result = process.call_tool(call.0, call.1).await;
+    assert_ne!(result["isError"], json!(true), "{}: {result}", call.0);
+    process
+}
+
+/// A loop that must not fail.
+pub fn checked(run: CallLoop, what: &str) -> Result<CallLoop, BoxError> {
+    match run.failed {
+        0 => Ok(run),
+        n => Err(format!("{what}: {n} calls failed").into()),
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
     let paths = Paths::new()?;
-    client::start_watchdog();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let upstream = runtime.block_on(upstream::start())?;
-    if let Ok(spec) = std::env::var(PROFILE_ENV) {
-        return profile(&paths, &upstream, &spec);
+    let upstream = fast_upstream::start().await?;
+    let mut table = Table::new(&paths);
+    eprintln!("sidecar bench: {}", table.header);
+    hot_paths(&mut table, &paths, &upstream).await?;
+    if std::env::var_os(HOT_ONLY_ENV).is_none() {
+        eprintln!("sidecar bench: startup and memory");
+        startup_and_memory(&mut table, &paths, &upstream).await?;
+        replica::measure(&mut table, &paths).await?;
+        if std::env::var_os(SKIP_PEER_ENV).is_none() {
+            eprintln!("sidecar bench: FastMCP peer");
+            peer::measure(&mut table, &paths, &upstream).await?;
+        }
     }
-    let mut report = Report::new(&paths, &upstream);
-    eprintln!("{}", report.header_line());
-
-    let url = upstream.base_url();
-    let mut sidecar = hot(
-        "sidecar",
-        paths.sidecar_remote(&paths.sidecar, &url),
-        &paths.stderr,
-    )?;
-    let mut floor = hot("floor", paths.floor()?, &paths.stderr)?;
-    let mut candidate = match paths.candidate_remote(&url) {
-        Some(command) => Some(hot("candidate", command, &paths.stderr)?),
-        None => None,
-    };
-    let mut replica = replica::hot_sidecar(&paths, &upstream)?;
-    let mut direct = Direct {
-        process: DirectProcess::spawn(&upstream.base_url(), &paths.stderr)?,
-        in_process: DirectClient::new(&upstream.base_url())?,
-        runtime: &runtime,
-    };
-
-    eprintln!("sidecar bench: latency at concurrency 1");
-    measure_latency(
-        &mut report,
-        &mut direct,
-        &mut floor,
-        &mut sidecar,
-        &mut replica,
-        candidate.as_mut(),
-    )?;
-    eprintln!("sidecar bench: throughput at concurrency {CONCURRENCY:?}");
-    measure_throughput(
-        &mut report,
-        &mut direct,
-        &mut floor,
-        &mut sidecar,
-        candidate.as_mut(),
-    )?;
-    drop(direct);
-    report.loaded_hwm_kib = memory_kib(sidecar.pid()).map(|(hwm, _)| hwm);
-    report.hot_sessions = upstream.counters.sessions();
-    sidecar.close(Duration::from_secs(10));
-    floor.close(Duration::from_secs(10));
-    replica.close(Duration::from_secs(10));
-    if let Some(candidate) = candidate {
-        candidate.close(Duration::from_secs(10));
-    }
-
-    let hot_only = std::env::var_os(HOT_ONLY_ENV).is_some();
-    if !hot_only {
-        eprintln!("sidecar bench: startup");
-        measure_startup(&mut report, &paths, &upstream)?;
-        eprintln!("sidecar bench: memory");
-        measure_memory(&mut report, &paths, &upstream)?;
-        report.replica = Some(replica::measure(&paths, &upstream, &runtime)?);
-    }
-    if hot_only {
-        report.peer = PeerOutcome::Skipped(format!("{HOT_ONLY_ENV} is set"));
-    } else if std::env::var_os(SKIP_PEER_ENV).is_some() {
-        report.peer = PeerOutcome::Skipped(format!("{SKIP_PEER_ENV} is set"));
-    } else {
-        eprintln!("sidecar bench: FastMCP peer");
-        report.peer = match peer::ensure_venv(&paths.bench_dir) {
-            Ok(python) => measure_peer(&paths, &upstream, &python)?,
-            Err(e) => PeerOutcome::Skipped(format!("cannot install it: {e}")),
-        };
-    }
-
-    report.upstream_totals = (upstream.counters.notes(), upstream.counters.sessions());
-    let markdown = report.markdown();
+    let markdown = table.markdown();
     println!("{markdown}");
-    let json = serde_json::to_string_pretty(&report.json())?;
-    std::fs::write(
-        paths.bench_dir.join("report.md"),
-        format!(
-            "{markdown}\n<details><summary>JSON</summary>\n\n```json\n{json}\n```\n</details>\n"
-        ),
-    )?;
-    std::fs::write(paths.bench_dir.join("report.json"), json + "\n")?;
-    eprintln!(
-        "sidecar bench: wrote {}",
-        paths.bench_dir.join("report.md").display()
-    );
+    let json = serde_json::to_string_pretty(&Value::Object(table.json))?;
+    std::fs::write(paths.dir.join("report.md"), markdown)?;
+    std::fs::write(paths.dir.join("report.json"), json + "\n")?;
+    eprintln!("sidecar bench: wrote {}", paths.dir.join("report.md").display());
     Ok(())
 }
 
-/// The profile mode: one sidecar, a warm-up, the hook, then the calls.
-fn profile(paths: &Paths, upstream: &Upstream, spec: &str) -> Result<(), BoxError> {
-    let (calls, concurrency) = spec.split_once('@').unwrap_or((spec, "1"));
-    let (calls, concurrency): (usize, usize) = (calls.trim().parse()?, concurrency.trim().parse()?);
-    let url = upstream.base_url();
-    let command = paths
-        .candidate_remote(&url)
-        .unwrap_or_else(|| paths.sidecar_remote(&paths.sidecar, &url));
-    let mut sidecar = hot("profiled sidecar", command, &paths.stderr)?;
-    check(sidecar.call_loop(concurrency, 0, 500)?, "warm-up")?;
-    let pid = sidecar.pid();
-    if let Ok(hook) = std::env::var(PROFILE_HOOK_ENV) {
-        let status = Command::new("sh")
-            .args(["-c", &hook])
-            .env("PID", pid.to_string())
-            .status()?;
-        eprintln!("sidecar bench: hook `{hook}`: {status}");
+/// A server measured: over MCP stdio, or the direct-HTTP process.
+enum Server {
+    Mcp(McpProcess),
+    Direct(DirectProcess),
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        match self {
+            Server::Mcp(p) => p.pid(),
+            Server::Direct(d) => d.pid(),
+        }
     }
-    let before = usage(pid);
-    let result = check(
-        sidecar.call_loop(concurrency, 0, calls)?,
-        "profiled sidecar",
-    )?;
-    let spent = usage(pid) - before;
-    let latencies = sorted(result.latencies);
-    println!(
-        "{calls} calls, {concurrency} in flight: {:.0} calls/s, median {} µs, p99 {} µs, \
-         CPU {:.1} µs/call, {:.2} context switches/call",
-        result.per_sec,
-        us(percentile(&latencies, 0.5)),
-        us(percentile(&latencies, 0.99)),
-        spent.cpu.as_secs_f64() * 1e6 / calls as f64,
-        spent.switches as f64 / calls as f64,
-    );
-    sidecar.close(Duration::from_secs(120));
-    Ok(())
-}
 
-/// A process initialized and checked with one real `get_note` call.
-fn hot(name: &str, command: Command, stderr: &Path) -> Result<McpProcess, BoxError> {
-    let mut process = McpProcess::spawn(name, command, stderr)?;
-    process.initialize()?;
-    process.set_call("get_note", note_arguments());
-    let reply = process.call_checked()?;
-    let uid = reply
-        .pointer("/result/structuredContent/uid")
-        .and_then(Value::as_str);
-    if uid != Some(NOTE_UID) {
-        return Err(format!("{name}: unexpected get_note result: {reply}").into());
-    }
-    Ok(process)
-}
-
-fn check(result: LoopResult, what: &str) -> Result<LoopResult, BoxError> {
-    if result.errors > 0 {
-        return Err(format!("{what}: {} calls failed", result.errors).into());
-    }
-    Ok(result)
-}
-
-/// The two direct-HTTP clients.
-struct Direct<'a> {
-    /// In its own process, as the sidecar's client is.
-    process: DirectProcess,
-    /// On the upstream's runtime in the bench process.
-    in_process: DirectClient,
-    runtime: &'a tokio::runtime::Runtime,
-}
-
-impl Direct<'_> {
-    fn call_loops(
+    /// `get_note`, or `create_note` (a `POST /v1/notes` for direct HTTP).
+    async fn call_loop(
         &mut self,
-        concurrency: usize,
+        tool: &str,
+        n: usize,
         warmup: usize,
         measured: usize,
-    ) -> Result<(LoopResult, LoopResult), BoxError> {
-        let process = check(
-            self.process.call_loop(concurrency, warmup, measured)?,
-            "direct (own process)",
-        )?;
-        let in_process = check(
-            self.in_process
-                .call_loop(self.runtime, concurrency, warmup, measured),
-            "direct (in-process)",
-        )?;
-        Ok((process, in_process))
-    }
-}
-
-fn measure_latency(
-    report: &mut Report,
-    direct: &mut Direct,
-    floor: &mut McpProcess,
-    sidecar: &mut McpProcess,
-    replica: &mut McpProcess,
-    mut candidate: Option<&mut McpProcess>,
-) -> Result<(), BoxError> {
-    let calls = LATENCY_WARMUP + LATENCY_CALLS;
-    for _ in 0..LATENCY_ROUNDS {
-        let (d, di) = report.costed(DIRECT, 1, direct.process.pid(), calls, || {
-            direct.call_loops(1, LATENCY_WARMUP, LATENCY_CALLS)
-        })?;
-        let f = report.costed(FLOOR, 1, floor.pid(), calls, || {
-            check(floor.call_loop(1, LATENCY_WARMUP, LATENCY_CALLS)?, "floor")
-        })?;
-        let s = report.costed(SIDECAR, 1, sidecar.pid(), calls, || {
-            check(
-                sidecar.call_loop(1, LATENCY_WARMUP, LATENCY_CALLS)?,
-                "sidecar",
-            )
-        })?;
-        report.latency.direct.push_round(d.latencies);
-        report.latency.direct_in_process.push_round(di.latencies);
-        report.latency.floor.push_round(f.latencies);
-        let r = report.costed(REPLICA, 1, replica.pid(), calls, || {
-            check(
-                replica.call_loop(1, LATENCY_WARMUP, LATENCY_CALLS)?,
-                "replica sidecar",
-            )
-        })?;
-        report.latency.sidecar.push_round(s.latencies);
-        report.latency.replica.push_round(r.latencies);
-        if let Some(c) = candidate.as_deref_mut() {
-            let c = report.costed(CANDIDATE, 1, c.pid(), calls, || {
-                check(c.call_loop(1, LATENCY_WARMUP, LATENCY_CALLS)?, "candidate")
-            })?;
-            report.latency.candidate.push_round(c.latencies);
-        }
-    }
-    Ok(())
-}
-
-fn throughput_counts(concurrency: usize) -> (usize, usize) {
-    match concurrency {
-        1 => (300, 3_000),
-        2..=8 => (1_000, 10_000),
-        _ => (2_000, 20_000),
-    }
-}
-
-fn measure_throughput(
-    report: &mut Report,
-    direct: &mut Direct,
-    floor: &mut McpProcess,
-    sidecar: &mut McpProcess,
-    mut candidate: Option<&mut McpProcess>,
-) -> Result<(), BoxError> {
-    for concurrency in CONCURRENCY {
-        let (warmup, measured) = throughput_counts(concurrency);
-        let mut row = ThroughputRow {
-            concurrency,
-            ..ThroughputRow::default()
+    ) -> Result<CallLoop, BoxError> {
+        let create = tool == "create_note";
+        let run = match self {
+            Server::Mcp(p) => {
+                p.call_loop(
+                    tool,
+                    if create { create_args() } else { note_args() },
+                    n,
+                    warmup,
+                    measured,
+                )
+                .await
+            }
+            Server::Direct(d) => d.call_loop(create, n, warmup, measured).await?,
         };
-        let calls = warmup + measured;
-        for _ in 0..THROUGHPUT_REPS {
-            let (d, di) =
-                report.costed(DIRECT, concurrency, direct.process.pid(), calls, || {
-                    direct.call_loops(concurrency, warmup, measured)
-                })?;
-            let f = report.costed(FLOOR, concurrency, floor.pid(), calls, || {
-                check(floor.call_loop(concurrency, warmup, measured)?, "floor")
-            })?;
-            let s = report.costed(SIDECAR, concurrency, sidecar.pid(), calls, || {
-                check(sidecar.call_loop(concurrency, warmup, measured)?, "sidecar")
-            })?;
-            row.direct.push(d.per_sec);
-            row.direct_in_process.push(di.per_sec);
-            row.floor.push(f.per_sec);
-            row.sidecar.push(s.per_sec);
-            row.sidecar_p50.push(percentile(&sorted(s.latencies), 0.5));
-            if let Some(c) = candidate.as_deref_mut() {
-                let c = report.costed(CANDIDATE, concurrency, c.pid(), calls, || {
-                    check(c.call_loop(concurrency, warmup, measured)?, "candidate")
-                })?;
-                row.candidate.push(c.per_sec);
+        checked(run, tool)
+    }
+}
+
+/// What the hot runs measured, by who (`sidecar`, `sidecar create_note`...)
+/// and calls in flight: latencies at 1 in flight, calls/s, and the CPU time
+/// and context switches of the measured process.
+#[derive(Default)]
+struct Hot {
+    latency: HashMap<String, Vec<Duration>>,
+    rates: HashMap<(String, usize), Vec<f64>>,
+    costs: HashMap<(String, usize), (Usage, usize)>,
+}
+
+impl Hot {
+    async fn run(
+        &mut self,
+        name: &str,
+        server: &mut Server,
+        tool: &str,
+        n: usize,
+        counts: (usize, usize),
+    ) -> Result<(), BoxError> {
+        let who = if tool == "get_note" { name.to_owned() } else { format!("{name} {tool}") };
+        let before = usage(server.pid());
+        let run = server.call_loop(tool, n, counts.0, counts.1).await?;
+        let spent = usage(server.pid()).minus(before);
+        let (cost, calls) = self.costs.entry((who.clone(), n)).or_default();
+        *cost = Usage(cost.0 + spent.0, cost.1 + spent.1);
+        *calls += counts.0 + counts.1;
+        self.rates.entry((who.clone(), n)).or_default().push(run.per_sec);
+        if n == 1 {
+            self.latency.entry(who).or_default().extend(run.latencies);
+        }
+        Ok(())
+    }
+
+    fn samples(&self, who: &str) -> Samples {
+        Samples::from(self.latency.get(who).cloned().unwrap_or_default())
+    }
+
+    fn rate(&self, who: &str, n: usize) -> f64 {
+        median(self.rates.get(&(who.to_owned(), n)).map_or(&[][..], Vec::as_slice))
+    }
+
+    /// CPU µs and context switches per call.
+    fn cost(&self, who: &str, n: usize) -> (f64, f64) {
+        let (usage, calls) = self.costs.get(&(who.to_owned(), n)).copied().unwrap_or_default();
+        let calls = calls.max(1) as f64;
+        (usage.0.as_secs_f64() * 1e6 / calls, usage.1 as f64 / calls)
+    }
+}
+
+/// Direct HTTP, the floor, the sidecar, the sidecar on its replica and the
+/// candidate: per-call latency in interleaved rounds, then throughput.
+async fn hot_paths(
+    table: &mut Table,
+    paths: &Paths,
+    upstream: &FastUpstream,
+) -> Result<(), BoxError> {
+    let url = &upstream.url;
+    let get = ("get_note", note_args());
+    let mut servers = vec![
+        ("direct", Server::Direct(DirectProcess::spawn(url)?)),
+        ("floor", Server::Mcp(hot(paths.floor()?, get.clone()).await)),
+        ("sidecar", Server::Mcp(hot(paths.remote(url), get.clone()).await)),
+        ("replica", Server::Mcp(replica::hot_sidecar(paths, upstream).await?)),
+    ];
+    if let Some(launch) = paths.candidate(url) {
+        servers.push(("candidate", Server::Mcp(hot(launch, get).await)));
+    }
+    let mut hot = Hot::default();
+    eprintln!("sidecar bench: latency at 1 in flight, {ROUNDS} rounds");
+    for _ in 0..ROUNDS {
+        for (name, server) in &mut servers {
+            let writes = matches!(*name, "direct" | "sidecar" | "candidate");
+            let tools: &[&str] = if writes { &["get_note", "create_note"] } else { &["get_note"] };
+            for tool in tools {
+                hot.run(name, server, tool, 1, (WARMUP, CALLS)).await?;
             }
         }
-        report.throughput.push(row);
+    }
+    eprintln!("sidecar bench: throughput at {IN_FLIGHT:?} in flight");
+    for n in IN_FLIGHT {
+        let counts = [(300, 3_000), (1_000, 10_000), (2_000, 20_000)]
+            [IN_FLIGHT.iter().position(|&i| i == n).unwrap_or(0)];
+        for _ in 0..THROUGHPUT_REPS {
+            for (name, server) in servers.iter_mut().filter(|(name, _)| *name != "replica") {
+                hot.run(name, server, "get_note", n, counts).await?;
+            }
+        }
+    }
+
+    let (d, f, s) = (hot.samples("direct"), hot.samples("floor"), hot.samples("sidecar"));
+    let (p50, p99) = (|s: &Samples| us(s.p(0.5)), |s: &Samples| us(s.p(0.99)));
+    let ratio = |a: &Samples, b: Duration| a.p(0.5).as_secs_f64() / b.as_secs_f64();
+    table.section(&format!("`get_note` at 1 in flight: median (p99) of {} calls", ROUNDS * CALLS));
+    table.row(
+        "direct HTTP (pooled reqwest in its own process)",
+        format!("{} ({})", p50(&d), p99(&d)),
+    );
+    table.row(
+        "protocol floor (minimal rmcp stdio server, no I/O)",
+        format!("{} ({})", p50(&f), p99(&f)),
+    );
+    let over = ratio(&s, d.p(0.5));
+    let measured = format!(
+        "{} ({}): {:.2}× floor + direct, {over:.2}× direct",
+        p50(&s),
+        p99(&s),
+        ratio(&s, f.p(0.5) + d.p(0.5))
+    );
+    table.goal(
+        "**sidecar** (MCP stdio → HTTP)",
+        measured,
+        "< 1.3× direct (floor + direct alone is more)",
+        Some(over < 1.3),
+    );
+    let r = hot.samples("replica");
+    let over_floor = (r.p(0.5).as_secs_f64() - f.p(0.5).as_secs_f64()) * 1e6;
+    let measured = format!(
+        "{} ({}): {:.2}× direct, {over_floor:+.1} µs over the floor",
+        p50(&r),
+        p99(&r),
+        ratio(&r, d.p(0.5))
+    );
+    table.goal(
+        "sidecar from its local replica (→ SQLite)",
+        measured,
+        "below direct, within 30 µs of the floor",
+        Some(r.p(0.5) < d.p(0.5) && over_floor <= 30.0),
+    );
+
+    table.section("`create_note` at 1 in flight: median (p99)");
+    let (dc, sc) = (hot.samples("direct create_note"), hot.samples("sidecar create_note"));
+    table.row("direct HTTP `POST /v1/notes`", format!("{} ({})", p50(&dc), p99(&dc)));
+    let over = ratio(&sc, f.p(0.5) + dc.p(0.5));
+    table.goal(
+        "**sidecar** `create_note`",
+        format!("{} ({}): {over:.2}× floor + direct", p50(&sc), p99(&sc)),
+        "≤ 1.2× floor + direct",
+        Some(over <= 1.2),
+    );
+    if let Ok(name) = std::env::var(CANDIDATE_ENV) {
+        let (c, cc) = (hot.samples("candidate"), hot.samples("candidate create_note"));
+        let measured = format!(
+            "`get_note` {} ({:.2}× the sidecar), `create_note` {} ({:.2}×)",
+            p50(&c),
+            ratio(&c, s.p(0.5)),
+            p50(&cc),
+            ratio(&cc, sc.p(0.5))
+        );
+        table.row(&format!("candidate `{name}`"), measured);
+    }
+
+    table.section(
+        "`get_note` throughput, calls/s (median of 3), and CPU µs (context switches) per call",
+    );
+    let mut who = vec!["sidecar", "direct", "floor"];
+    who.extend(servers.iter().map(|(name, _)| *name).filter(|n| *n == "candidate"));
+    for n in IN_FLIGHT {
+        let figures: Vec<String> = who
+            .iter()
+            .map(|w| {
+                let (cpu, switches) = hot.cost(w, n);
+                format!("{w} {:.0}, {cpu:.1} µs ({switches:.2})", hot.rate(w, n))
+            })
+            .collect();
+        let (goal, met) = match n {
+            64 => (
+                "sidecar ≥ 0.8× direct",
+                Some(hot.rate("sidecar", n) >= 0.8 * hot.rate("direct", n)),
+            ),
+            _ => ("", None),
+        };
+        table.goal(&format!("{n} in flight"), figures.join("; "), goal, met);
+    }
+    let cpu = |w: &str| hot.cost(w, 1).0;
+    let two_hops = cpu("floor") + cpu("direct");
+    let measured = format!(
+        "{:.1} µs: {:.2}× floor + direct ({:.1} µs beyond them); `create_note` {:.1} µs; from the replica {:.1} µs",
+        cpu("sidecar"),
+        cpu("sidecar") / two_hops,
+        cpu("sidecar") - two_hops,
+        cpu("sidecar create_note"),
+        cpu("replica")
+    );
+    table.goal(
+        "**sidecar CPU per `get_note`**, 1 in flight",
+        measured,
+        "≤ 1.5× floor + direct",
+        Some(cpu("sidecar") <= 1.5 * two_hops),
+    );
+
+    let latency: Map<String, Value> =
+        hot.latency.keys().map(|w| (w.clone(), hot.samples(w).json())).collect();
+    table.record("latency_c1", Value::Object(latency));
+    let costs = hot.costs.keys().map(|(w, n)| {
+        let (cpu, switches) = hot.cost(w, *n);
+        json!({"who": w, "in_flight": n, "per_sec": hot.rate(w, *n), "cpu_us": cpu, "switches": switches})
+    });
+    table.record("per_call", json!(costs.collect::<Vec<_>>()));
+    table.record("sessions_opened", json!(Counters::get(&upstream.counters.sessions)));
+    for (_, server) in servers {
+        if let Server::Mcp(process) = server {
+            process.shutdown().await;
+        }
     }
     Ok(())
 }
 
-/// Launches `make(i)` once unmeasured, then [`STARTUP_RUNS`] times: spawn →
-/// `initialize` reply, spawn → first `tools/list` reply, and stdin EOF → exit.
-fn startup_runs(
-    name: &str,
-    stderr: &Path,
-    mut make: impl FnMut(usize) -> Result<Command, BoxError>,
-) -> Result<StartupRow, BoxError> {
-    let mut row = StartupRow {
-        name: name.to_owned(),
-        ..StartupRow::default()
-    };
+/// Spawn → `initialize` reply, → first `tools/list` reply, and stdin EOF →
+/// exit (ms, median of [`STARTUP_RUNS`] after one unmeasured launch).
+pub async fn startup(make: impl Fn(usize) -> Launch) -> [f64; 3] {
+    let mut runs: [Vec<f64>; 3] = Default::default();
     for i in 0..=STARTUP_RUNS {
-        let mut process = McpProcess::spawn(name, make(i)?, stderr)?;
-        process.initialize()?;
-        let initialized = process.last_reply_at() - process.spawned_at;
-        let tools = process.list_tools()?;
-        let listed = process.last_reply_at() - process.spawned_at;
-        row.tools = tools
-            .pointer("/result/tools")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        if row.tools == 0 {
-            return Err(format!("{name}: tools/list returned no tools: {tools}").into());
-        }
-        let exit = process.close(Duration::from_secs(10));
+        let spawned = Instant::now();
+        let mut process = make(i).spawn().await;
+        process.initialize().await;
+        let initialized = spawned.elapsed();
+        let tools = process.request("tools/list", json!({})).await;
+        assert!(tools.pointer("/result/tools").is_some(), "tools/list: {tools}");
+        let listed = spawned.elapsed();
+        let closed = Instant::now();
+        process.shutdown().await;
         if i > 0 {
-            row.initialize.push(initialized);
-            row.tools_list.push(listed);
-            row.exit.push(exit);
+            for (run, took) in runs.iter_mut().zip([initialized, listed, closed.elapsed()]) {
+                run.push(took.as_secs_f64() * 1e3);
+            }
         }
     }
-    Ok(row)
+    runs.map(|r| median(&r))
 }
 
-fn remove_db(path: &Path) {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(name));
-    }
-}
+/// The `n`th launch of a startup row.
+type MakeLaunch<'a> = Box<dyn Fn(usize) -> Launch + Send + Sync + 'a>;
 
-fn measure_startup(
-    report: &mut Report,
+async fn startup_and_memory(
+    table: &mut Table,
     paths: &Paths,
-    upstream: &Upstream,
+    upstream: &FastUpstream,
 ) -> Result<(), BoxError> {
-    let url = upstream.base_url();
-    report.startup.push(startup_runs(
-        "sidecar, remote upstream",
-        &paths.stderr,
-        |_| Ok(paths.sidecar_remote(&paths.sidecar, &url)),
-    )?);
-    // The warm-up launch creates the database; the measured ones open it, as
-    // every launch after a user's first does.
-    let db = paths.bench_dir.join("embedded.db");
-    remove_db(&db);
-    report.startup.push(startup_runs(
-        "sidecar, embedded API (existing db)",
-        &paths.stderr,
-        |_| Ok(paths.sidecar_embedded(&db)),
-    )?);
-    report.startup.push(startup_runs(
-        "sidecar, embedded API (new db file)",
-        &paths.stderr,
-        |i| {
-            let db = paths.bench_dir.join(format!("embedded-new-{i}.db"));
-            remove_db(&db);
-            Ok(paths.sidecar_embedded(&db))
-        },
-    )?);
-    for i in 0..=STARTUP_RUNS {
-        remove_db(&paths.bench_dir.join(format!("embedded-new-{i}.db")));
-    }
-    report.startup.push(startup_runs(
-        "floor (minimal rmcp server)",
-        &paths.stderr,
-        |_| paths.floor(),
-    )?);
-    Ok(())
-}
-
-fn measure_memory(report: &mut Report, paths: &Paths, upstream: &Upstream) -> Result<(), BoxError> {
-    let mut sidecar = McpProcess::spawn(
-        "sidecar",
-        paths.sidecar_remote(&paths.sidecar, &upstream.base_url()),
-        &paths.stderr,
-    )?;
-    sidecar.initialize()?;
-    sidecar.list_tools()?;
-    std::thread::sleep(Duration::from_millis(200));
-    let pid = sidecar.pid();
-    report.memory.idle = memory_kib(pid);
-    sidecar.set_call("get_note", note_arguments());
-    let batches = if std::env::var_os(SKIP_100K_ENV).is_some() {
-        report.memory.long_run_skipped = true;
-        1
-    } else {
-        MEMORY_BATCHES
+    table.section(&format!("Startup, ms (median of {STARTUP_RUNS}): spawn → `initialize` reply / → first `tools/list` / stdin EOF → exit"));
+    let db = |name: &str| {
+        let db = paths.dir.join(name);
+        replica::remove_db(&db);
+        db
     };
-    for batch in 1..=batches {
-        let started = Instant::now();
-        check(sidecar.call_loop(1, 0, MEMORY_BATCH)?, "sidecar")?;
-        let (hwm, rss) = memory_kib(pid).ok_or("cannot read /proc/PID/status")?;
-        report.memory.samples.push(MemorySample {
-            calls: batch * MEMORY_BATCH,
-            hwm_kib: hwm,
-            rss_kib: rss,
-            seconds: started.elapsed().as_secs_f64(),
-        });
+    let existing = db("embedded.db");
+    let configurations: [(&str, &str, MakeLaunch); 4] = [
+        ("sidecar, remote upstream", "< 15 ms", Box::new(|_| paths.remote(&upstream.url))),
+        // The warm-up launch creates the database; the others open it.
+        (
+            "sidecar, embedded API (existing db)",
+            "< 50 ms",
+            Box::new(|_| paths.sidecar(Launch::embedded(&existing))),
+        ),
+        (
+            "sidecar, embedded API (new db file)",
+            "",
+            Box::new(|i| paths.sidecar(Launch::embedded(&db(&format!("embedded-new-{i}.db"))))),
+        ),
+        (
+            "floor (minimal rmcp server)",
+            "",
+            Box::new(|_| paths.floor().expect("the bench executable")),
+        ),
+    ];
+    for (name, goal, make) in configurations {
+        let [init, list, exit] = startup(make).await;
+        let limit: Option<f64> = goal.trim_start_matches("< ").trim_end_matches(" ms").parse().ok();
+        table.goal(
+            name,
+            format!("{init:.2} / {list:.2} / {exit:.2}"),
+            goal,
+            limit.map(|l| init < l),
+        );
+        table.record(&format!("startup_ms {name}"), json!([init, list, exit]));
+        if name.starts_with("sidecar, remote") {
+            table.record("startup_remote_initialize_ms", json!(init));
+        }
     }
-    sidecar.close(Duration::from_secs(10));
+
+    eprintln!("sidecar bench: memory");
+    let mut sidecar = paths.remote(&upstream.url).spawn().await;
+    sidecar.initialize().await;
+    sidecar.request("tools/list", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle = peak_rss_kib(sidecar.pid());
+    let batches = if std::env::var_os(SKIP_100K_ENV).is_some() { 1 } else { 10 };
+    let mut hwm = Vec::new();
+    for _ in 0..batches {
+        checked(sidecar.call_loop("get_note", note_args(), 1, 0, MEMORY_BATCH).await, "memory")?;
+        hwm.push(peak_rss_kib(sidecar.pid()));
+    }
+    sidecar.shutdown().await;
+    table.section("Memory, peak RSS (`VmHWM`)");
+    table.row("idle, after `initialize` and `tools/list`", mib(idle));
+    table.goal("after 10,000 `get_note` calls", mib(hwm[0]), "< 20 MiB", Some(hwm[0] < 20 * 1024));
+    // From the 20,000-call sample: the first 10,000 include the warm-up of
+    // the allocator and the pool.
+    let growth = (hwm.len() > 2).then(|| hwm[hwm.len() - 1] as i64 - hwm[1] as i64);
+    let measured = growth
+        .map_or(format!("not run ({SKIP_100K_ENV})"), |g| format!("{g:+} KiB from 20,000 calls"));
+    table.goal("over 100,000 calls", measured, "flat (≤ 1,024 KiB)", growth.map(|g| g <= 1024));
+    table.record("memory_kib", json!({"idle": idle, "hwm_per_10k_calls": hwm}));
     Ok(())
 }
 
-fn measure_peer(
-    paths: &Paths,
-    upstream: &Upstream,
-    python: &Path,
-) -> Result<PeerOutcome, BoxError> {
-    let url = upstream.base_url();
-    let versions = peer::versions(python);
-    let startup = startup_runs("FastMCP peer", &paths.stderr, |_| {
-        Ok(peer::command(python, &url))
-    })?;
-    let mut process = McpProcess::spawn("peer", peer::command(python, &url), &paths.stderr)?;
-    process.initialize()?;
-    process.list_tools()?;
-    process.set_call("get_note", note_arguments());
-    let reply = process.call_checked()?;
-    if !reply.to_string().contains(NOTE_UID) {
-        return Err(format!("peer: unexpected get_note result: {reply}").into());
+/// The one table: a row per figure, with its goal and verdict when it has
+/// one, sections as bold rows; and the figures as JSON.
+pub struct Table {
+    header: String,
+    rows: Vec<[String; 4]>,
+    pub json: Map<String, Value>,
+}
+
+impl Table {
+    fn new(paths: &Paths) -> Self {
+        let sh = |program: &str, args: &[&str]| {
+            let out = std::process::Command::new(program).args(args).output().ok()?;
+            Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        };
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let commit = sh("git", &["-C", dir, "rev-parse", "--short", "HEAD"]).unwrap_or_default();
+        let dirty = sh("git", &["-C", dir, "status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let load: Vec<&str> = load.split_whitespace().take(3).collect();
+        let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let size = std::fs::metadata(&paths.sidecar).map_or(0, |m| m.len());
+        let header = format!(
+            "{date} · {cores} cores · load {} · commit {commit}{} · sidecar {:.1} MiB{}",
+            load.join(" "),
+            if dirty { " + changes" } else { "" },
+            size as f64 / 1048576.0,
+            std::env::var(EXTRA_ARGS_ENV).map(|a| format!(" with `{a}`")).unwrap_or_default(),
+        );
+        let json =
+            json!({"header": header, "date": date, "cores": cores, "load": load, "commit": commit});
+        let Value::Object(json) = json else { unreachable!() };
+        Self { header, rows: Vec::new(), json }
     }
-    std::thread::sleep(Duration::from_millis(200));
-    let idle = memory_kib(process.pid());
-    let sessions_before = upstream.counters.sessions();
-    let calls = check(process.call_loop(1, PEER_WARMUP, PEER_CALLS)?, "peer")?;
-    let sessions = upstream.counters.sessions() - sessions_before;
-    let after = memory_kib(process.pid());
-    process.close(Duration::from_secs(10));
-    Ok(PeerOutcome::Measured(Box::new(PeerFigures {
-        versions,
-        startup,
-        latency: Samples::from_latencies(calls.latencies),
-        calls_per_sec: calls.per_sec,
-        idle,
-        after,
-        sessions_per_call: sessions as f64 / (PEER_WARMUP + PEER_CALLS) as f64,
-    })))
+
+    pub fn section(&mut self, title: &str) {
+        self.rows.push([format!("**{title}**"), String::new(), String::new(), String::new()]);
+    }
+
+    pub fn row(&mut self, figure: &str, measured: impl Into<String>) {
+        self.goal(figure, measured, "", None);
+    }
+
+    pub fn goal(
+        &mut self,
+        figure: &str,
+        measured: impl Into<String>,
+        goal: &str,
+        met: Option<bool>,
+    ) {
+        let verdict = met.map_or("", |m| if m { "met" } else { "**missed**" });
+        self.rows.push([figure.to_owned(), measured.into(), goal.to_owned(), verdict.to_owned()]);
+    }
+
+    pub fn record(&mut self, key: &str, value: Value) {
+        self.json.insert(key.to_owned(), value);
+    }
+
+    fn markdown(&mut self) -> String {
+        let mut out = format!(
+            "## toolbridge-mcp sidecar benchmark\n\n{}\n\n| figure | measured | goal | |\n|---|---|---|---|\n",
+            self.header
+        );
+        for row in &self.rows {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+        }
+        let rows: Vec<Value> = self.rows.iter().map(|r| json!(r)).collect();
+        self.record("table", json!(rows));
+        out
+    }
+}
+
+/// Latency samples, sorted.
+#[derive(Default)]
+pub struct Samples(Vec<Duration>);
+
+impl From<Vec<Duration>> for Samples {
+    fn from(mut latencies: Vec<Duration>) -> Self {
+        latencies.sort_unstable();
+        Self(latencies)
+    }
+}
+
+impl Samples {
+    /// Nearest-rank percentile.
+    pub fn p(&self, q: f64) -> Duration {
+        let rank = (q * self.0.len() as f64).ceil() as usize;
+        self.0.get(rank.clamp(1, self.0.len().max(1)) - 1).copied().unwrap_or_default()
+    }
+
+    pub fn json(&self) -> Value {
+        let us = |q| self.p(q).as_secs_f64() * 1e6;
+        json!({"median_us": us(0.5), "p90_us": us(0.9), "p99_us": us(0.99), "samples": self.0.len()})
+    }
+}
+
+pub fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// CPU time and context switches of a process so far, summed over its
+/// threads (`/proc/PID/task/*/schedstat` and `status`).
+#[derive(Clone, Copy, Default)]
+struct Usage(Duration, u64);
+
+impl Usage {
+    fn minus(self, earlier: Usage) -> Usage {
+        Usage(self.0.saturating_sub(earlier.0), self.1.saturating_sub(earlier.1))
+    }
+}
+
+fn usage(pid: u32) -> Usage {
+    let mut total = Usage::default();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+    for task in tasks {
+        let read = |name: &str| std::fs::read_to_string(task.path().join(name)).unwrap_or_default();
+        let ns = read("schedstat").split_whitespace().next().and_then(|n| n.parse().ok());
+        total.0 += Duration::from_nanos(ns.unwrap_or(0));
+        let status = read("status");
+        let switches = status.lines().filter(|l| l.contains("ctxt_switches:"));
+        total.1 +=
+            switches.filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).sum::<u64>();
+    }
+    total
+}
+
+/// Peak resident set in KiB (`VmHWM`), 0 when unknown.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status.lines().find_map(|l| l.strip_prefix("VmHWM:"));
+    hwm.and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
 }

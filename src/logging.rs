@@ -1,9 +1,13 @@
 //! Structured logs: JSON lines in a daily-rotating file, never on stdout.
 //!
-//! `tracing_subscriber::fmt()` writes to stdout unless told otherwise, and the
-//! non-blocking writer's guard prints to stdout when its flush times out; in
+//! `tracing_subscriber::fmt()` writes to stdout unless told otherwise; in
 //! `serve` stdout is the MCP channel, so [`crate::stdio`] points fd 1 at
 //! stderr before this runs, and here every writer is named explicitly.
+//!
+//! A line is written by the thread that logs it, in one `write` to the file
+//! (the page cache; no fsync), before the call's answer is sent: a writer
+//! thread fed through a channel cost a wake-up per tool call, more CPU than
+//! the write itself (`cargo bench --bench sidecar`).
 //!
 //! The files are bounded in number ([`KEEP_FILES`] days) and in total size:
 //! tracing-appender rotates by time only, so the oldest files are removed at
@@ -14,10 +18,10 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use time::{Date, OffsetDateTime};
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
@@ -66,10 +70,9 @@ pub fn parse_filter(filter: &str) -> Result<String, String> {
     Ok(filter.to_owned())
 }
 
-/// Flushes buffered log lines when dropped; keep it alive until exit.
-pub struct LogGuard {
-    _worker: Option<WorkerGuard>,
-}
+/// Held until exit by the commands that log. Lines are written as they are
+/// logged, so there is nothing to flush when it drops.
+pub struct LogGuard(());
 
 /// Installs the global subscriber. When the log directory cannot be used the
 /// reason goes to stderr and logs follow it there: losing logs must not stop
@@ -100,15 +103,12 @@ pub fn init(dir: &Path, level: &str, max_bytes: u64) -> LogGuard {
         .with_env_filter(filter);
     match appender {
         Ok(appender) => {
-            let capped = Capped::new(appender, dir, max_bytes);
-            let (writer, guard) = tracing_appender::non_blocking(capped);
-            let _ = builder.with_writer(writer).with_ansi(false).try_init();
+            let capped = Mutex::new(Capped::new(appender, dir, max_bytes));
+            let _ = builder.with_writer(capped).with_ansi(false).try_init();
             // After the subscriber: what pruning removes is logged.
             prune(dir, max_bytes);
             keep_pruning(dir.to_owned(), max_bytes);
-            LogGuard {
-                _worker: Some(guard),
-            }
+            LogGuard(())
         }
         Err(e) => {
             eprintln!(
@@ -116,7 +116,7 @@ pub fn init(dir: &Path, level: &str, max_bytes: u64) -> LogGuard {
                 dir.display()
             );
             let _ = builder.with_writer(std::io::stderr).try_init();
-            LogGuard { _worker: None }
+            LogGuard(())
         }
     }
 }
@@ -217,8 +217,7 @@ fn keep_pruning(dir: PathBuf, max_bytes: u64) {
 
 /// A writer that passes at most `max_bytes` a day to the day's file: past
 /// that it writes one line saying so and drops the rest until the next day.
-/// It sees each log line whole (the non-blocking worker writes one line per
-/// call).
+/// It sees each log line whole (the fmt layer writes one line per call).
 struct Capped<W> {
     inner: W,
     max_bytes: u64,

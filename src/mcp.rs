@@ -28,14 +28,13 @@ use rmcp::model::{
 #[allow(deprecated)] // MCP logging: deprecated by SEP-2577, still what hosts show.
 use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam, SetLevelRequestParams};
 use rmcp::service::{Peer, RequestContext, RoleServer, SubscriptionContext};
-use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::ToolDef;
 use crate::error::ToolError;
 use crate::notices::{self, Level, Notice};
-use crate::service::Service;
+use crate::service::{Answer, Service};
 use crate::subscriptions::Subscriptions;
 
 /// The `_meta` key of a 2026-07-28 request's log level.
@@ -382,10 +381,10 @@ impl ServerHandler for McpServer {
         let mut heard = request_level(&context)?.map(|level| (level, notices::hub().subscribe()));
         let result = match self
             .service
-            .run(tool, request.arguments, context.ct.clone())
+            .answer(tool, request.arguments, context.ct.clone())
             .await
         {
-            Ok(value) => success(value),
+            Ok(answer) => success(answer),
             Err(error) => tool_error(&error),
         };
         if let Some((level, heard)) = &mut heard {
@@ -538,11 +537,10 @@ pub fn tool_error(error: &ToolError) -> CallToolResult {
 
 /// `structuredContent` plus the same JSON as text: several hosts hand only the
 /// text content to the model. A stale answer adds one plain sentence.
-fn success(value: Value) -> CallToolResult {
-    let notice = crate::service::stale_notice(&value);
-    let mut result = CallToolResult::structured(value);
-    if let Some(notice) = notice {
-        result.content.push(ContentBlock::text(notice));
-    }
+fn success(answer: Answer) -> CallToolResult {
+    let mut content = vec![ContentBlock::text(answer.text)];
+    content.extend(crate::service::stale_notice(&answer.value).map(ContentBlock::text));
+    let mut result = CallToolResult::success(content);
+    result.structured_content = Some(answer.value);
     result
 }

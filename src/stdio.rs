@@ -1,7 +1,7 @@
 //! The MCP channel on stdin/stdout, guarded so that nothing else can write to
-//! stdout: not a library's stray print, not a panic hook, not the log
-//! writer's flush warning. [`StdioTransport`] frames it for rmcp: every line
-//! the client sends gets the answer JSON-RPC prescribes.
+//! stdout: not a library's stray print, not a panic hook. [`StdioTransport`]
+//! frames it for rmcp: every line the client sends gets the answer JSON-RPC
+//! prescribes.
 
 mod judge;
 mod oversized;

@@ -47,8 +47,8 @@ async fn timed(mcp: &mut McpProcess, tool: &str, args: Value) -> (Value, Duratio
     (result, started.elapsed())
 }
 
-/// The call's log line, found by correlation id (the log writer is
-/// asynchronous, so this waits a little for it).
+/// The call's log line, found by correlation id (waiting a little, as for
+/// any line).
 async fn log_line(mcp: &McpProcess, correlation_id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -24,7 +24,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Log lines with this `message`, waiting (5 s at most) until `done` holds
-/// for them: the writer is asynchronous.
+/// for them: lines of background work land at their own time.
 async fn lines(dir: &Path, message: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -287,4 +287,38 @@ fn the_log_directory_stays_under_its_cap() {
         common::log_text(&logs).contains("removed the oldest log files"),
         "the removal is logged"
     );
+}
+
+/// A call's line is in the log file by the time its answer arrives, so the
+/// audit holds every answered call even when the process is killed right
+/// after (the line is written by the call, not handed to a writer thread).
+#[tokio::test]
+async fn each_line_is_written_before_its_answer() {
+    let server = upstream::plausible_upstream().await;
+    // A directory of the test's own: the harness's goes with the process.
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("logs");
+    let mut mcp = Launch::remote(&server.uri())
+        .env("TOOLBRIDGE_LOG", "info")
+        .log_dir(&dir)
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    let count = |mcp: &McpProcess| {
+        mcp.log_text()
+            .lines()
+            .filter(|l| l.contains(r#""message":"tool call""#))
+            .count()
+    };
+    for answered in 1..=1000 {
+        ok(&mcp.call_tool("get_note", json!({"uid": UID})).await);
+        assert_eq!(
+            count(&mcp),
+            answered,
+            "the line of answered call {answered} is missing"
+        );
+    }
+    mcp.kill().await;
+    let lines = common::log_text(&dir);
+    assert_eq!(lines.matches(r#""message":"tool call""#).count(), 1000);
 }

@@ -1,87 +1,107 @@
-//! The FastMCP peer: installs its pinned packages into a venv under
-//! `target/bench/peer-venv` on first use, and builds the command that runs it.
+//! The FastMCP peer, the common Python way (`peer/server.py`: a new
+//! `httpx.AsyncClient` and a new sync session per call), installed with its
+//! pinned packages into `target/bench/peer-venv` on first use.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-/// The peer's sources, beside this file.
-fn peer_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sidecar/peer")
+use serde_json::{Value, json};
+
+use crate::common::Launch;
+use crate::common::fast_upstream::{Counters, FastUpstream};
+use crate::{BoxError, Paths, Samples, Table, checked, hot, note_args, peak_rss_kib, startup, us};
+
+const WARMUP: usize = 100;
+const CALLS: usize = 2_000;
+
+fn run(command: &mut Command) -> Result<(), BoxError> {
+    let output = command.output()?;
+    match output.status.success() {
+        true => Ok(()),
+        false => {
+            Err(format!("{command:?}: {}", String::from_utf8_lossy(&output.stderr).trim()).into())
+        }
+    }
 }
 
-/// The venv's Python, installing or refreshing the venv when the pinned
-/// requirements changed. `SIDECAR_BENCH_PYTHON` picks the interpreter that
-/// makes the venv (default `python3`).
-pub fn ensure_venv(bench_dir: &Path) -> Result<PathBuf, String> {
+/// The venv's Python, (re)installed when the pinned requirements changed;
+/// `SIDECAR_BENCH_PYTHON` makes the venv (default `python3`).
+fn ensure_venv(bench_dir: &Path) -> Result<PathBuf, BoxError> {
     let venv = bench_dir.join("peer-venv");
     let python = venv.join("bin/python");
-    let requirements = peer_dir().join("requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)
-        .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+    let requirements =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sidecar/peer/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)?;
     let stamp = venv.join("bench-requirements.txt");
     if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
         return Ok(python);
     }
-    eprintln!(
-        "sidecar bench: installing the FastMCP peer into {} (first run only)",
-        venv.display()
-    );
+    eprintln!("sidecar bench: installing the FastMCP peer into {}", venv.display());
     let _ = std::fs::remove_dir_all(&venv);
     let interpreter = std::env::var("SIDECAR_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    run(Command::new(&interpreter).args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(interpreter).args(["-m", "venv"]).arg(&venv))?;
     run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"])
         .arg(&requirements))?;
-    std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    std::fs::write(&stamp, wanted)?;
     Ok(python)
 }
 
-fn run(command: &mut Command) -> Result<(), String> {
-    let shown = format!("{command:?}");
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run {shown}: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{shown} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
+fn launch(python: &Path, url: &str) -> Launch {
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sidecar/peer/server.py");
+    Launch::command(python)
+        .arg(&server.display().to_string())
+        .env("PEER_API_URL", url)
+        .env("PYTHONUNBUFFERED", "1")
 }
 
-/// The command that serves the peer on stdio against `api_url`.
-pub fn command(python: &Path, api_url: &str) -> Command {
-    let mut command = Command::new(python);
-    command
-        .arg(peer_dir().join("server.py"))
-        .env("PEER_API_URL", api_url)
-        .env("PEER_TOKEN", "x")
-        .env("PEER_TENANT", "t")
-        // Hosts launch servers with a non-interactive environment.
-        .env("PYTHONUNBUFFERED", "1");
-    command
-}
-
-/// `name==version` of the packages the report names.
-pub fn versions(python: &Path) -> String {
-    let script = "import importlib.metadata as m, sys; \
-        print(' '.join(f'{p}=={m.version(p)}' for p in ('fastmcp','mcp','httpx','pydantic','anyio')), \
-        'python=='+sys.version.split()[0])";
-    Command::new(python)
-        .args(["-c", script])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
+/// Its startup, per-call latency and peak RSS beside the sidecar's.
+pub async fn measure(
+    table: &mut Table,
+    paths: &Paths,
+    upstream: &FastUpstream,
+) -> Result<(), BoxError> {
+    table.section("The FastMCP peer (`benches/sidecar/peer`)");
+    let python = match ensure_venv(&paths.dir) {
+        Ok(python) => python,
+        Err(e) => {
+            table.row("not measured", format!("cannot install it: {e}"));
+            return Ok(());
+        }
+    };
+    let [init, _, _] = startup(|_| launch(&python, &upstream.url)).await;
+    let sidecar_init =
+        table.json.get("startup_remote_initialize_ms").and_then(Value::as_f64).unwrap_or(f64::NAN);
+    table.goal(
+        "spawn → `initialize` reply",
+        format!("{init:.1} ms, {:.0}× the sidecar", init / sidecar_init),
+        "≥ 20×",
+        Some(init >= 20.0 * sidecar_init),
+    );
+    let mut peer = hot(launch(&python, &upstream.url), ("get_note", note_args())).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle = peak_rss_kib(peer.pid());
+    let sessions = Counters::get(&upstream.counters.sessions);
+    let run = checked(peer.call_loop("get_note", note_args(), 1, WARMUP, CALLS).await, "peer")?;
+    let sessions = Counters::get(&upstream.counters.sessions) - sessions;
+    let after = peak_rss_kib(peer.pid());
+    peer.shutdown().await;
+    let latency = Samples::from(run.latencies);
+    let sidecar = table.json.get("latency_c1").and_then(|v| v.pointer("/sidecar/median_us"));
+    let sidecar = sidecar.and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let times = latency.p(0.5).as_secs_f64() * 1e6 / sidecar;
+    let measured = format!(
+        "{} ({}), {times:.0}× the sidecar; {:.2} sessions per call",
+        us(latency.p(0.5)),
+        us(latency.p(0.99)),
+        sessions as f64 / (WARMUP + CALLS) as f64
+    );
+    table.goal("`get_note` median (p99)", measured, "≥ 10×", Some(times >= 10.0));
+    table.row(
+        "peak RSS idle / after 2,100 calls",
+        format!("{:.1} / {:.1} MiB", idle as f64 / 1024.0, after as f64 / 1024.0),
+    );
+    table.record("peer", json!({"initialize_ms": init, "get_note": latency.json(), "idle_kib": idle, "after_kib": after, "per_sec": run.per_sec}));
+    Ok(())
 }

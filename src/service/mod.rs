@@ -120,6 +120,19 @@ impl Service {
         args: Option<JsonObject>,
         cancel: CancellationToken,
     ) -> Result<Value, ToolError> {
+        self.answer(tool, args, cancel)
+            .await
+            .map(|answer| answer.value)
+    }
+
+    /// [`Service::run`], with the result's text made once for both the log
+    /// line's byte count and the MCP result.
+    pub async fn answer(
+        &self,
+        tool: &ToolDef,
+        args: Option<JsonObject>,
+        cancel: CancellationToken,
+    ) -> Result<Answer, ToolError> {
         let started = Instant::now();
         let call = Call::new(self.call_timeout, cancel);
         // A compact tool runs as the full tool its `operation` names, and
@@ -146,7 +159,8 @@ impl Service {
             )),
             (Err(e), _) => Err(e),
         }
-        .map_err(|e| e.with_correlation_id(&call.correlation_id));
+        .map_err(|e| e.with_correlation_id(&call.correlation_id))
+        .map(Answer::new);
         let (outcome, error_code, error_message) = match &result {
             Ok(_) => ("ok", None, None),
             Err(e) => (
@@ -157,10 +171,10 @@ impl Service {
         };
         let stale = result
             .as_ref()
-            .is_ok_and(|v| v.get("stale") == Some(&Value::Bool(true)));
-        // What the caller gets back, as compact JSON: counted, not copied.
+            .is_ok_and(|a| a.value.get("stale") == Some(&Value::Bool(true)));
+        // What the caller gets back, as compact JSON.
         let bytes = match &result {
-            Ok(value) => size::json_len(value) as u64,
+            Ok(answer) => answer.text.len() as u64,
             Err(error) => size::json_len(error) as u64,
         };
         tracing::info!(
@@ -735,7 +749,7 @@ fn keep_within(items: &mut Vec<Value>, budget: usize, order: replica::Order) -> 
     let mut used = 0;
     let mut keep = items.len();
     for (index, item) in items.iter_mut().enumerate() {
-        let size = serde_json::to_string(item).map_or(0, |s| s.len());
+        let size = size::json_len(item);
         if used + size > budget {
             if index == 0 {
                 cut_long_text(item, 0, budget);
@@ -768,7 +782,7 @@ fn cut_long_text(item: &mut Value, offset: usize, budget: usize) {
             }
         }
     }
-    let size = serde_json::to_string(&*item).map_or(0, |s| s.len());
+    let size = size::json_len(&*item);
     // Room for the two keys that say it was cut.
     let mut over = size.saturating_sub(budget.saturating_sub(64));
     let Some(Value::Object(payload)) = item.get_mut("payload") else {
@@ -813,6 +827,20 @@ fn marked(mut value: Value, freshness: &Freshness) -> Value {
 pub use resources::{
     SCHEME as RESOURCE_SCHEME, is_resource, parse_uri, resource_entities, resource_uri, shown_with,
 };
+
+/// A tool's result and its text: the compact JSON hosts hand the model
+/// beside `structuredContent`, serialized once.
+pub struct Answer {
+    pub value: Value,
+    pub text: String,
+}
+
+impl Answer {
+    fn new(value: Value) -> Self {
+        let text = value.to_string();
+        Self { value, text }
+    }
+}
 
 pub fn stale_notice(value: &Value) -> Option<String> {
     if value.get("stale") != Some(&Value::Bool(true)) {

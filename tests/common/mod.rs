@@ -5,10 +5,11 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod fast_upstream;
 pub mod faulty;
 pub mod upstream;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +47,9 @@ pub struct McpProcess {
 
 /// A builder for the server process's command line and environment.
 pub struct Launch {
+    /// The server binary, unless another program (a benchmark's floor or
+    /// peer) is launched.
+    program: Option<PathBuf>,
     args: Vec<String>,
     env: Vec<(String, String)>,
     log_dir: Option<PathBuf>,
@@ -58,6 +62,7 @@ impl Launch {
     /// every count. [`Launch::with_replica`] turns it on.
     pub fn remote(url: &str) -> Self {
         Self {
+            program: None,
             args: vec!["--api-url".into(), url.into()],
             env: vec![
                 ("TOOLBRIDGE_TOKEN".into(), "test-token-7f3e9c".into()),
@@ -84,6 +89,7 @@ impl Launch {
     pub fn embedded(db_path: &Path) -> Self {
         let replicas = db_path.with_extension("replicas");
         Self {
+            program: None,
             args: vec!["--db-path".into(), db_path.display().to_string()],
             env: vec![(
                 "TOOLBRIDGE_REPLICA_DIR".into(),
@@ -91,6 +97,23 @@ impl Launch {
             )],
             log_dir: None,
         }
+    }
+
+    /// Another program that speaks MCP on stdio, with only the environment
+    /// given here.
+    pub fn command(program: &Path) -> Self {
+        Self {
+            program: Some(program.to_owned()),
+            args: Vec::new(),
+            env: Vec::new(),
+            log_dir: None,
+        }
+    }
+
+    /// The same launch of another build of the server.
+    pub fn program(mut self, program: &Path) -> Self {
+        self.program = Some(program.to_owned());
+        self
     }
 
     pub fn arg(mut self, arg: &str) -> Self {
@@ -134,7 +157,7 @@ impl McpProcess {
                 (Some(temp), dir)
             }
         };
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(launch.program.as_deref().unwrap_or(Path::new(BIN)));
         command
             .args(&launch.args)
             .env_clear()
@@ -297,6 +320,53 @@ impl McpProcess {
         }
     }
 
+    /// Calls `name` `warmup + measured` times, keeping `in_flight` calls
+    /// pipelined on the one stdio (each reply sends the next call), as a busy
+    /// host does; the warm-up is not measured. Replies are awaited in the
+    /// order sent, which is exact at one in flight.
+    pub async fn call_loop(
+        &mut self,
+        name: &str,
+        args: Value,
+        in_flight: usize,
+        warmup: usize,
+        measured: usize,
+    ) -> CallLoop {
+        let params = json!({"name": name, "arguments": args});
+        let total = warmup + measured;
+        let mut waiting = VecDeque::with_capacity(in_flight);
+        let (mut sent, mut failed) = (0, 0);
+        let mut latencies = Vec::with_capacity(measured);
+        let mut started = std::time::Instant::now();
+        for done in 1..=total {
+            while sent < total && waiting.len() < in_flight {
+                let at = std::time::Instant::now();
+                let (_, rx) = self.start_request("tools/call", params.clone()).await;
+                waiting.push_back((at, rx));
+                sent += 1;
+            }
+            let (at, rx) = waiting.pop_front().expect("a call in flight");
+            let reply = self.wait(rx).await;
+            if reply
+                .get("result")
+                .is_none_or(|r| r["isError"] == json!(true))
+            {
+                failed += 1;
+            }
+            if done == warmup {
+                started = std::time::Instant::now();
+            } else if done > warmup {
+                latencies.push(at.elapsed());
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64().max(1e-9);
+        CallLoop {
+            per_sec: measured as f64 / seconds,
+            latencies,
+            failed,
+        }
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
@@ -374,6 +444,17 @@ impl McpProcess {
     }
 }
 
+/// What [`McpProcess::call_loop`] measured.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct CallLoop {
+    /// Send-to-reply time of every measured call.
+    pub latencies: Vec<Duration>,
+    /// Measured calls completed per second.
+    pub per_sec: f64,
+    /// Replies that were a JSON-RPC error or a tool result with `isError`.
+    pub failed: usize,
+}
+
 /// Polls `seen` until a message `wanted` accepts shows up, for at most
 /// `within`.
 async fn first_within(
@@ -404,8 +485,8 @@ pub fn log_text(dir: &Path) -> String {
     text
 }
 
-/// Waits up to 10 s for a log line containing `needle`: the log writer is
-/// asynchronous, so a line shows up a little after the event.
+/// Waits up to 10 s for a log line containing `needle`: a line a background
+/// task logs (a refresh, a retry) shows up a little after the event.
 pub async fn wait_for_log_line(dir: &Path, needle: &str) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::time::Instant::now() < deadline {
