@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{Launch, McpProcess, err, ok};
+use common::{McpProcess, err, ok};
 use serde_json::{Value, json};
 
 const BOOKKEEPING: [&str; 9] = [
@@ -26,15 +26,6 @@ const BOOKKEEPING: [&str; 9] = [
     "version",
     "isDeleted",
 ];
-
-async fn embedded(dir: &tempfile::TempDir, extra: &[&str]) -> McpProcess {
-    let mut mcp = Launch::embedded(&dir.path().join("t.db"))
-        .args(extra)
-        .spawn()
-        .await;
-    mcp.initialize().await;
-    mcp
-}
 
 /// Creates one item of every entity; returns (tool stem, plural, uid).
 async fn one_of_each(mcp: &mut McpProcess) -> Vec<(&'static str, &'static str, String)> {
@@ -78,7 +69,7 @@ async fn one_of_each(mcp: &mut McpProcess) -> Vec<(&'static str, &'static str, S
 #[tokio::test]
 async fn items_are_lean_unless_raw() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir, &[]).await;
+    let mut mcp = common::embedded(dir.path(), &[]).await;
     let items = one_of_each(&mut mcp).await;
     let written = mcp
         .call_tool("patch_note", json!({"uid": items[0].2, "title": "n2"}))
@@ -120,7 +111,7 @@ async fn items_are_lean_unless_raw() {
 #[tokio::test]
 async fn fields_work_on_every_entity() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir, &[]).await;
+    let mut mcp = common::embedded(dir.path(), &[]).await;
     let items = one_of_each(&mut mcp).await;
     for (_, plural, uid) in &items {
         let listed = mcp
@@ -154,7 +145,7 @@ async fn fields_work_on_every_entity() {
 #[tokio::test]
 async fn sloppy_arguments_are_accepted_and_wrong_ones_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir, &[]).await;
+    let mut mcp = common::embedded(dir.path(), &[]).await;
     let created = mcp
         .call_tool(
             "create_task",
@@ -218,7 +209,11 @@ async fn sloppy_arguments_are_accepted_and_wrong_ones_refused() {
 /// exactly once, and some pages say `truncated`.
 async fn walk_within_budget(replica: &str, order: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir, &["--result-budget", "500", "--replica", replica]).await;
+    let mut mcp = common::embedded(
+        dir.path(),
+        &["--result-budget", "500", "--replica", replica],
+    )
+    .await;
     let mut created = Vec::new();
     for i in 0..20 {
         let content = format!("{i} {}", "lorem ipsum ".repeat(25));
@@ -286,7 +281,7 @@ async fn a_list_past_the_budget_continues_where_it_stopped() {
 async fn an_enormous_note_is_cut_and_can_be_read_on() {
     let dir = tempfile::tempdir().unwrap();
     // A budget of 40,000 tokens (160 KB): the 1 MB note takes seven reads.
-    let mut mcp = embedded(&dir, &["--result-budget", "40000"]).await;
+    let mut mcp = common::embedded(dir.path(), &["--result-budget", "40000"]).await;
     let content: String = (0..60_000)
         .map(|i| format!("{:>15}é", i % 100_000))
         .collect::<String>();
@@ -328,7 +323,7 @@ async fn an_enormous_note_is_cut_and_can_be_read_on() {
 #[tokio::test]
 async fn compact_mode_reaches_every_operation() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir, &["--tool-mode", "compact"]).await;
+    let mut mcp = common::embedded(dir.path(), &["--tool-mode", "compact"]).await;
     let listed = mcp.request("tools/list", json!({})).await;
     let tools = listed["result"]["tools"].as_array().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();

@@ -30,15 +30,6 @@ fn content_of_a_note_of(bytes: usize) -> String {
     "x".repeat(bytes - 59)
 }
 
-async fn embedded(dir: &tempfile::TempDir, extra: &[&str]) -> McpProcess {
-    let mut mcp = Launch::embedded(&dir.path().join("t.db"))
-        .args(extra)
-        .spawn()
-        .await;
-    mcp.initialize().await;
-    mcp
-}
-
 fn assert_too_large(result: &Value, field: &str, noun: &str) {
     let error = err(result);
     assert_eq!(error["code"], "invalid_input", "{error}");
@@ -58,7 +49,7 @@ fn assert_too_large(result: &Value, field: &str, noun: &str) {
 #[tokio::test]
 async fn the_embedded_api_takes_an_item_up_to_one_mib_and_no_more() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir, &["--result-budget", "300000"]).await;
+    let mut mcp = common::embedded(dir.path(), &["--result-budget", "300000"]).await;
 
     let at_limit = content_of_a_note_of(MAX_ITEM);
     let created = mcp

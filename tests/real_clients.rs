@@ -347,6 +347,27 @@ fn inspector_result(run: &Run) -> Value {
     out["result"].clone()
 }
 
+/// Creates a note titled `title` through an Inspector `tools/call`, with
+/// content "from the Inspector CLI"; returns its uid.
+fn inspector_create_note(scratch: &Scratch, title: &str) -> String {
+    let created = inspector_result(&inspector(
+        scratch,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "create_note",
+            "--tool-arg",
+            &format!("title={title}"),
+            "content=from the Inspector CLI",
+        ],
+    ));
+    assert_eq!(created["isError"], false, "{created}");
+    let note = &created["structuredContent"];
+    assert_eq!(note["payload"]["title"], title, "{created}");
+    note["uid"].as_str().expect("uid").to_owned()
+}
+
 /// Inspector CLI: `tools/list --strict` finds no portability problem in any of the
 /// 41 schemas in either era, and a note created by one process is read back by another.
 #[test]
@@ -369,22 +390,7 @@ fn inspector_cli_lists_strictly_and_round_trips_a_note() {
     }
 
     let title = format!("inspector round trip {}", std::process::id());
-    let created = inspector_result(&inspector(
-        &scratch,
-        &[
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "create_note",
-            "--tool-arg",
-            &format!("title={title}"),
-            "content=from the Inspector CLI",
-        ],
-    ));
-    assert_eq!(created["isError"], false, "{created}");
-    let note = &created["structuredContent"];
-    assert_eq!(note["payload"]["title"], title.as_str(), "{created}");
-    let uid = note["uid"].as_str().expect("uid").to_owned();
+    let uid = inspector_create_note(&scratch, &title);
 
     let got = inspector_result(&inspector(
         &scratch,
@@ -416,21 +422,7 @@ fn inspector_cli_lists_strictly_and_round_trips_a_note() {
 fn inspector_cli_lists_resources_and_prompts() {
     let scratch = Scratch::new();
     let title = format!("inspector resource {}", std::process::id());
-    let created = inspector_result(&inspector(
-        &scratch,
-        &[
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "create_note",
-            "--tool-arg",
-            &format!("title={title}"),
-        ],
-    ));
-    let uid = created["structuredContent"]["uid"]
-        .as_str()
-        .expect("uid")
-        .to_owned();
+    let uid = inspector_create_note(&scratch, &title);
     let uri = format!("toolbridge://notes/{uid}");
     for era in ["legacy", "modern"] {
         let method = |args: &[&str]| {

@@ -14,17 +14,8 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{Launch, McpProcess, ok};
+use common::{McpProcess, ok};
 use serde_json::{Value, json};
-
-async fn embedded(dir: &tempfile::TempDir, extra: &[&str]) -> McpProcess {
-    let mut mcp = Launch::embedded(&dir.path().join("t.db"))
-        .args(extra)
-        .spawn()
-        .await;
-    mcp.initialize().await;
-    mcp
-}
 
 /// Field `field` of each object in the array at `result[list]` of a
 /// JSON-RPC response.
@@ -46,7 +37,7 @@ fn uid(result: &Value) -> String {
 #[tokio::test]
 async fn resources_list_newest_first_page_by_page() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir, &[]).await;
+    let mut mcp = common::embedded(dir.path(), &[]).await;
     let mut created = Vec::new();
     for i in 0..120 {
         let note = mcp
@@ -104,7 +95,7 @@ async fn read(mcp: &mut McpProcess, uri: String) -> String {
 #[tokio::test]
 async fn every_entity_reads_back_as_markdown() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir, &[]).await;
+    let mut mcp = common::embedded(dir.path(), &[]).await;
     let templates = mcp.request("resources/templates/list", json!({})).await;
     let uris = each(&templates, "resourceTemplates", "uriTemplate");
     assert_eq!(
@@ -198,12 +189,12 @@ async fn every_entity_reads_back_as_markdown() {
 #[tokio::test]
 async fn disabled_entities_expose_no_resources() {
     let dir = tempfile::tempdir().unwrap();
-    let mut all = embedded(&dir, &[]).await;
+    let mut all = common::embedded(dir.path(), &[]).await;
     let note = uid(&all.call_tool("create_note", json!({"title": "n"})).await);
     ok(&all.call_tool("create_task", json!({"title": "t"})).await);
     all.shutdown().await;
 
-    let mut tasks_only = embedded(&dir, &["--toolsets", "tasks"]).await;
+    let mut tasks_only = common::embedded(dir.path(), &["--toolsets", "tasks"]).await;
     let listed = tasks_only.request("resources/list", json!({})).await;
     let uris = each(&listed, "resources", "uri");
     assert_eq!(uris.len(), 1, "{uris:?}");
@@ -224,7 +215,7 @@ async fn disabled_entities_expose_no_resources() {
 #[tokio::test]
 async fn uids_complete_from_titles() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir, &[]).await;
+    let mut mcp = common::embedded(dir.path(), &[]).await;
     let budget = uid(&mcp
         .call_tool("create_note", json!({"title": "Budget review"}))
         .await);
@@ -286,7 +277,7 @@ async fn uids_complete_from_titles() {
 #[tokio::test]
 async fn prompts_embed_the_items_they_are_about() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir, &[]).await;
+    let mut mcp = common::embedded(dir.path(), &[]).await;
     let listed = mcp.request("prompts/list", json!({})).await;
     let names = each(&listed, "prompts", "name");
     assert_eq!(names, ["daily_review", "summarize", "note_to_tasks"]);
@@ -390,7 +381,7 @@ async fn prompts_embed_the_items_they_are_about() {
     );
     mcp.shutdown().await;
 
-    let mut read_only = embedded(&dir, &["--read-only"]).await;
+    let mut read_only = common::embedded(dir.path(), &["--read-only"]).await;
     let listed = read_only.request("prompts/list", json!({})).await;
     let names = each(&listed, "prompts", "name");
     assert_eq!(names, ["daily_review", "summarize"], "note_to_tasks writes");
@@ -402,7 +393,7 @@ async fn prompts_embed_the_items_they_are_about() {
 #[tokio::test]
 async fn listed_sizes_are_what_a_read_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = embedded(&dir, &[]).await;
+    let mut mcp = common::embedded(dir.path(), &[]).await;
     let note = uid(&mcp
         .call_tool(
             "create_note",

@@ -475,6 +475,17 @@ async fn first_within(
 }
 
 /// Every log line written so far to the files in `dir`.
+/// A server on a fresh embedded database in `dir` (with `extra` arguments),
+/// past its `initialize`.
+pub async fn embedded(dir: &Path, extra: &[&str]) -> McpProcess {
+    let mut mcp = Launch::embedded(&dir.join("t.db"))
+        .args(extra)
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    mcp
+}
+
 pub fn log_text(dir: &Path) -> String {
     let mut text = String::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
