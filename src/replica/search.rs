@@ -365,34 +365,41 @@ fn broad_page(
     limit: usize,
     offset: usize,
 ) -> Result<Vec<i64>, ReplicaError> {
-    let mut filter = Where::default();
-    // One entity: its index walks that entity newest first. Several: a
-    // check per item walked (an entity index would fetch and sort every
-    // item of them instead).
-    let column = if q.entities.len() == 1 {
-        "i.entity"
-    } else {
-        "+i.entity"
+    // The filters, for a walk newest first or for fetching by rowid. A walk
+    // of one entity goes down its own index in time order; of several, it
+    // checks the entity per item walked (an entity index would fetch and
+    // sort every item of them). Fetching by rowid must not be turned into
+    // a walk of the entity's index either.
+    let filters = |walk: bool| -> Result<Where, ReplicaError> {
+        let mut filter = Where::default();
+        if !q.entities.is_empty() {
+            let column = if walk && q.entities.len() == 1 {
+                "i.entity"
+            } else {
+                "+i.entity"
+            };
+            entity_filter(&mut filter, column, &q.entities)?;
+        }
+        filter.filters(&q.filters);
+        Ok(filter)
     };
-    if !q.entities.is_empty() {
-        entity_filter(&mut filter, column, &q.entities)?;
-    }
-    filter.filters(&q.filters);
-    let where_sql = filter.joined("AND");
+    let (walked, fetched) = (filters(true)?, filters(false)?);
     let in_titles = format!("({}) AND {}", terms.all(), terms.any_in_title());
     // Title matches are often few (a word common in bodies, rare in
     // titles): then they are fetched and sorted, and a walk newest first
     // would pass every item looking for them.
     let title_matches_at_most = capped_count(conn, &in_titles)?;
     let matched = |titles: bool, limit: usize, offset: usize| {
-        let (text, way_in) = if titles {
-            let few = title_matches_at_most <= BROAD_MATCHES;
-            (&in_titles, if few { "i.id" } else { "+i.id" })
+        let few = titles && title_matches_at_most <= BROAD_MATCHES;
+        let text = if titles { &in_titles } else { &terms.all() };
+        // `+i.id` in a walk: a membership test per item walked, not the way
+        // in (which would fetch and sort every match).
+        let (way_in, filter) = if few {
+            ("i.id", &fetched)
         } else {
-            // `+i.id`: a membership test per item walked, not the way in
-            // (which would fetch and sort every match).
-            (&terms.all(), "+i.id")
+            ("+i.id", &walked)
         };
+        let where_sql = filter.joined("AND");
         let mut params = vec![Sql::Text(text.clone())];
         let mut sql = format!(
             "SELECT i.id FROM items i
@@ -426,10 +433,11 @@ fn broad_page(
     } else {
         let sql = format!(
             "SELECT count(*) FROM items i
-             WHERE i.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?) AND {where_sql}"
+             WHERE i.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?) AND {}",
+            fetched.joined("AND")
         );
         let mut params = vec![Sql::Text(in_titles.clone())];
-        params.extend(filter.params.iter().cloned());
+        params.extend(fetched.params.iter().cloned());
         let n: i64 = conn
             .prepare_cached(&sql)?
             .query_row(params_from_iter(params), |r| r.get(0))?;
