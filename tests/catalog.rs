@@ -167,10 +167,7 @@ fn what_models_see_stays_small() {
 #[tokio::test]
 async fn resource_templates_and_prompts_match_the_catalog() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = common::Launch::embedded(&dir.path().join("t.db"))
-        .spawn()
-        .await;
-    mcp.initialize().await;
+    let mut mcp = common::embedded(dir.path(), &[]).await;
     let surface = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/surface");
     for (method, key, file) in [
         (

@@ -69,8 +69,7 @@ async fn in_step(mcp: &mut McpProcess, params: Value) {
 #[tokio::test]
 async fn legacy_subscriber_hears_only_its_items() {
     let dir = tempfile::tempdir().unwrap();
-    let mut mcp = Launch::embedded(&dir.path().join("t.db")).spawn().await;
-    mcp.initialize().await;
+    let mut mcp = common::embedded(dir.path(), &[]).await;
     let a = uid(&mcp.call_tool("create_note", json!({"title": "A"})).await);
     let b = uid(&mcp.call_tool("create_note", json!({"title": "B"})).await);
     in_step(&mut mcp, json!({})).await;
