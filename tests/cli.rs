@@ -756,7 +756,7 @@ fn an_unknown_log_level_is_refused() {
 
 /// `call --help` says the exit codes and how to see a tool's parameters;
 /// `call TOOL --help` prints them (type, required, enum values,
-/// description) for the tools the settings enable; an unknown TOOL is the
+/// description, default) for the tools the settings enable; an unknown TOOL is the
 /// unknown-tool error.
 #[test]
 fn call_help_shows_exit_codes_and_a_tools_parameters() {
@@ -774,7 +774,7 @@ fn call_help_shows_exit_codes_and_a_tools_parameters() {
     assert!(task.status.success());
     let text = String::from_utf8(task.stdout).unwrap();
     assert!(
-        text.starts_with("patch_task: Change only the given fields of a task."),
+        text.starts_with("patch_task: Change only the given fields (≤1 MiB)."),
         "{text}"
     );
     let line = |name: &str| {
@@ -786,8 +786,12 @@ fn call_help_shows_exit_codes_and_a_tools_parameters() {
     assert!(line("uid").contains("* ") && line("uid").contains("string (uuid)"));
     assert!(!line("title").contains('*'), "optional: {}", line("title"));
     assert!(line("status").contains("open | in_progress | completed | archived"));
-    assert!(line("parent_uid").contains("Parent task, for a subtask."));
+    assert!(line("parent_uid").contains("Parent task"));
     assert!(line("tags").contains("array of string"));
+
+    let list = with_env(&["call", "list_notes", "--help"], &[]);
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(list.contains("(default 50)"), "{list}");
 
     let compact = with_env(&["--tool-mode", "compact", "call", "write", "-h"], &[]);
     assert!(

@@ -7,9 +7,9 @@
 //! operation is: the same schema checks, the same plan, the same service
 //! path. Reads and writes are split so that `readOnlyHint` stays honest
 //! (hosts skip approval on reads) and a tool that can delete is marked
-//! destructive. Parameter descriptions are left out: they repeat what the
-//! full tools and the server instructions say, and this mode exists to be
-//! small.
+//! destructive. Parameter descriptions and defaults are left out: they
+//! repeat what the full tools and the server instructions say, and this mode
+//! exists to be small.
 
 use std::sync::Arc;
 
@@ -57,14 +57,21 @@ pub fn tools(entities: &[&'static Entity], local: bool, read_only: bool) -> Vec<
 pub fn without_descriptions(mut def: ToolDef) -> ToolDef {
     let mut schema = (*def.input_schema).clone();
     if let Some(Value::Object(properties)) = schema.get_mut("properties") {
-        for (_, property) in properties.iter_mut() {
-            if let Value::Object(p) = property {
-                p.remove("description");
-            }
-        }
+        strip_documentation(properties);
     }
     def.input_schema = Arc::new(schema);
     def
+}
+
+/// Drops what documents a parameter rather than constrains it: its
+/// description and its `default`.
+fn strip_documentation(properties: &mut JsonObject) {
+    for (_, property) in properties.iter_mut() {
+        if let Value::Object(p) = property {
+            p.remove("description");
+            p.remove("default");
+        }
+    }
 }
 
 fn tool(
@@ -102,11 +109,7 @@ fn tool(
         // planned; the union requires only what picks the operation.
         schema.remove("required");
         if let Some(Value::Object(properties)) = schema.get_mut("properties") {
-            for (_, property) in properties.iter_mut() {
-                if let Value::Object(p) = property {
-                    p.remove("description");
-                }
-            }
+            strip_documentation(properties);
             for (key, union) in unions.iter_mut() {
                 let values = properties
                     .get(*key)

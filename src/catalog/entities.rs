@@ -155,7 +155,7 @@ pub static ENTITIES: [Entity; 5] = [
         list_filter: Some(ListFilter {
             param: "parent_uid",
             wire: "parentUid",
-            description: "Only comments on this note or task.",
+            description: "On this note or task",
         }),
         checked_parent: None,
         statuses: &["open", "resolved", "archived"],
@@ -189,7 +189,7 @@ pub static ENTITIES: [Entity; 5] = [
         list_filter: Some(ListFilter {
             param: "chat_uid",
             wire: "chatUid",
-            description: "Only messages of this chat.",
+            description: "In this chat",
         }),
         checked_parent: None,
         statuses: &[],
@@ -199,14 +199,15 @@ pub static ENTITIES: [Entity; 5] = [
 
 // Payload fields. Every field is optional in the type; `Entity::required`
 // says which a write must carry, so create and patch share one definition.
-// Doc comments become the schema's descriptions: keep them to a few words.
-// The long text fields say the largest item (`size::MAX_ITEM_BYTES`).
+// Doc comments become the schema's descriptions: a few words, no closing
+// period, and none where the name and type say it. The largest item
+// (`size::MAX_ITEM_BYTES`) is said once, in the write tools' descriptions.
 
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct NoteFields {
     pub title: Option<String>,
-    /// Markdown, ≤1 MiB.
+    /// Markdown
     pub content: Option<String>,
     pub tags: Option<Vec<String>>,
 }
@@ -215,16 +216,15 @@ pub struct NoteFields {
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct TaskFields {
     pub title: Option<String>,
-    /// ≤1 MiB.
     pub description: Option<String>,
     pub status: Option<TaskStatus>,
-    /// e.g. low, medium, high.
+    /// e.g. low, medium, high
     pub priority: Option<String>,
-    /// ISO 8601.
+    /// ISO 8601
     #[schemars(with = "String")]
     pub due_date: Option<IsoDate>,
     pub tags: Option<Vec<String>>,
-    /// Parent task, for a subtask.
+    /// Parent task
     pub parent_uid: Option<Uuid>,
 }
 
@@ -241,9 +241,9 @@ pub enum TaskStatus {
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct CommentFields {
     pub parent_type: Option<ParentType>,
-    /// The note or task commented on.
+    // The note or task commented on: `parent_type` beside it says so.
     pub parent_uid: Option<Uuid>,
-    /// Markdown, ≤1 MiB.
+    /// Markdown
     pub content: Option<String>,
     pub author: Option<String>,
     pub tags: Option<Vec<String>>,
@@ -262,7 +262,6 @@ pub enum ParentType {
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct ChatFields {
     pub title: Option<String>,
-    /// ≤1 MiB.
     pub description: Option<String>,
     pub participants: Option<Vec<String>>,
     pub tags: Option<Vec<String>>,
@@ -272,10 +271,9 @@ pub struct ChatFields {
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct ChatMessageFields {
     pub chat_uid: Option<Uuid>,
-    /// ≤1 MiB.
     pub content: Option<String>,
     pub sender: Option<String>,
-    /// e.g. text.
+    /// e.g. text
     pub message_type: Option<String>,
     pub tags: Option<Vec<String>>,
 }

@@ -85,8 +85,19 @@ pub enum Finish {
     },
 }
 
-/// List order by update time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+// List order by update time (not as a doc comment: schemars would make it
+// the `order` parameter's description, which the list's description says).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Order {
     #[default]

@@ -35,6 +35,9 @@ pub struct Hints {
 
 /// Default page size: small enough for a model's context.
 pub const DEFAULT_LIMIT: u32 = 50;
+/// The format of the date filters, for the descriptions of the tools that
+/// take them.
+pub(super) const FILTER_DATES: &str = "dates ISO 8601";
 /// The upstream's largest page.
 pub const MAX_LIMIT: u32 = 1000;
 
@@ -78,21 +81,24 @@ impl Operation {
     }
 
     /// `local`: a replica answers reads, so lists can sort and filter.
+    ///
+    /// A description says what the tool's name and schema do not: the
+    /// order, what an update clears, the largest item, what archive and the
+    /// actions set, the date format of the filters (said once here rather
+    /// than on each date parameter).
     pub fn description(self, e: &Entity, local: bool) -> String {
         let (one, many) = (e.noun, e.plural.replace('_', " "));
+        let largest = size::max_item_short();
         match self {
-            Self::List if local => format!("List {many} by update time, with filters."),
+            Self::List if local => format!("List {many} by update time; {FILTER_DATES}."),
             Self::List => format!("List {many}, oldest update first."),
-            Self::Get => format!("Get one {one} by uid."),
-            Self::Create => format!("Create a {one}."),
-            Self::Update => format!(
-                "Set all of a {one}'s fields; omitted ones are cleared (use patch_{} to change some).",
-                e.singular
-            ),
-            Self::Patch => format!("Change only the given fields of a {one}."),
+            Self::Get => format!("Get a {one}."),
+            Self::Create => format!("Create a {one} ({largest})."),
+            Self::Update => format!("Set every field ({largest}); omitted ones are cleared."),
+            Self::Patch => format!("Change only the given fields ({largest})."),
             Self::Delete => format!("Soft-delete a {one}."),
-            Self::Archive => format!("Archive a {one} (sets {}).", e.archive_effect),
-            Self::Process => format!("Apply an action to a {one}: {}.", e.actions_summary),
+            Self::Archive => format!("Set {}.", e.archive_effect),
+            Self::Process => format!("{}.", e.actions_summary),
         }
     }
 
@@ -378,7 +384,7 @@ pub(super) fn status_and_due_properties(statuses: &[&str], due_dates: bool) -> V
         ));
     }
     if due_dates {
-        let date = json!({"type": "string", "description": "ISO 8601."});
+        let date = json!({"type": "string"});
         parts.push(property("due_after", date.clone(), false));
         parts.push(property("due_before", date, false));
     }
@@ -408,23 +414,25 @@ pub(super) fn filters(statuses: &[&str], args: &JsonObject) -> Result<Filters, T
     })
 }
 
-// The operations' own parameters. Doc comments are the schema descriptions.
+// The operations' own parameters. Doc comments are the schema descriptions:
+// a few words, no closing period, and none where the name and type say it.
+// A default is the `default` keyword, not prose.
 
 #[derive(Deserialize, JsonSchema)]
 struct OrderParam {
-    /// By update time (default oldest).
+    // By update time: the list's description says so.
+    #[schemars(extend("default" = Order::default()))]
     order: Option<Order>,
 }
 
 /// What every local list and search can filter by.
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct FilterParams {
-    /// Only items with all these tags.
+    /// Has all of these
     tags: Option<Vec<String>>,
-    /// ISO 8601.
+    // The dates' format is in the tool's description (`FILTER_DATES`).
     #[schemars(with = "Option<String>")]
     updated_after: Option<IsoDate>,
-    /// ISO 8601.
     #[schemars(with = "Option<String>")]
     updated_before: Option<IsoDate>,
 }
@@ -439,14 +447,13 @@ struct StatusAndDueParams {
 
 #[derive(Deserialize, JsonSchema)]
 struct ListParams {
-    /// Page size (default 50).
-    #[schemars(range(min = 1, max = 1000))]
+    #[schemars(range(min = 1, max = 1000), extend("default" = DEFAULT_LIMIT))]
     limit: Option<u32>,
-    /// Previous page's nextCursor.
+    /// Previous page's nextCursor
     cursor: Option<String>,
     // Explained once, in the server instructions.
     include_deleted: Option<bool>,
-    /// Only these payload keys.
+    /// Payload keys
     fields: Option<Vec<String>>,
     // Explained once, in the server instructions.
     raw: Option<bool>,
@@ -468,8 +475,8 @@ struct Target {
 
 #[derive(Deserialize, JsonSchema)]
 struct Guard {
-    // Explained once, in the server instructions.
-    #[schemars(range(min = 1))]
+    // Explained once, in the server instructions. No bound: a model passes
+    // a version it read, never one it makes up.
     if_version: Option<u64>,
 }
 
@@ -481,7 +488,7 @@ struct Extra {
 
 #[derive(Deserialize, JsonSchema)]
 struct ProcessParams {
-    /// Sent along; not stored.
+    /// Not stored
     metadata: Option<JsonObject>,
 }
 

@@ -68,6 +68,8 @@ pub struct Parameter<'a> {
     /// The values an enum allows.
     pub values: Vec<&'a str>,
     pub description: Option<&'a str>,
+    /// The value an omitted parameter takes, as its schema says it.
+    pub default: Option<&'a Value>,
 }
 
 /// The tool's parameters in schema order.
@@ -107,6 +109,7 @@ pub fn parameters(tool: &ToolDef) -> Vec<Parameter<'_>> {
                     .map(|v| v.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default(),
                 description: property.get("description").and_then(Value::as_str),
+                default: property.get("default"),
             }
         })
         .collect()
@@ -114,7 +117,8 @@ pub fn parameters(tool: &ToolDef) -> Vec<Parameter<'_>> {
 
 /// What `call TOOL --help` prints: the description, then one line per
 /// parameter (required first), e.g.
-/// `  status          string: open | in_progress | completed | archived`.
+/// `  status          string: open | in_progress | completed | archived`
+/// or `  limit           integer  (default 50)`.
 pub fn text(tool: &ToolDef) -> String {
     let mut params = parameters(tool);
     // Stable: schema order within required and optional.
@@ -137,6 +141,12 @@ pub fn text(tool: &ToolDef) -> String {
         }
         if let Some(description) = p.description {
             line.push_str(&format!("  {description}"));
+        }
+        if let Some(default) = p.default {
+            let shown = default
+                .as_str()
+                .map_or_else(|| default.to_string(), str::to_owned);
+            line.push_str(&format!("  (default {shown})"));
         }
         out.push_str(line.trim_end());
         out.push('\n');

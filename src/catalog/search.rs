@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::cursor::{self, Listing};
 use super::entities::Entity;
 use super::operations::{
-    FilterParams, Hints, filters, optional_uuid, parse, status_and_due_properties,
+    FILTER_DATES, FilterParams, Hints, filters, optional_uuid, parse, status_and_due_properties,
 };
 use super::schema::{JsonObject, merge_objects, property, schema_of};
 use super::{Filters, Kind, ToolDef};
@@ -38,12 +38,11 @@ pub struct SearchPlan {
 
 #[derive(Deserialize, JsonSchema)]
 struct SearchParams {
-    /// Words (prefixes match), "a phrase"; empty: latest items.
+    /// Words (prefixes match), "a phrase"; empty: latest items
     query: String,
-    /// Hits (default 20).
-    #[schemars(range(min = 1, max = 100))]
+    #[schemars(range(min = 1, max = 100), extend("default" = DEFAULT_HITS))]
     limit: Option<u32>,
-    /// Previous page's nextCursor.
+    /// Previous page's nextCursor
     cursor: Option<String>,
     include_deleted: Option<bool>,
 }
@@ -69,12 +68,12 @@ pub fn tool(entities: Vec<&'static Entity>) -> ToolDef {
     if names.contains(&"comments") {
         parts.push(property(
             "parent_uid",
-            uuid("Comments on this note or task."),
+            uuid("Comments on, or subtasks of, this item"),
             false,
         ));
     }
     if names.contains(&"chat_messages") {
-        parts.push(property("chat_uid", uuid("Messages of this chat."), false));
+        parts.push(property("chat_uid", uuid("Messages of this chat"), false));
     }
     let output = json!({
         "type": "object",
@@ -87,7 +86,7 @@ pub fn tool(entities: Vec<&'static Entity>) -> ToolDef {
     ToolDef {
         name: "search".into(),
         description: format!(
-            "Search {} by words, best match first; filters narrow it.",
+            "Search {} by words, best match first; {FILTER_DATES}.",
             names.join(", ").replace('_', " ")
         ),
         kind: Kind::Search(entities),

@@ -12,9 +12,14 @@ use crate::error::ToolError;
 /// context or the upstream's response cap could take in one read.
 pub const MAX_ITEM_BYTES: usize = 1 << 20;
 
-/// The limit as the schemas and refusals say it.
+/// The limit as refusals say it.
 pub fn max_item_text() -> String {
     format!("{} bytes (1 MiB)", grouped(MAX_ITEM_BYTES))
+}
+
+/// The limit as the write tools' descriptions say it: `≤1 MiB`.
+pub fn max_item_short() -> String {
+    format!("≤{} MiB", MAX_ITEM_BYTES >> 20)
 }
 
 /// The length of `value` as compact JSON, without building the text.
