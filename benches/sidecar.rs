@@ -25,7 +25,7 @@ mod peer;
 #[path = "sidecar/replica.rs"]
 mod replica;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use children::DirectProcess;
 use common::fast_upstream::{self, Counters, FastUpstream, NOTE_UID};
 use common::{CallLoop, Launch, McpProcess};
 
@@ -50,7 +49,9 @@ const ROUNDS: usize = 3;
 const WARMUP: usize = 300;
 const CALLS: usize = 3_000;
 const THROUGHPUT_REPS: usize = 3;
-const IN_FLIGHT: [usize; 3] = [1, 8, 64];
+/// Throughput beyond the rounds (which measure it at 1 in flight): calls in
+/// flight, warm-up and measured calls.
+const IN_FLIGHT: [(usize, (usize, usize)); 2] = [(8, (1_000, 10_000)), (64, (2_000, 20_000))];
 const STARTUP_RUNS: usize = 5;
 const MEMORY_BATCH: usize = 10_000;
 
@@ -80,9 +81,11 @@ fn create_args() -> Value {
     body
 }
 
-/// The sidecar binary, and `<target>/bench` for the report, logs and files.
+/// The sidecar binary, the bench's own executable (for its children), and
+/// `<target>/bench` for the report, logs and files.
 pub struct Paths {
     pub sidecar: PathBuf,
+    bench: PathBuf,
     pub dir: PathBuf,
     logs: PathBuf,
 }
@@ -95,7 +98,7 @@ impl Paths {
         let logs = dir.join("logs");
         let _ = std::fs::remove_dir_all(&logs);
         std::fs::create_dir_all(&logs)?;
-        Ok(Self { sidecar, dir, logs })
+        Ok(Self { sidecar, bench: std::env::current_exe()?, dir, logs })
     }
 
     /// A sidecar as measured: info-level logs (one line per call) in
@@ -118,8 +121,12 @@ impl Paths {
         Some(self.remote(url).program(&binary).args(&words.collect::<Vec<_>>()))
     }
 
-    fn floor(&self) -> Result<Launch, BoxError> {
-        Ok(Launch::command(&std::env::current_exe()?).env(children::FLOOR_ENV, "1"))
+    fn floor(&self) -> Launch {
+        Launch::command(&self.bench).env(children::FLOOR_ENV, "1")
+    }
+
+    fn direct(&self, url: &str) -> Launch {
+        Launch::command(&self.bench).env(children::DIRECT_ENV, url)
     }
 }
 
@@ -127,8 +134,7 @@ impl Paths {
 pub async fn hot(launch: Launch, call: (&str, Value)) -> McpProcess {
     let mut process = launch.spawn().await;
     process.initialize().await;
-    let result = process.call_tool(call.0, call.1).await;
-    assert_ne!(result["isError"], json!(true), "{}: {result}", call.0);
+    common::ok(&process.call_tool(call.0, call.1).await);
     process
 }
 
@@ -164,92 +170,79 @@ async fn run() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// A server measured: over MCP stdio, or the direct-HTTP process.
-enum Server {
-    Mcp(McpProcess),
-    Direct(DirectProcess),
+/// A server measured, by name: an MCP server on stdio, or the direct-HTTP
+/// process, which runs each loop itself.
+struct Server {
+    name: &'static str,
+    process: McpProcess,
 }
 
-impl Server {
-    fn pid(&self) -> u32 {
-        match self {
-            Server::Mcp(p) => p.pid(),
-            Server::Direct(d) => d.pid(),
-        }
-    }
-
-    /// `get_note`, or `create_note` (a `POST /v1/notes` for direct HTTP).
-    async fn call_loop(
-        &mut self,
-        tool: &str,
-        n: usize,
-        warmup: usize,
-        measured: usize,
-    ) -> Result<CallLoop, BoxError> {
-        let create = tool == "create_note";
-        let run = match self {
-            Server::Mcp(p) => {
-                p.call_loop(
-                    tool,
-                    if create { create_args() } else { note_args() },
-                    n,
-                    warmup,
-                    measured,
-                )
-                .await
-            }
-            Server::Direct(d) => d.call_loop(create, n, warmup, measured).await?,
-        };
-        checked(run, tool)
-    }
-}
-
-/// What the hot runs measured, by who (`sidecar`, `sidecar create_note`...)
-/// and calls in flight: latencies at 1 in flight, calls/s, and the CPU time
-/// and context switches of the measured process.
+/// What one server's tool measured at one number of calls in flight: the
+/// latencies, the calls/s of each run, and the CPU time and context switches
+/// the server spent on its calls.
 #[derive(Default)]
-struct Hot {
-    latency: HashMap<String, Vec<Duration>>,
-    rates: HashMap<(String, usize), Vec<f64>>,
-    costs: HashMap<(String, usize), (Usage, usize)>,
+struct Runs {
+    latencies: Vec<Duration>,
+    per_sec: Vec<f64>,
+    cpu: Duration,
+    switches: u64,
+    calls: usize,
 }
 
-impl Hot {
-    async fn run(
-        &mut self,
-        name: &str,
-        server: &mut Server,
-        tool: &str,
-        n: usize,
-        counts: (usize, usize),
-    ) -> Result<(), BoxError> {
-        let who = if tool == "get_note" { name.to_owned() } else { format!("{name} {tool}") };
-        let before = usage(server.pid());
-        let run = server.call_loop(tool, n, counts.0, counts.1).await?;
-        let spent = usage(server.pid()).minus(before);
-        let (cost, calls) = self.costs.entry((who.clone(), n)).or_default();
-        *cost = Usage(cost.0 + spent.0, cost.1 + spent.1);
-        *calls += counts.0 + counts.1;
-        self.rates.entry((who.clone(), n)).or_default().push(run.per_sec);
-        if n == 1 {
-            self.latency.entry(who).or_default().extend(run.latencies);
-        }
-        Ok(())
+impl Runs {
+    fn samples(&self) -> Samples {
+        Samples::from(self.latencies.clone())
     }
 
-    fn samples(&self, who: &str) -> Samples {
-        Samples::from(self.latency.get(who).cloned().unwrap_or_default())
-    }
-
-    fn rate(&self, who: &str, n: usize) -> f64 {
-        median(self.rates.get(&(who.to_owned(), n)).map_or(&[][..], Vec::as_slice))
+    fn rate(&self) -> f64 {
+        median(&self.per_sec)
     }
 
     /// CPU µs and context switches per call.
-    fn cost(&self, who: &str, n: usize) -> (f64, f64) {
-        let (usage, calls) = self.costs.get(&(who.to_owned(), n)).copied().unwrap_or_default();
-        let calls = calls.max(1) as f64;
-        (usage.0.as_secs_f64() * 1e6 / calls, usage.1 as f64 / calls)
+    fn cost(&self) -> (f64, f64) {
+        let calls = self.calls.max(1) as f64;
+        (self.cpu.as_secs_f64() * 1e6 / calls, self.switches as f64 / calls)
+    }
+}
+
+/// The hot runs, by who (`sidecar`, `sidecar create_note`...) and calls in
+/// flight.
+#[derive(Default)]
+struct Hot(BTreeMap<(String, usize), Runs>);
+
+impl Hot {
+    /// `tool` on `server` with `n` calls in flight: warm-up and measured calls.
+    async fn run(
+        &mut self,
+        server: &mut Server,
+        tool: &str,
+        n: usize,
+        calls: (usize, usize),
+    ) -> Result<(), BoxError> {
+        let pid = server.process.pid();
+        let before = usage(pid);
+        let run = match server.name {
+            "direct" => children::direct_loop(&mut server.process, tool, n, calls).await?,
+            _ => {
+                let args = if tool == "create_note" { create_args() } else { note_args() };
+                server.process.call_loop(tool, args, n, calls.0, calls.1).await
+            }
+        };
+        let run = checked(run, tool)?;
+        let after = usage(pid);
+        let name = server.name;
+        let who = if tool == "get_note" { name.to_owned() } else { format!("{name} {tool}") };
+        let runs = self.0.entry((who, n)).or_default();
+        runs.cpu += after.0.saturating_sub(before.0);
+        runs.switches += after.1.saturating_sub(before.1);
+        runs.calls += calls.0 + calls.1;
+        runs.per_sec.push(run.per_sec);
+        runs.latencies.extend(run.latencies);
+        Ok(())
+    }
+
+    fn at(&self, who: &str, n: usize) -> &Runs {
+        &self.0[&(who.to_owned(), n)]
     }
 }
 
@@ -263,54 +256,45 @@ async fn hot_paths(
     let url = &upstream.url;
     let get = ("get_note", note_args());
     let mut servers = vec![
-        ("direct", Server::Direct(DirectProcess::spawn(url)?)),
-        ("floor", Server::Mcp(hot(paths.floor()?, get.clone()).await)),
-        ("sidecar", Server::Mcp(hot(paths.remote(url), get.clone()).await)),
-        ("replica", Server::Mcp(replica::hot_sidecar(paths, upstream).await?)),
+        Server { name: "direct", process: paths.direct(url).spawn().await },
+        Server { name: "floor", process: hot(paths.floor(), get.clone()).await },
+        Server { name: "sidecar", process: hot(paths.remote(url), get.clone()).await },
+        Server { name: "replica", process: replica::hot_sidecar(paths, upstream).await? },
     ];
     if let Some(launch) = paths.candidate(url) {
-        servers.push(("candidate", Server::Mcp(hot(launch, get).await)));
+        servers.push(Server { name: "candidate", process: hot(launch, get).await });
     }
     let mut hot = Hot::default();
     eprintln!("sidecar bench: latency at 1 in flight, {ROUNDS} rounds");
     for _ in 0..ROUNDS {
-        for (name, server) in &mut servers {
-            let writes = matches!(*name, "direct" | "sidecar" | "candidate");
-            let tools: &[&str] = if writes { &["get_note", "create_note"] } else { &["get_note"] };
-            for tool in tools {
-                hot.run(name, server, tool, 1, (WARMUP, CALLS)).await?;
+        for server in &mut servers {
+            hot.run(server, "get_note", 1, (WARMUP, CALLS)).await?;
+            if matches!(server.name, "direct" | "sidecar" | "candidate") {
+                hot.run(server, "create_note", 1, (WARMUP, CALLS)).await?;
             }
         }
     }
-    eprintln!("sidecar bench: throughput at {IN_FLIGHT:?} in flight");
-    for n in IN_FLIGHT {
-        let counts = [(300, 3_000), (1_000, 10_000), (2_000, 20_000)]
-            [IN_FLIGHT.iter().position(|&i| i == n).unwrap_or(0)];
+    eprintln!("sidecar bench: throughput at 8 and 64 in flight");
+    for (n, calls) in IN_FLIGHT {
         for _ in 0..THROUGHPUT_REPS {
-            for (name, server) in servers.iter_mut().filter(|(name, _)| *name != "replica") {
-                hot.run(name, server, "get_note", n, counts).await?;
+            for server in servers.iter_mut().filter(|s| s.name != "replica") {
+                hot.run(server, "get_note", n, calls).await?;
             }
         }
     }
 
-    let (d, f, s) = (hot.samples("direct"), hot.samples("floor"), hot.samples("sidecar"));
-    let (p50, p99) = (|s: &Samples| us(s.p(0.5)), |s: &Samples| us(s.p(0.99)));
-    let ratio = |a: &Samples, b: Duration| a.p(0.5).as_secs_f64() / b.as_secs_f64();
+    let samples = |who: &str| hot.at(who, 1).samples();
+    let (d, f, s, r) =
+        (samples("direct"), samples("floor"), samples("sidecar"), samples("replica"));
+    let ratio = |a: &Samples, b: Duration| a.median().as_secs_f64() / b.as_secs_f64();
     table.section(&format!("`get_note` at 1 in flight: median (p99) of {} calls", ROUNDS * CALLS));
-    table.row(
-        "direct HTTP (pooled reqwest in its own process)",
-        format!("{} ({})", p50(&d), p99(&d)),
-    );
-    table.row(
-        "protocol floor (minimal rmcp stdio server, no I/O)",
-        format!("{} ({})", p50(&f), p99(&f)),
-    );
-    let over = ratio(&s, d.p(0.5));
+    table.row("direct HTTP (pooled reqwest in its own process)", d.median_p99(us));
+    table.row("protocol floor (minimal rmcp stdio server, no I/O)", f.median_p99(us));
+    let over = ratio(&s, d.median());
     let measured = format!(
-        "{} ({}): {:.2}× floor + direct, {over:.2}× direct",
-        p50(&s),
-        p99(&s),
-        ratio(&s, f.p(0.5) + d.p(0.5))
+        "{}: {:.2}× floor + direct, {over:.2}× direct",
+        s.median_p99(us),
+        ratio(&s, f.median() + d.median())
     );
     table.goal(
         "**sidecar** (MCP stdio → HTTP)",
@@ -318,39 +302,37 @@ async fn hot_paths(
         "< 1.3× direct (floor + direct alone is more)",
         Some(over < 1.3),
     );
-    let r = hot.samples("replica");
-    let over_floor = (r.p(0.5).as_secs_f64() - f.p(0.5).as_secs_f64()) * 1e6;
+    let over_floor = (r.median().as_secs_f64() - f.median().as_secs_f64()) * 1e6;
     let measured = format!(
-        "{} ({}): {:.2}× direct, {over_floor:+.1} µs over the floor",
-        p50(&r),
-        p99(&r),
-        ratio(&r, d.p(0.5))
+        "{}: {:.2}× direct, {over_floor:+.1} µs over the floor",
+        r.median_p99(us),
+        ratio(&r, d.median())
     );
     table.goal(
         "sidecar from its local replica (→ SQLite)",
         measured,
         "below direct, within 30 µs of the floor",
-        Some(r.p(0.5) < d.p(0.5) && over_floor <= 30.0),
+        Some(r.median() < d.median() && over_floor <= 30.0),
     );
 
     table.section("`create_note` at 1 in flight: median (p99)");
-    let (dc, sc) = (hot.samples("direct create_note"), hot.samples("sidecar create_note"));
-    table.row("direct HTTP `POST /v1/notes`", format!("{} ({})", p50(&dc), p99(&dc)));
-    let over = ratio(&sc, f.p(0.5) + dc.p(0.5));
+    let (dc, sc) = (samples("direct create_note"), samples("sidecar create_note"));
+    table.row("direct HTTP `POST /v1/notes`", dc.median_p99(us));
+    let over = ratio(&sc, f.median() + dc.median());
     table.goal(
         "**sidecar** `create_note`",
-        format!("{} ({}): {over:.2}× floor + direct", p50(&sc), p99(&sc)),
+        format!("{}: {over:.2}× floor + direct", sc.median_p99(us)),
         "≤ 1.2× floor + direct",
         Some(over <= 1.2),
     );
     if let Ok(name) = std::env::var(CANDIDATE_ENV) {
-        let (c, cc) = (hot.samples("candidate"), hot.samples("candidate create_note"));
+        let (c, cc) = (samples("candidate"), samples("candidate create_note"));
         let measured = format!(
             "`get_note` {} ({:.2}× the sidecar), `create_note` {} ({:.2}×)",
-            p50(&c),
-            ratio(&c, s.p(0.5)),
-            p50(&cc),
-            ratio(&cc, sc.p(0.5))
+            us(c.median()),
+            ratio(&c, s.median()),
+            us(cc.median()),
+            ratio(&cc, sc.median())
         );
         table.row(&format!("candidate `{name}`"), measured);
     }
@@ -359,25 +341,22 @@ async fn hot_paths(
         "`get_note` throughput, calls/s (median of 3), and CPU µs (context switches) per call",
     );
     let mut who = vec!["sidecar", "direct", "floor"];
-    who.extend(servers.iter().map(|(name, _)| *name).filter(|n| *n == "candidate"));
-    for n in IN_FLIGHT {
+    who.extend(servers.iter().map(|s| s.name).filter(|n| *n == "candidate"));
+    for n in [1, 8, 64] {
         let figures: Vec<String> = who
             .iter()
             .map(|w| {
-                let (cpu, switches) = hot.cost(w, n);
-                format!("{w} {:.0}, {cpu:.1} µs ({switches:.2})", hot.rate(w, n))
+                let runs = hot.at(w, n);
+                let (cpu, switches) = runs.cost();
+                format!("{w} {:.0}, {cpu:.1} µs ({switches:.2})", runs.rate())
             })
             .collect();
-        let (goal, met) = match n {
-            64 => (
-                "sidecar ≥ 0.8× direct",
-                Some(hot.rate("sidecar", n) >= 0.8 * hot.rate("direct", n)),
-            ),
-            _ => ("", None),
-        };
+        let met =
+            (n == 64).then(|| hot.at("sidecar", n).rate() >= 0.8 * hot.at("direct", n).rate());
+        let goal = if met.is_some() { "sidecar ≥ 0.8× direct" } else { "" };
         table.goal(&format!("{n} in flight"), figures.join("; "), goal, met);
     }
-    let cpu = |w: &str| hot.cost(w, 1).0;
+    let cpu = |w: &str| hot.at(w, 1).cost().0;
     let two_hops = cpu("floor") + cpu("direct");
     let measured = format!(
         "{:.1} µs: {:.2}× floor + direct ({:.1} µs beyond them); `create_note` {:.1} µs; from the replica {:.1} µs",
@@ -394,19 +373,18 @@ async fn hot_paths(
         Some(cpu("sidecar") <= 1.5 * two_hops),
     );
 
+    let at_1 = hot.0.iter().filter(|((_, n), _)| *n == 1);
     let latency: Map<String, Value> =
-        hot.latency.keys().map(|w| (w.clone(), hot.samples(w).json())).collect();
+        at_1.map(|((w, _), runs)| (w.clone(), runs.samples().json())).collect();
     table.record("latency_c1", Value::Object(latency));
-    let costs = hot.costs.keys().map(|(w, n)| {
-        let (cpu, switches) = hot.cost(w, *n);
-        json!({"who": w, "in_flight": n, "per_sec": hot.rate(w, *n), "cpu_us": cpu, "switches": switches})
+    let costs = hot.0.iter().map(|((w, n), runs)| {
+        let (cpu, switches) = runs.cost();
+        json!({"who": w, "in_flight": n, "per_sec": runs.rate(), "cpu_us": cpu, "switches": switches})
     });
     table.record("per_call", json!(costs.collect::<Vec<_>>()));
     table.record("sessions_opened", json!(Counters::get(&upstream.counters.sessions)));
-    for (_, server) in servers {
-        if let Server::Mcp(process) = server {
-            process.shutdown().await;
-        }
+    for server in servers {
+        server.process.shutdown().await;
     }
     Ok(())
 }
@@ -434,8 +412,21 @@ pub async fn startup(make: impl Fn(usize) -> Launch) -> [f64; 3] {
     runs.map(|r| median(&r))
 }
 
-/// The `n`th launch of a startup row.
-type MakeLaunch<'a> = Box<dyn Fn(usize) -> Launch + Send + Sync + 'a>;
+/// A row of the startup section, with its goal on `initialize` when it has
+/// one; returns the `initialize` time.
+async fn startup_row(
+    table: &mut Table,
+    name: &str,
+    under_ms: Option<f64>,
+    make: impl Fn(usize) -> Launch,
+) -> f64 {
+    let [init, list, exit] = startup(make).await;
+    let goal = under_ms.map_or(String::new(), |limit| format!("< {limit} ms"));
+    let measured = format!("{init:.2} / {list:.2} / {exit:.2}");
+    table.goal(name, measured, &goal, under_ms.map(|limit| init < limit));
+    table.record(&format!("startup_ms {name}"), json!([init, list, exit]));
+    init
+}
 
 async fn startup_and_memory(
     table: &mut Table,
@@ -448,52 +439,28 @@ async fn startup_and_memory(
         replica::remove_db(&db);
         db
     };
+    let remote = |_| paths.remote(&upstream.url);
+    let init = startup_row(table, "sidecar, remote upstream", Some(15.0), remote).await;
+    table.record("startup_remote_initialize_ms", json!(init));
+    // The warm-up launch creates the database; the others open it.
     let existing = db("embedded.db");
-    let configurations: [(&str, &str, MakeLaunch); 4] = [
-        ("sidecar, remote upstream", "< 15 ms", Box::new(|_| paths.remote(&upstream.url))),
-        // The warm-up launch creates the database; the others open it.
-        (
-            "sidecar, embedded API (existing db)",
-            "< 50 ms",
-            Box::new(|_| paths.sidecar(Launch::embedded(&existing))),
-        ),
-        (
-            "sidecar, embedded API (new db file)",
-            "",
-            Box::new(|i| paths.sidecar(Launch::embedded(&db(&format!("embedded-new-{i}.db"))))),
-        ),
-        (
-            "floor (minimal rmcp server)",
-            "",
-            Box::new(|_| paths.floor().expect("the bench executable")),
-        ),
-    ];
-    for (name, goal, make) in configurations {
-        let [init, list, exit] = startup(make).await;
-        let limit: Option<f64> = goal.trim_start_matches("< ").trim_end_matches(" ms").parse().ok();
-        table.goal(
-            name,
-            format!("{init:.2} / {list:.2} / {exit:.2}"),
-            goal,
-            limit.map(|l| init < l),
-        );
-        table.record(&format!("startup_ms {name}"), json!([init, list, exit]));
-        if name.starts_with("sidecar, remote") {
-            table.record("startup_remote_initialize_ms", json!(init));
-        }
-    }
+    let embedded = |_| paths.sidecar(Launch::embedded(&existing));
+    startup_row(table, "sidecar, embedded API (existing db)", Some(50.0), embedded).await;
+    let new = |i| paths.sidecar(Launch::embedded(&db(&format!("embedded-new-{i}.db"))));
+    startup_row(table, "sidecar, embedded API (new db file)", None, new).await;
+    startup_row(table, "floor (minimal rmcp server)", None, |_| paths.floor()).await;
 
     eprintln!("sidecar bench: memory");
     let mut sidecar = paths.remote(&upstream.url).spawn().await;
     sidecar.initialize().await;
     sidecar.request("tools/list", json!({})).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let idle = peak_rss_kib(sidecar.pid());
+    let idle = sidecar.peak_rss_kib().unwrap_or(0);
     let batches = if std::env::var_os(SKIP_100K_ENV).is_some() { 1 } else { 10 };
     let mut hwm = Vec::new();
     for _ in 0..batches {
         checked(sidecar.call_loop("get_note", note_args(), 1, 0, MEMORY_BATCH).await, "memory")?;
-        hwm.push(peak_rss_kib(sidecar.pid()));
+        hwm.push(sidecar.peak_rss_kib().unwrap_or(0));
     }
     sidecar.shutdown().await;
     table.section("Memory, peak RSS (`VmHWM`)");
@@ -582,7 +549,6 @@ impl Table {
 }
 
 /// Latency samples, sorted.
-#[derive(Default)]
 pub struct Samples(Vec<Duration>);
 
 impl From<Vec<Duration>> for Samples {
@@ -597,6 +563,15 @@ impl Samples {
     pub fn p(&self, q: f64) -> Duration {
         let rank = (q * self.0.len() as f64).ceil() as usize;
         self.0.get(rank.clamp(1, self.0.len().max(1)) - 1).copied().unwrap_or_default()
+    }
+
+    pub fn median(&self) -> Duration {
+        self.p(0.5)
+    }
+
+    /// `median (p99)`, in `unit`.
+    pub fn median_p99(&self, unit: fn(Duration) -> String) -> String {
+        format!("{} ({})", unit(self.median()), unit(self.p(0.99)))
     }
 
     pub fn json(&self) -> Value {
@@ -625,33 +600,17 @@ pub fn median(values: &[f64]) -> f64 {
 
 /// CPU time and context switches of a process so far, summed over its
 /// threads (`/proc/PID/task/*/schedstat` and `status`).
-#[derive(Clone, Copy, Default)]
-struct Usage(Duration, u64);
-
-impl Usage {
-    fn minus(self, earlier: Usage) -> Usage {
-        Usage(self.0.saturating_sub(earlier.0), self.1.saturating_sub(earlier.1))
-    }
-}
-
-fn usage(pid: u32) -> Usage {
-    let mut total = Usage::default();
+fn usage(pid: u32) -> (Duration, u64) {
+    let (mut cpu, mut switches) = (Duration::ZERO, 0);
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
     for task in tasks {
         let read = |name: &str| std::fs::read_to_string(task.path().join(name)).unwrap_or_default();
         let ns = read("schedstat").split_whitespace().next().and_then(|n| n.parse().ok());
-        total.0 += Duration::from_nanos(ns.unwrap_or(0));
+        cpu += Duration::from_nanos(ns.unwrap_or(0));
         let status = read("status");
-        let switches = status.lines().filter(|l| l.contains("ctxt_switches:"));
-        total.1 +=
-            switches.filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).sum::<u64>();
+        let counts = status.lines().filter(|l| l.contains("ctxt_switches:"));
+        switches +=
+            counts.filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).sum::<u64>();
     }
-    total
-}
-
-/// Peak resident set in KiB (`VmHWM`), 0 when unknown.
-pub fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status.lines().find_map(|l| l.strip_prefix("VmHWM:"));
-    hwm.and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    (cpu, switches)
 }

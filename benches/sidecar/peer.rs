@@ -10,19 +10,17 @@ use serde_json::{Value, json};
 
 use crate::common::Launch;
 use crate::common::fast_upstream::{Counters, FastUpstream};
-use crate::{BoxError, Paths, Samples, Table, checked, hot, note_args, peak_rss_kib, startup, us};
+use crate::{BoxError, Paths, Samples, Table, checked, hot, note_args, startup, us};
 
 const WARMUP: usize = 100;
 const CALLS: usize = 2_000;
 
 fn run(command: &mut Command) -> Result<(), BoxError> {
     let output = command.output()?;
-    match output.status.success() {
-        true => Ok(()),
-        false => {
-            Err(format!("{command:?}: {}", String::from_utf8_lossy(&output.stderr).trim()).into())
-        }
+    if output.status.success() {
+        return Ok(());
     }
+    Err(format!("{command:?}: {}", String::from_utf8_lossy(&output.stderr).trim()).into())
 }
 
 /// The venv's Python, (re)installed when the pinned requirements changed;
@@ -81,20 +79,19 @@ pub async fn measure(
     );
     let mut peer = hot(launch(&python, &upstream.url), ("get_note", note_args())).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let idle = peak_rss_kib(peer.pid());
+    let idle = peer.peak_rss_kib().unwrap_or(0);
     let sessions = Counters::get(&upstream.counters.sessions);
     let run = checked(peer.call_loop("get_note", note_args(), 1, WARMUP, CALLS).await, "peer")?;
     let sessions = Counters::get(&upstream.counters.sessions) - sessions;
-    let after = peak_rss_kib(peer.pid());
+    let after = peer.peak_rss_kib().unwrap_or(0);
     peer.shutdown().await;
     let latency = Samples::from(run.latencies);
     let sidecar = table.json.get("latency_c1").and_then(|v| v.pointer("/sidecar/median_us"));
     let sidecar = sidecar.and_then(Value::as_f64).unwrap_or(f64::NAN);
-    let times = latency.p(0.5).as_secs_f64() * 1e6 / sidecar;
+    let times = latency.median().as_secs_f64() * 1e6 / sidecar;
     let measured = format!(
-        "{} ({}), {times:.0}× the sidecar; {:.2} sessions per call",
-        us(latency.p(0.5)),
-        us(latency.p(0.99)),
+        "{}, {times:.0}× the sidecar; {:.2} sessions per call",
+        latency.median_p99(us),
         sessions as f64 / (WARMUP + CALLS) as f64
     );
     table.goal("`get_note` median (p99)", measured, "≥ 10×", Some(times >= 10.0));

@@ -404,6 +404,23 @@ impl McpProcess {
         self.child.id().expect("running")
     }
 
+    /// The server's peak resident set in KiB (`VmHWM`), where the system
+    /// tells it (`/proc`).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// The server's resident set now, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    fn status_kib(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let value = status.lines().find_map(|l| l.strip_prefix(field))?;
+        value.split_whitespace().next()?.parse().ok()
+    }
+
     /// The exit status if the server has exited, without waiting.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().expect("try_wait")
