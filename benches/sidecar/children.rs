@@ -11,7 +11,6 @@
 //!   for by one JSON-RPC request line and answered with its [`CallLoop`], so
 //!   the tests' client drives it as it drives the MCP servers.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,19 +38,8 @@ pub fn create_body() -> Value {
 }
 
 /// Runs `serve` on a fresh multi-thread runtime.
-pub fn serve_child<F: Future<Output = Result<(), BoxError>>>(serve: F) -> ExitCode {
-    let served = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(BoxError::from)
-        .and_then(|runtime| runtime.block_on(serve));
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sidecar bench child: {e}");
-            ExitCode::FAILURE
-        }
-    }
+pub fn serve_child(serve: impl Future<Output = Result<(), BoxError>>) -> Result<(), BoxError> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve)
 }
 
 #[derive(Clone)]

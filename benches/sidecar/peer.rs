@@ -6,12 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::Launch;
 use crate::common::fast_upstream::{Counters, FastUpstream};
 use crate::{BoxError, Paths, Samples, Table, checked, hot, note_args, startup, us};
 
+/// `server.py` and its pinned `requirements.txt`.
+const PEER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/sidecar/peer");
 const WARMUP: usize = 100;
 const CALLS: usize = 2_000;
 
@@ -28,8 +30,7 @@ fn run(command: &mut Command) -> Result<(), BoxError> {
 fn ensure_venv(bench_dir: &Path) -> Result<PathBuf, BoxError> {
     let venv = bench_dir.join("peer-venv");
     let python = venv.join("bin/python");
-    let requirements =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sidecar/peer/requirements.txt");
+    let requirements = Path::new(PEER_DIR).join("requirements.txt");
     let wanted = std::fs::read_to_string(&requirements)?;
     let stamp = venv.join("bench-requirements.txt");
     if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
@@ -47,9 +48,8 @@ fn ensure_venv(bench_dir: &Path) -> Result<PathBuf, BoxError> {
 }
 
 fn launch(python: &Path, url: &str) -> Launch {
-    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sidecar/peer/server.py");
     Launch::command(python)
-        .arg(&server.display().to_string())
+        .arg(&format!("{PEER_DIR}/server.py"))
         .env("PEER_API_URL", url)
         .env("PYTHONUNBUFFERED", "1")
 }
@@ -69,14 +69,9 @@ pub async fn measure(
         }
     };
     let [init, _, _] = startup(|_| launch(&python, &upstream.url)).await;
-    let sidecar_init =
-        table.json.get("startup_remote_initialize_ms").and_then(Value::as_f64).unwrap_or(f64::NAN);
-    table.goal(
-        "spawn → `initialize` reply",
-        format!("{init:.1} ms, {:.0}× the sidecar", init / sidecar_init),
-        "≥ 20×",
-        Some(init >= 20.0 * sidecar_init),
-    );
+    let sidecar_init = table.json["startup_remote_initialize_ms"].as_f64().unwrap_or(f64::NAN);
+    let measured = format!("{init:.1} ms, {:.0}× the sidecar", init / sidecar_init);
+    table.goal("spawn → `initialize` reply", measured, "≥ 20×", Some(init >= 20.0 * sidecar_init));
     let mut peer = hot(launch(&python, &upstream.url), ("get_note", note_args())).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let idle = peer.peak_rss_kib().unwrap_or(0);
@@ -86,9 +81,8 @@ pub async fn measure(
     let after = peer.peak_rss_kib().unwrap_or(0);
     peer.shutdown().await;
     let latency = Samples::from(run.latencies);
-    let sidecar = table.json.get("latency_c1").and_then(|v| v.pointer("/sidecar/median_us"));
-    let sidecar = sidecar.and_then(Value::as_f64).unwrap_or(f64::NAN);
-    let times = latency.median().as_secs_f64() * 1e6 / sidecar;
+    let sidecar = table.json["latency_c1"]["sidecar"]["median_us"].as_f64().unwrap_or(f64::NAN);
+    let times = latency.median() / sidecar;
     let measured = format!(
         "{}, {times:.0}× the sidecar; {:.2} sessions per call",
         latency.median_p99(us),

@@ -4,34 +4,30 @@
 //! The sidecar runs against a fast stand-in in this process
 //! (`tests/common/fast_upstream.rs`) and is driven by the tests' own MCP
 //! client (`tests/common/mod.rs`). Beside it: the same HTTP request made
-//! directly (`sidecar/children.rs`), and the protocol floor, a minimal rmcp
-//! stdio server whose tool does no I/O. It measures per-call latency, CPU and
-//! context switches of `get_note` and `create_note`, throughput at 1, 8 and
-//! 64 in flight, startup, memory, the local replica over 10,000 notes and
-//! what typical results cost a model in tokens (`sidecar/replica.rs`), and
-//! the FastMCP peer (`sidecar/peer.rs`). The README's Benchmark section
-//! lists the environment variables that shorten or redirect a run.
+//! directly, and the protocol floor, a minimal rmcp stdio server whose tool
+//! does no I/O (`children.rs`). It measures per-call latency, CPU and context
+//! switches of `get_note` and `create_note`, throughput at 1, 8 and 64 in
+//! flight, startup, memory, the local replica over 10,000 notes and what
+//! typical results cost a model in tokens (`replica.rs`), and the FastMCP
+//! peer (`peer.rs`). The README's Benchmark section lists the environment
+//! variables that shorten or redirect a run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable)]
 
-#[path = "sidecar/children.rs"]
 mod children;
 // Formatted as a part of the tests, with their settings.
 #[rustfmt::skip]
-#[path = "../tests/common/mod.rs"]
+#[path = "../../tests/common/mod.rs"]
 mod common;
-#[path = "sidecar/peer.rs"]
 mod peer;
-#[path = "sidecar/replica.rs"]
 mod replica;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use common::fast_upstream::{self, Counters, FastUpstream, NOTE_UID};
 use common::{CallLoop, Launch, McpProcess};
@@ -55,7 +51,7 @@ const IN_FLIGHT: [(usize, (usize, usize)); 2] = [(8, (1_000, 10_000)), (64, (2_0
 const STARTUP_RUNS: usize = 5;
 const MEMORY_BATCH: usize = 10_000;
 
-fn main() -> ExitCode {
+fn main() -> Result<(), BoxError> {
     if std::env::var_os(children::FLOOR_ENV).is_some() {
         return children::serve_child(children::serve_floor());
     }
@@ -65,7 +61,7 @@ fn main() -> ExitCode {
     // `cargo test --benches` runs bench targets without `--bench`.
     if !std::env::args().any(|a| a == "--bench") {
         eprintln!("sidecar bench: skipped (run it with `cargo bench --bench sidecar`)");
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
     // On a worker, so the client's reader task and the loop share a thread.
     children::serve_child(async { tokio::spawn(run()).await? })
@@ -163,7 +159,7 @@ async fn run() -> Result<(), BoxError> {
     }
     let markdown = table.markdown();
     println!("{markdown}");
-    let json = serde_json::to_string_pretty(&Value::Object(table.json))?;
+    let json = serde_json::to_string_pretty(&table.json)?;
     std::fs::write(paths.dir.join("report.md"), markdown)?;
     std::fs::write(paths.dir.join("report.json"), json + "\n")?;
     eprintln!("sidecar bench: wrote {}", paths.dir.join("report.md").display());
@@ -195,7 +191,7 @@ impl Runs {
     }
 
     fn rate(&self) -> f64 {
-        median(&self.per_sec)
+        Samples::from(self.per_sec.clone()).median()
     }
 
     /// CPU µs and context switches per call.
@@ -286,53 +282,40 @@ async fn hot_paths(
     let samples = |who: &str| hot.at(who, 1).samples();
     let (d, f, s, r) =
         (samples("direct"), samples("floor"), samples("sidecar"), samples("replica"));
-    let ratio = |a: &Samples, b: Duration| a.median().as_secs_f64() / b.as_secs_f64();
+    let (direct, floor) = (d.median(), f.median());
     table.section(&format!("`get_note` at 1 in flight: median (p99) of {} calls", ROUNDS * CALLS));
     table.row("direct HTTP (pooled reqwest in its own process)", d.median_p99(us));
     table.row("protocol floor (minimal rmcp stdio server, no I/O)", f.median_p99(us));
-    let over = ratio(&s, d.median());
-    let measured = format!(
-        "{}: {:.2}× floor + direct, {over:.2}× direct",
-        s.median_p99(us),
-        ratio(&s, f.median() + d.median())
-    );
-    table.goal(
-        "**sidecar** (MCP stdio → HTTP)",
-        measured,
-        "< 1.3× direct (floor + direct alone is more)",
-        Some(over < 1.3),
-    );
-    let over_floor = (r.median().as_secs_f64() - f.median().as_secs_f64()) * 1e6;
+    let over = s.median() / direct;
+    let over_both = s.median() / (floor + direct);
+    let measured =
+        format!("{}: {over_both:.2}× floor + direct, {over:.2}× direct", s.median_p99(us));
+    let goal = "< 1.3× direct (floor + direct alone is more)";
+    table.goal("**sidecar** (MCP stdio → HTTP)", measured, goal, Some(over < 1.3));
+    let over_floor = r.median() - floor;
     let measured = format!(
         "{}: {:.2}× direct, {over_floor:+.1} µs over the floor",
         r.median_p99(us),
-        ratio(&r, d.median())
+        r.median() / direct
     );
-    table.goal(
-        "sidecar from its local replica (→ SQLite)",
-        measured,
-        "below direct, within 30 µs of the floor",
-        Some(r.median() < d.median() && over_floor <= 30.0),
-    );
+    let goal = "below direct, within 30 µs of the floor";
+    let met = r.median() < direct && over_floor <= 30.0;
+    table.goal("sidecar from its local replica (→ SQLite)", measured, goal, Some(met));
 
     table.section("`create_note` at 1 in flight: median (p99)");
     let (dc, sc) = (samples("direct create_note"), samples("sidecar create_note"));
     table.row("direct HTTP `POST /v1/notes`", dc.median_p99(us));
-    let over = ratio(&sc, f.median() + dc.median());
-    table.goal(
-        "**sidecar** `create_note`",
-        format!("{}: {over:.2}× floor + direct", sc.median_p99(us)),
-        "≤ 1.2× floor + direct",
-        Some(over <= 1.2),
-    );
+    let over = sc.median() / (floor + dc.median());
+    let measured = format!("{}: {over:.2}× floor + direct", sc.median_p99(us));
+    table.goal("**sidecar** `create_note`", measured, "≤ 1.2× floor + direct", Some(over <= 1.2));
     if let Ok(name) = std::env::var(CANDIDATE_ENV) {
         let (c, cc) = (samples("candidate"), samples("candidate create_note"));
         let measured = format!(
             "`get_note` {} ({:.2}× the sidecar), `create_note` {} ({:.2}×)",
             us(c.median()),
-            ratio(&c, s.median()),
+            c.median() / s.median(),
             us(cc.median()),
-            ratio(&cc, sc.median())
+            cc.median() / sc.median()
         );
         table.row(&format!("candidate `{name}`"), measured);
     }
@@ -366,17 +349,15 @@ async fn hot_paths(
         cpu("sidecar create_note"),
         cpu("replica")
     );
-    table.goal(
-        "**sidecar CPU per `get_note`**, 1 in flight",
-        measured,
-        "≤ 1.5× floor + direct",
-        Some(cpu("sidecar") <= 1.5 * two_hops),
-    );
+    let met = cpu("sidecar") <= 1.5 * two_hops;
+    let figure = "**sidecar CPU per `get_note`**, 1 in flight";
+    table.goal(figure, measured, "≤ 1.5× floor + direct", Some(met));
 
-    let at_1 = hot.0.iter().filter(|((_, n), _)| *n == 1);
-    let latency: Map<String, Value> =
-        at_1.map(|((w, _), runs)| (w.clone(), runs.samples().json())).collect();
-    table.record("latency_c1", Value::Object(latency));
+    let mut latency = json!({});
+    for ((w, _), runs) in hot.0.iter().filter(|((_, n), _)| *n == 1) {
+        latency[w] = runs.samples().json();
+    }
+    table.record("latency_c1", latency);
     let costs = hot.0.iter().map(|((w, n), runs)| {
         let (cpu, switches) = runs.cost();
         json!({"who": w, "in_flight": n, "per_sec": runs.rate(), "cpu_us": cpu, "switches": switches})
@@ -409,7 +390,7 @@ pub async fn startup(make: impl Fn(usize) -> Launch) -> [f64; 3] {
             }
         }
     }
-    runs.map(|r| median(&r))
+    runs.map(|r| Samples::from(r).median())
 }
 
 /// A row of the startup section, with its goal on `initialize` when it has
@@ -481,7 +462,8 @@ async fn startup_and_memory(
 pub struct Table {
     header: String,
     rows: Vec<[String; 4]>,
-    pub json: Map<String, Value>,
+    /// An object, a key per figure.
+    pub json: Value,
 }
 
 impl Table {
@@ -507,7 +489,6 @@ impl Table {
         );
         let json =
             json!({"header": header, "date": date, "cores": cores, "load": load, "commit": commit});
-        let Value::Object(json) = json else { unreachable!() };
         Self { header, rows: Vec::new(), json }
     }
 
@@ -531,7 +512,7 @@ impl Table {
     }
 
     pub fn record(&mut self, key: &str, value: Value) {
-        self.json.insert(key.to_owned(), value);
+        self.json[key] = value;
     }
 
     fn markdown(&mut self) -> String {
@@ -548,54 +529,56 @@ impl Table {
     }
 }
 
-/// Latency samples, sorted.
-pub struct Samples(Vec<Duration>);
+/// Values sorted, for their median and percentiles: latencies in µs, or a
+/// figure of repeated runs.
+pub struct Samples(Vec<f64>);
+
+impl From<Vec<f64>> for Samples {
+    fn from(mut values: Vec<f64>) -> Self {
+        values.sort_by(f64::total_cmp);
+        Self(values)
+    }
+}
 
 impl From<Vec<Duration>> for Samples {
-    fn from(mut latencies: Vec<Duration>) -> Self {
-        latencies.sort_unstable();
-        Self(latencies)
+    fn from(latencies: Vec<Duration>) -> Self {
+        Self::from(latencies.iter().map(|d| d.as_secs_f64() * 1e6).collect::<Vec<_>>())
     }
 }
 
 impl Samples {
-    /// Nearest-rank percentile.
-    pub fn p(&self, q: f64) -> Duration {
+    /// Nearest-rank percentile (of an odd count, `p(0.5)` is the middle one).
+    pub fn p(&self, q: f64) -> f64 {
         let rank = (q * self.0.len() as f64).ceil() as usize;
-        self.0.get(rank.clamp(1, self.0.len().max(1)) - 1).copied().unwrap_or_default()
+        self.0.get(rank.clamp(1, self.0.len().max(1)) - 1).copied().unwrap_or(f64::NAN)
     }
 
-    pub fn median(&self) -> Duration {
+    pub fn median(&self) -> f64 {
         self.p(0.5)
     }
 
     /// `median (p99)`, in `unit`.
-    pub fn median_p99(&self, unit: fn(Duration) -> String) -> String {
+    pub fn median_p99(&self, unit: fn(f64) -> String) -> String {
         format!("{} ({})", unit(self.median()), unit(self.p(0.99)))
     }
 
     pub fn json(&self) -> Value {
-        let us = |q| self.p(q).as_secs_f64() * 1e6;
-        json!({"median_us": us(0.5), "p90_us": us(0.9), "p99_us": us(0.99), "samples": self.0.len()})
+        json!({"median_us": self.p(0.5), "p90_us": self.p(0.9), "p99_us": self.p(0.99), "samples": self.0.len()})
     }
 }
 
-pub fn us(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+/// A latency in µs, as µs.
+pub fn us(us: f64) -> String {
+    format!("{us:.1} µs")
 }
 
-pub fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+/// A latency in µs, as ms.
+pub fn ms(us: f64) -> String {
+    format!("{:.2} ms", us / 1e3)
 }
 
 pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-pub fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// CPU time and context switches of a process so far, summed over its
