@@ -23,27 +23,20 @@ use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::BoxError;
 use crate::common::fast_upstream::{NOTE_UID, SESSION_ID, note};
 use crate::common::{CallLoop, McpProcess};
+use crate::{BoxError, Load};
 
 pub const FLOOR_ENV: &str = "SIDECAR_BENCH_FLOOR";
 pub const DIRECT_ENV: &str = "SIDECAR_BENCH_DIRECT";
-
-/// The body of a direct create: what the sidecar sends for the bench's
-/// `create_note` (a uid it made, the title and the content).
-pub fn create_body() -> Value {
-    json!({"uid": "0b8a6f3e-8d0c-4d8e-9a51-5b3f9e0c7d21", "title": "Benchmark note",
-           "content": "A short markdown note that a model asked for by uid."})
-}
 
 /// Runs `serve` on a fresh multi-thread runtime.
 pub fn serve_child(serve: impl Future<Output = Result<(), BoxError>>) -> Result<(), BoxError> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve)
 }
 
-#[derive(Clone)]
-struct Floor(Arc<Value>);
+/// The floor's one tool: the stand-in's note.
+struct Floor(Value);
 
 impl ServerHandler for Floor {
     fn get_info(&self) -> ServerConfig {
@@ -56,30 +49,28 @@ impl ServerHandler for Floor {
         _request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        Ok(CallToolResult::structured(self.0.as_ref().clone()).into())
+        Ok(CallToolResult::structured(self.0.clone()).into())
     }
 }
 
 /// Serves the floor on stdin/stdout until stdin closes.
 pub async fn serve_floor() -> Result<(), BoxError> {
-    let floor = Floor(Arc::new(note()));
-    floor.serve(rmcp::transport::stdio_pipes()).await?.waiting().await?;
+    Floor(note()).serve(rmcp::transport::stdio_pipes()).await?.waiting().await?;
     Ok(())
 }
 
-/// What a loop of the direct-client process sends, as the params of its
-/// request: create (or get), calls in flight, warm-up and measured calls.
-type Order = (bool, usize, usize, usize);
+/// A loop asked of the direct-client process, as the params of its request:
+/// create (or get), and its load.
+type Order = (bool, Load);
 
 /// Asks the direct-client process for a loop of `tool` (`create_note` is a
 /// `POST /v1/notes`, anything else the `get_note` request).
 pub async fn direct_loop(
     process: &mut McpProcess,
     tool: &str,
-    in_flight: usize,
-    (warmup, measured): (usize, usize),
+    load: Load,
 ) -> Result<CallLoop, BoxError> {
-    let order: Order = (tool == "create_note", in_flight, warmup, measured);
+    let order: Order = (tool == "create_note", load);
     let reply = process.request("call_loop", json!(order)).await;
     Ok(serde_json::from_value(reply["result"].clone())?)
 }
@@ -89,16 +80,18 @@ pub async fn direct_loop(
 pub async fn serve_direct(base_url: String) -> Result<(), BoxError> {
     let http = reqwest::Client::new();
     let get = Direct::new(&http, http.get(format!("{base_url}/v1/notes/{NOTE_UID}")))?;
-    let create = http.post(format!("{base_url}/v1/notes")).json(&create_body());
+    // What the sidecar sends for the bench's `create_note`: a uid it made too.
+    let mut body = crate::create_args();
+    body["uid"] = json!("0b8a6f3e-8d0c-4d8e-9a51-5b3f9e0c7d21");
+    let create = http.post(format!("{base_url}/v1/notes")).json(&body);
     let create = Direct::new(&http, create)?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = tokio::io::stdout();
     while let Some(line) = lines.next_line().await? {
         let request: Value = serde_json::from_str(&line)?;
-        let (create_note, in_flight, warmup, measured): Order =
-            serde_json::from_value(request["params"].clone())?;
+        let (create_note, load): Order = serde_json::from_value(request["params"].clone())?;
         let direct = if create_note { &create } else { &get };
-        let run = direct.call_loop(in_flight, warmup, measured).await;
+        let run = direct.call_loop(load).await;
         let reply = json!({"jsonrpc": "2.0", "id": request["id"], "result": run});
         stdout.write_all(format!("{reply}\n").as_bytes()).await?;
         stdout.flush().await?;
@@ -138,7 +131,7 @@ impl Direct {
     /// The closed loop of [`McpProcess::call_loop`]: the warm-up, then
     /// `measured` calls over `in_flight` tasks, each sending its next request
     /// when the last one's body is read.
-    async fn call_loop(&self, in_flight: usize, warmup: usize, measured: usize) -> CallLoop {
+    async fn call_loop(&self, (in_flight, warmup, measured): Load) -> CallLoop {
         self.calls(in_flight, warmup).await;
         let started = Instant::now();
         let (latencies, failed) = self.calls(in_flight, measured).await;

@@ -40,14 +40,16 @@ const HOT_ONLY_ENV: &str = "SIDECAR_BENCH_HOT_ONLY";
 const EXTRA_ARGS_ENV: &str = "SIDECAR_BENCH_SIDECAR_ARGS";
 const CANDIDATE_ENV: &str = "SIDECAR_BENCH_CANDIDATE";
 
+/// A loop's calls in flight, warm-up calls and measured calls.
+pub type Load = (usize, usize, usize);
+
 /// Interleaved rounds of every path, each this many calls after a warm-up.
 const ROUNDS: usize = 3;
 const WARMUP: usize = 300;
 const CALLS: usize = 3_000;
 const THROUGHPUT_REPS: usize = 3;
-/// Throughput beyond the rounds (which measure it at 1 in flight): calls in
-/// flight, warm-up and measured calls.
-const IN_FLIGHT: [(usize, (usize, usize)); 2] = [(8, (1_000, 10_000)), (64, (2_000, 20_000))];
+/// Throughput beyond the rounds (which measure it at 1 in flight).
+const IN_FLIGHT: [Load; 2] = [(8, 1_000, 10_000), (64, 2_000, 20_000)];
 const STARTUP_RUNS: usize = 5;
 const MEMORY_BATCH: usize = 10_000;
 
@@ -72,29 +74,31 @@ fn note_args() -> Value {
 }
 
 fn create_args() -> Value {
-    let mut body = children::create_body();
-    body.as_object_mut().map(|b| b.remove("uid"));
-    body
+    json!({"title": "Benchmark note",
+           "content": "A short markdown note that a model asked for by uid."})
 }
 
-/// The sidecar binary, the bench's own executable (for its children), and
-/// `<target>/bench` for the report, logs and files.
-pub struct Paths {
+/// What every measurement starts from: the sidecar binary, the bench's own
+/// executable (for its children), `<target>/bench` for the report, logs and
+/// files, and the stand-in upstream.
+pub struct Setup {
     pub sidecar: PathBuf,
     bench: PathBuf,
     pub dir: PathBuf,
     logs: PathBuf,
+    pub upstream: FastUpstream,
 }
 
-impl Paths {
-    fn new() -> Result<Self, BoxError> {
+impl Setup {
+    async fn new() -> Result<Self, BoxError> {
         let sidecar = PathBuf::from(common::BIN);
         let dir = sidecar.parent().and_then(Path::parent).ok_or("no target dir")?.join("bench");
         // Every run logs a few hundred thousand calls: start empty.
         let logs = dir.join("logs");
         let _ = std::fs::remove_dir_all(&logs);
         std::fs::create_dir_all(&logs)?;
-        Ok(Self { sidecar, bench: std::env::current_exe()?, dir, logs })
+        let upstream = fast_upstream::start().await?;
+        Ok(Self { sidecar, bench: std::env::current_exe()?, dir, logs, upstream })
     }
 
     /// A sidecar as measured: info-level logs (one line per call) in
@@ -106,23 +110,23 @@ impl Paths {
     }
 
     /// The HTTP bridge on the stand-in (the replica off, as `Launch::remote`).
-    pub fn remote(&self, url: &str) -> Launch {
-        self.sidecar(Launch::remote(url))
+    pub fn remote(&self) -> Launch {
+        self.sidecar(Launch::remote(&self.upstream.url))
     }
 
-    fn candidate(&self, url: &str) -> Option<Launch> {
+    fn candidate(&self) -> Option<Launch> {
         let spec = std::env::var(CANDIDATE_ENV).ok()?;
         let mut words = spec.split_whitespace();
         let binary = PathBuf::from(words.next()?);
-        Some(self.remote(url).program(&binary).args(&words.collect::<Vec<_>>()))
+        Some(self.remote().program(&binary).args(&words.collect::<Vec<_>>()))
     }
 
     fn floor(&self) -> Launch {
         Launch::command(&self.bench).env(children::FLOOR_ENV, "1")
     }
 
-    fn direct(&self, url: &str) -> Launch {
-        Launch::command(&self.bench).env(children::DIRECT_ENV, url)
+    fn direct(&self) -> Launch {
+        Launch::command(&self.bench).env(children::DIRECT_ENV, &self.upstream.url)
     }
 }
 
@@ -143,26 +147,25 @@ pub fn checked(run: CallLoop, what: &str) -> Result<CallLoop, BoxError> {
 }
 
 async fn run() -> Result<(), BoxError> {
-    let paths = Paths::new()?;
-    let upstream = fast_upstream::start().await?;
-    let mut table = Table::new(&paths);
+    let setup = Setup::new().await?;
+    let mut table = Table::new(&setup);
     eprintln!("sidecar bench: {}", table.header);
-    hot_paths(&mut table, &paths, &upstream).await?;
+    hot_paths(&mut table, &setup).await?;
     if std::env::var_os(HOT_ONLY_ENV).is_none() {
         eprintln!("sidecar bench: startup and memory");
-        startup_and_memory(&mut table, &paths, &upstream).await?;
-        replica::measure(&mut table, &paths).await?;
+        startup_and_memory(&mut table, &setup).await?;
+        replica::measure(&mut table, &setup).await?;
         if std::env::var_os(SKIP_PEER_ENV).is_none() {
             eprintln!("sidecar bench: FastMCP peer");
-            peer::measure(&mut table, &paths, &upstream).await?;
+            peer::measure(&mut table, &setup).await?;
         }
     }
     let markdown = table.markdown();
     println!("{markdown}");
     let json = serde_json::to_string_pretty(&table.json)?;
-    std::fs::write(paths.dir.join("report.md"), markdown)?;
-    std::fs::write(paths.dir.join("report.json"), json + "\n")?;
-    eprintln!("sidecar bench: wrote {}", paths.dir.join("report.md").display());
+    std::fs::write(setup.dir.join("report.md"), markdown)?;
+    std::fs::write(setup.dir.join("report.json"), json + "\n")?;
+    eprintln!("sidecar bench: wrote {}", setup.dir.join("report.md").display());
     Ok(())
 }
 
@@ -207,21 +210,16 @@ impl Runs {
 struct Hot(BTreeMap<(String, usize), Runs>);
 
 impl Hot {
-    /// `tool` on `server` with `n` calls in flight: warm-up and measured calls.
-    async fn run(
-        &mut self,
-        server: &mut Server,
-        tool: &str,
-        n: usize,
-        calls: (usize, usize),
-    ) -> Result<(), BoxError> {
+    /// A loop of `tool` on `server`.
+    async fn run(&mut self, server: &mut Server, tool: &str, load: Load) -> Result<(), BoxError> {
+        let (n, warmup, measured) = load;
         let pid = server.process.pid();
         let before = usage(pid);
         let run = match server.name {
-            "direct" => children::direct_loop(&mut server.process, tool, n, calls).await?,
+            "direct" => children::direct_loop(&mut server.process, tool, load).await?,
             _ => {
                 let args = if tool == "create_note" { create_args() } else { note_args() };
-                server.process.call_loop(tool, args, n, calls.0, calls.1).await
+                server.process.call_loop(tool, args, n, warmup, measured).await
             }
         };
         let run = checked(run, tool)?;
@@ -231,7 +229,7 @@ impl Hot {
         let runs = self.0.entry((who, n)).or_default();
         runs.cpu += after.0.saturating_sub(before.0);
         runs.switches += after.1.saturating_sub(before.1);
-        runs.calls += calls.0 + calls.1;
+        runs.calls += warmup + measured;
         runs.per_sec.push(run.per_sec);
         runs.latencies.extend(run.latencies);
         Ok(())
@@ -244,37 +242,32 @@ impl Hot {
 
 /// Direct HTTP, the floor, the sidecar, the sidecar on its replica and the
 /// candidate: per-call latency in interleaved rounds, then throughput.
-async fn hot_paths(
-    table: &mut Table,
-    paths: &Paths,
-    upstream: &FastUpstream,
-) -> Result<(), BoxError> {
-    let url = &upstream.url;
+async fn hot_paths(table: &mut Table, setup: &Setup) -> Result<(), BoxError> {
     let get = ("get_note", note_args());
     let mut servers = vec![
-        Server { name: "direct", process: paths.direct(url).spawn().await },
-        Server { name: "floor", process: hot(paths.floor(), get.clone()).await },
-        Server { name: "sidecar", process: hot(paths.remote(url), get.clone()).await },
-        Server { name: "replica", process: replica::hot_sidecar(paths, upstream).await? },
+        Server { name: "direct", process: setup.direct().spawn().await },
+        Server { name: "floor", process: hot(setup.floor(), get.clone()).await },
+        Server { name: "sidecar", process: hot(setup.remote(), get.clone()).await },
+        Server { name: "replica", process: replica::hot_sidecar(setup).await? },
     ];
-    if let Some(launch) = paths.candidate(url) {
+    if let Some(launch) = setup.candidate() {
         servers.push(Server { name: "candidate", process: hot(launch, get).await });
     }
     let mut hot = Hot::default();
     eprintln!("sidecar bench: latency at 1 in flight, {ROUNDS} rounds");
     for _ in 0..ROUNDS {
         for server in &mut servers {
-            hot.run(server, "get_note", 1, (WARMUP, CALLS)).await?;
+            hot.run(server, "get_note", (1, WARMUP, CALLS)).await?;
             if matches!(server.name, "direct" | "sidecar" | "candidate") {
-                hot.run(server, "create_note", 1, (WARMUP, CALLS)).await?;
+                hot.run(server, "create_note", (1, WARMUP, CALLS)).await?;
             }
         }
     }
     eprintln!("sidecar bench: throughput at 8 and 64 in flight");
-    for (n, calls) in IN_FLIGHT {
+    for load in IN_FLIGHT {
         for _ in 0..THROUGHPUT_REPS {
             for server in servers.iter_mut().filter(|s| s.name != "replica") {
-                hot.run(server, "get_note", n, calls).await?;
+                hot.run(server, "get_note", load).await?;
             }
         }
     }
@@ -363,7 +356,7 @@ async fn hot_paths(
         json!({"who": w, "in_flight": n, "per_sec": runs.rate(), "cpu_us": cpu, "switches": switches})
     });
     table.record("per_call", json!(costs.collect::<Vec<_>>()));
-    table.record("sessions_opened", json!(Counters::get(&upstream.counters.sessions)));
+    table.record("sessions_opened", json!(Counters::get(&setup.upstream.counters.sessions)));
     for server in servers {
         server.process.shutdown().await;
     }
@@ -409,30 +402,21 @@ async fn startup_row(
     init
 }
 
-async fn startup_and_memory(
-    table: &mut Table,
-    paths: &Paths,
-    upstream: &FastUpstream,
-) -> Result<(), BoxError> {
+async fn startup_and_memory(table: &mut Table, setup: &Setup) -> Result<(), BoxError> {
     table.section(&format!("Startup, ms (median of {STARTUP_RUNS}): spawn → `initialize` reply / → first `tools/list` / stdin EOF → exit"));
-    let db = |name: &str| {
-        let db = paths.dir.join(name);
-        replica::remove_db(&db);
-        db
-    };
-    let remote = |_| paths.remote(&upstream.url);
-    let init = startup_row(table, "sidecar, remote upstream", Some(15.0), remote).await;
+    let db = |name: &str| replica::fresh_db(setup.dir.join(name));
+    let init = startup_row(table, "sidecar, remote upstream", Some(15.0), |_| setup.remote()).await;
     table.record("startup_remote_initialize_ms", json!(init));
     // The warm-up launch creates the database; the others open it.
     let existing = db("embedded.db");
-    let embedded = |_| paths.sidecar(Launch::embedded(&existing));
+    let embedded = |_| setup.sidecar(Launch::embedded(&existing));
     startup_row(table, "sidecar, embedded API (existing db)", Some(50.0), embedded).await;
-    let new = |i| paths.sidecar(Launch::embedded(&db(&format!("embedded-new-{i}.db"))));
+    let new = |i| setup.sidecar(Launch::embedded(&db(&format!("embedded-new-{i}.db"))));
     startup_row(table, "sidecar, embedded API (new db file)", None, new).await;
-    startup_row(table, "floor (minimal rmcp server)", None, |_| paths.floor()).await;
+    startup_row(table, "floor (minimal rmcp server)", None, |_| setup.floor()).await;
 
     eprintln!("sidecar bench: memory");
-    let mut sidecar = paths.remote(&upstream.url).spawn().await;
+    let mut sidecar = setup.remote().spawn().await;
     sidecar.initialize().await;
     sidecar.request("tools/list", json!({})).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -467,7 +451,7 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(paths: &Paths) -> Self {
+    fn new(setup: &Setup) -> Self {
         let sh = |program: &str, args: &[&str]| {
             let out = std::process::Command::new(program).args(args).output().ok()?;
             Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -479,7 +463,7 @@ impl Table {
         let load: Vec<&str> = load.split_whitespace().take(3).collect();
         let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let size = std::fs::metadata(&paths.sidecar).map_or(0, |m| m.len());
+        let size = std::fs::metadata(&setup.sidecar).map_or(0, |m| m.len());
         let header = format!(
             "{date} · {cores} cores · load {} · commit {commit}{} · sidecar {:.1} MiB{}",
             load.join(" "),
@@ -496,19 +480,13 @@ impl Table {
         self.rows.push([format!("**{title}**"), String::new(), String::new(), String::new()]);
     }
 
-    pub fn row(&mut self, figure: &str, measured: impl Into<String>) {
+    pub fn row(&mut self, figure: &str, measured: String) {
         self.goal(figure, measured, "", None);
     }
 
-    pub fn goal(
-        &mut self,
-        figure: &str,
-        measured: impl Into<String>,
-        goal: &str,
-        met: Option<bool>,
-    ) {
+    pub fn goal(&mut self, figure: &str, measured: String, goal: &str, met: Option<bool>) {
         let verdict = met.map_or("", |m| if m { "met" } else { "**missed**" });
-        self.rows.push([figure.to_owned(), measured.into(), goal.to_owned(), verdict.to_owned()]);
+        self.rows.push([figure.to_owned(), measured, goal.to_owned(), verdict.to_owned()]);
     }
 
     pub fn record(&mut self, key: &str, value: Value) {
@@ -523,8 +501,7 @@ impl Table {
         for row in &self.rows {
             let _ = writeln!(out, "| {} |", row.join(" | "));
         }
-        let rows: Vec<Value> = self.rows.iter().map(|r| json!(r)).collect();
-        self.record("table", json!(rows));
+        self.json["table"] = json!(self.rows);
         out
     }
 }
@@ -567,14 +544,14 @@ impl Samples {
     }
 }
 
-/// A latency in µs, as µs.
-pub fn us(us: f64) -> String {
-    format!("{us:.1} µs")
+/// A latency in µs, shown in µs.
+pub fn us(micros: f64) -> String {
+    format!("{micros:.1} µs")
 }
 
-/// A latency in µs, as ms.
-pub fn ms(us: f64) -> String {
-    format!("{:.2} ms", us / 1e3)
+/// A latency in µs, shown in ms.
+pub fn ms(micros: f64) -> String {
+    format!("{:.2} ms", micros / 1e3)
 }
 
 pub fn mib(kib: u64) -> String {

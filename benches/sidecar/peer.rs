@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::Launch;
-use crate::common::fast_upstream::{Counters, FastUpstream};
-use crate::{BoxError, Paths, Samples, Table, checked, hot, note_args, startup, us};
+use crate::common::fast_upstream::Counters;
+use crate::{BoxError, Samples, Setup, Table, checked, hot, note_args, startup, us};
 
 /// `server.py` and its pinned `requirements.txt`.
 const PEER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/sidecar/peer");
@@ -55,13 +55,10 @@ fn launch(python: &Path, url: &str) -> Launch {
 }
 
 /// Its startup, per-call latency and peak RSS beside the sidecar's.
-pub async fn measure(
-    table: &mut Table,
-    paths: &Paths,
-    upstream: &FastUpstream,
-) -> Result<(), BoxError> {
+pub async fn measure(table: &mut Table, setup: &Setup) -> Result<(), BoxError> {
+    let upstream = &setup.upstream;
     table.section("The FastMCP peer (`benches/sidecar/peer`)");
-    let python = match ensure_venv(&paths.dir) {
+    let python = match ensure_venv(&setup.dir) {
         Ok(python) => python,
         Err(e) => {
             table.row("not measured", format!("cannot install it: {e}"));
@@ -89,10 +86,8 @@ pub async fn measure(
         sessions as f64 / (WARMUP + CALLS) as f64
     );
     table.goal("`get_note` median (p99)", measured, "≥ 10×", Some(times >= 10.0));
-    table.row(
-        "peak RSS idle / after 2,100 calls",
-        format!("{:.1} / {:.1} MiB", idle as f64 / 1024.0, after as f64 / 1024.0),
-    );
+    let measured = format!("{:.1} / {:.1} MiB", idle as f64 / 1024.0, after as f64 / 1024.0);
+    table.row("peak RSS idle / after 2,100 calls", measured);
     table.record("peer", json!({"initialize_ms": init, "get_note": latency.json(), "idle_kib": idle, "after_kib": after, "per_sec": run.per_sec}));
     Ok(())
 }

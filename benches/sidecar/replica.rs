@@ -3,13 +3,13 @@
 //! - `get_note` answered from a fresh replica of the stand-in
 //!   ([`hot_sidecar`], measured in the latency rounds);
 //! - over 10,000 notes created through the embedded API (served here, its
-//!   rate limits lifted): `search` and a newest-first `list_notes` page, the
+//!   entity rate limits lifted): `search` and a newest-first `list_notes` page, the
 //!   first sync, the replica's size, and peak RSS after 10,000 searches;
 //! - tokens (o200k_base) and bytes of typical results: a page of 50 notes,
 //!   one task, a search of 20 hits, as the upstream's raw items (`raw: true`),
 //!   as the lean default, and as short markdown, the alternative rendition.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 use toolbridge_mcp::embedded::{self, ApiConfig, RateLimits};
 
 use crate::common::api::Device;
-use crate::common::fast_upstream::{Counters, FastUpstream};
+use crate::common::fast_upstream::Counters;
 use crate::common::{Launch, McpProcess};
-use crate::{BoxError, Paths, Samples, Table, checked, hot, mib, ms, note_args};
+use crate::{BoxError, Samples, Setup, Table, checked, hot, mib, ms, note_args};
 
 const ITEMS: usize = 10_000;
 /// `--max-staleness` of the measuring sidecars: no refresh inside a loop.
@@ -48,28 +48,26 @@ const RARE_WORDS: usize = 2_000;
 const FEW: [usize; 4] = [17, 503, 1_250, 1_999];
 const MANY: [&str; 4] = ["meeting", "project", "lorem", "des"];
 
-pub fn remove_db(path: &Path) {
+/// `path`, with no database there (nor its journal files) any more.
+pub fn fresh_db(path: PathBuf) -> PathBuf {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-}
-
-/// `launch` keeping its replica in `dir`, not refreshed while measured.
-fn with_replica(launch: Launch, dir: &Path) -> Launch {
-    launch.env("TOOLBRIDGE_REPLICA", "on").with_replica(dir, NO_REFRESH)
+    path
 }
 
 /// A sidecar on the stand-in with a fresh replica, after its first sync,
 /// checked to answer `get_note` from it: the upstream sees no request for
 /// 200 calls.
-pub async fn hot_sidecar(paths: &Paths, upstream: &FastUpstream) -> Result<McpProcess, BoxError> {
-    let dir = paths.dir.join("replica-hot");
+pub async fn hot_sidecar(setup: &Setup) -> Result<McpProcess, BoxError> {
+    let dir = setup.dir.join("replica-hot");
+    let reads = &setup.upstream.counters.reads;
     let _ = std::fs::remove_dir_all(&dir);
-    let launch = with_replica(paths.remote(&upstream.url), &dir);
+    let launch = setup.remote().with_replica(&dir, NO_REFRESH);
     let mut process = hot(launch, ("search", json!({"query": "benchmark"}))).await;
-    let before = Counters::get(&upstream.counters.reads);
+    let before = Counters::get(reads);
     checked(process.call_loop("get_note", note_args(), 1, 0, 200).await, "replica get_note")?;
-    if Counters::get(&upstream.counters.reads) != before {
+    if Counters::get(reads) != before {
         return Err("the replica sidecar asked the upstream for get_note".into());
     }
     Ok(process)
@@ -116,15 +114,11 @@ fn matches(notes: &[Value], query: &str) -> usize {
 /// `db`, the last note [`REREAD_PAUSE`] after the others; returns how long
 /// the others took.
 async fn seed(db: &Path, notes: Arc<Vec<Value>>) -> Result<Duration, BoxError> {
-    let unlimited = RateLimits {
-        entity_per_minute: u32::MAX,
-        entity_burst: u32::MAX,
-        bootstrap_per_minute: u32::MAX,
-        bootstrap_burst: u32::MAX,
-    };
+    // The creates unpaced; the one session within the default limits.
+    let limits =
+        RateLimits { entity_per_minute: u32::MAX, entity_burst: u32::MAX, ..Default::default() };
     let secret = SecretString::from(SECRET.to_owned());
-    let api =
-        embedded::spawn(ApiConfig { db_path: db.to_owned(), secret, limits: unlimited }).await?;
+    let api = embedded::spawn(ApiConfig { db_path: db.to_owned(), secret, limits }).await?;
     let device = Arc::new(Device::open(&api.base_url(), SECRET).await);
     let task = json!({"title": "Prepare the 2.4 release notes", "description": "Collect the merged changes since 2.3, group them by area and draft the notes for review.",
         "status": "in_progress", "priority": "high", "dueDate": "2026-12-15", "tags": ["release", "work"]});
@@ -155,9 +149,8 @@ async fn seed(db: &Path, notes: Arc<Vec<Value>>) -> Result<Duration, BoxError> {
     Ok(took)
 }
 
-pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
-    let db = paths.dir.join("replica-source.db");
-    remove_db(&db);
+pub async fn measure(table: &mut Table, setup: &Setup) -> Result<(), BoxError> {
+    let db = fresh_db(setup.dir.join("replica-source.db"));
     eprintln!("sidecar bench: replica: creating {ITEMS} notes");
     let notes: Arc<Vec<Value>> = Arc::new((0..ITEMS).map(note).collect());
     let seeded = seed(&db, notes.clone()).await?;
@@ -169,11 +162,11 @@ pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
 
     eprintln!("sidecar bench: replica: first sync");
     let mut syncs = Vec::new();
-    let dir = paths.dir.join("replica-10k");
+    let dir = setup.dir.join("replica-10k");
     for _ in 0..3 {
         let _ = std::fs::remove_dir_all(&dir);
         let started = Instant::now();
-        let mut sync = std::process::Command::new(&paths.sidecar);
+        let mut sync = std::process::Command::new(&setup.sidecar);
         sync.env_clear().arg("--db-path").arg(&db).arg("--replica-dir").arg(&dir).arg("sync");
         let output = sync.output()?;
         syncs.push(started.elapsed().as_secs_f64());
@@ -183,10 +176,10 @@ pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
         }
     }
     let sync = Samples::from(syncs.clone()).median();
-    let spawned = Instant::now();
-    let first_dir = paths.dir.join("replica-first-search");
+    let first_dir = setup.dir.join("replica-first-search");
     let _ = std::fs::remove_dir_all(&first_dir);
-    let launch = with_replica(paths.sidecar(Launch::embedded(&db)), &first_dir);
+    let spawned = Instant::now();
+    let launch = setup.sidecar(Launch::embedded(&db)).with_replica(&first_dir, NO_REFRESH);
     let first = hot(launch, ("search", json!({"query": rare_word(FEW[0])}))).await;
     let first_search = spawned.elapsed().as_secs_f64();
     let first_hwm = first.peak_rss_kib().unwrap_or(0);
@@ -202,7 +195,7 @@ pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
     table.row("replica on disk", mib(size / 1024));
 
     eprintln!("sidecar bench: replica: search and list");
-    let launch = with_replica(paths.sidecar(Launch::embedded(&db)), &dir);
+    let launch = setup.sidecar(Launch::embedded(&db)).with_replica(&dir, NO_REFRESH);
     let mut sidecar = hot(launch, ("list_notes", json!({"limit": 1}))).await;
     let open_hwm = sidecar.peak_rss_kib().unwrap_or(0);
     let classes = [
@@ -223,9 +216,8 @@ pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
             counts.push(expected);
         }
         let s = Samples::from(latencies);
-        let range =
-            format!("{}–{}", counts.iter().min().unwrap_or(&0), counts.iter().max().unwrap_or(&0));
-        let figure = format!("`search` matching {name} ({range} notes), p50 (p99)");
+        let (min, max) = (counts.iter().min().unwrap_or(&0), counts.iter().max().unwrap_or(&0));
+        let figure = format!("`search` matching {name} ({min}–{max} notes), p50 (p99)");
         table.goal(&figure, s.median_p99(ms), "p50 < 2 ms", Some(s.median() < 2_000.0));
         table.record(&format!("search_{key}"), s.json());
     }
@@ -234,17 +226,14 @@ pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
     let list = checked(sidecar.call_loop("list_notes", page, 1, 100, 2_000).await, "list")?;
     let list = Samples::from(list.latencies);
     table.row("`list_notes` newest first, a page of 50, p50 (p99)", list.median_p99(ms));
-    table.goal(
-        &format!("sidecar peak RSS after {SEARCHES} searches"),
-        format!(
-            "{} ({} before them; {} in the new sidecar after its first sync)",
-            mib(search_hwm),
-            mib(open_hwm),
-            mib(first_hwm)
-        ),
-        "< 30 MB (28.6 MiB)",
-        Some(search_hwm * 1024 < 30_000_000),
+    let measured = format!(
+        "{} ({} before them; {} in the new sidecar after its first sync)",
+        mib(search_hwm),
+        mib(open_hwm),
+        mib(first_hwm)
     );
+    let figure = format!("sidecar peak RSS after {SEARCHES} searches");
+    table.goal(&figure, measured, "< 30 MB (28.6 MiB)", Some(search_hwm * 1024 < 30_000_000));
     table.record("replica", json!({"sync_s": syncs, "first_search_s": first_search, "bytes": size, "list_50": list.json(), "hwm_kib": [open_hwm, search_hwm, first_hwm]}));
     tokens(table, &mut sidecar).await?;
     sidecar.shutdown().await;
@@ -279,13 +268,11 @@ async fn tokens(table: &mut Table, sidecar: &mut McpProcess) -> Result<(), BoxEr
         ("one task", text(&raw_task), &lean_task),
         ("a search of 20 hits", json!({"items": raw_hits}).to_string(), &search),
     ] {
-        let markdown = markdown(&lean["structuredContent"]);
-        let (lean_text, structured) = (text(lean), lean["structuredContent"].to_string());
-        if lean_text != structured {
-            return Err(
-                format!("{name}: the text is not the compact JSON of structuredContent").into()
-            );
+        let (lean_text, structured) = (text(lean), &lean["structuredContent"]);
+        if lean_text != serde_json::to_string(structured)? {
+            return Err(format!("{name}: the text is not structuredContent's JSON").into());
         }
+        let markdown = markdown(structured);
         table.row(name, format!("{} → {} · {}", count(&raw), count(&lean_text), count(&markdown)));
         figures.push(json!({"result": name, "raw": count(&raw), "lean_json": count(&lean_text), "markdown": count(&markdown)}));
     }
