@@ -47,8 +47,8 @@ pub struct McpProcess {
 
 /// A builder for the server process's command line and environment.
 pub struct Launch {
-    /// The server binary, unless another program (a benchmark's floor or
-    /// peer) is launched.
+    /// The server binary, unless another program (a benchmark's floor,
+    /// direct client or peer) is launched.
     program: Option<PathBuf>,
     args: Vec<String>,
     env: Vec<(String, String)>,
