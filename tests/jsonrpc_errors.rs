@@ -24,15 +24,6 @@ const WITHIN: Duration = Duration::from_secs(20);
 /// The limit of one message, as the server names it.
 const LIMIT: usize = 16 * 1024 * 1024;
 
-/// The server's peak resident memory in bytes (Linux), to show a long line
-/// is walked past, not kept.
-fn peak_rss(mcp: &McpProcess) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", mcp.pid())).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 /// A line of `message` with `pad` bytes of text as the value of `at` (a
 /// JSON pointer to a string field).
 fn padded_line(mut message: Value, at: &str, pad: usize) -> Vec<u8> {
@@ -52,6 +43,8 @@ async fn a_message_over_the_line_limit_is_answered() {
     let server = upstream::plausible_upstream().await;
     let mut mcp = Launch::remote(&server.uri()).spawn().await;
     mcp.initialize().await;
+    // Peak memory in bytes, to show a long line is walked past, not kept.
+    let peak_rss = |mcp: &McpProcess| mcp.peak_rss_kib().map(|kib| kib * 1024);
     let before = peak_rss(&mcp);
 
     let call_id = 7_100_001;

@@ -22,24 +22,6 @@ use serde_json::{Value, json};
 const CALLS: usize = 10_000;
 const WINDOW: usize = 32;
 
-/// `VmHWM` (peak resident set) of a process, in kB.
-fn peak_rss_kb(pid: u32) -> u64 {
-    field_kb(pid, "VmHWM:")
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    field_kb(pid, "VmRSS:")
-}
-
-fn field_kb(pid: u32, name: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
-}
-
 /// Runs `count` `get_note` calls, `WINDOW` at a time: all are sent, then all
 /// awaited.
 async fn run_calls(mcp: &mut McpProcess, count: usize) {
@@ -76,13 +58,20 @@ async fn ten_thousand_calls_through_one_process() {
         .spawn()
         .await;
     mcp.initialize().await;
-    let pid = mcp.pid();
     let started = Instant::now();
 
     run_calls(&mut mcp, 1_000).await;
-    let at_1k = (peak_rss_kb(pid), rss_kb(pid), started.elapsed());
+    let at_1k = (
+        mcp.peak_rss_kib().unwrap(),
+        mcp.rss_kib().unwrap(),
+        started.elapsed(),
+    );
     run_calls(&mut mcp, CALLS - 1_000).await;
-    let at_10k = (peak_rss_kb(pid), rss_kb(pid), started.elapsed());
+    let at_10k = (
+        mcp.peak_rss_kib().unwrap(),
+        mcp.rss_kib().unwrap(),
+        started.elapsed(),
+    );
 
     let listed: Value = mcp.request("tools/list", json!({})).await;
     assert_eq!(listed["result"]["tools"].as_array().map(Vec::len), Some(40));

@@ -7,13 +7,13 @@
 //!   sidecar costs above it is HTTP plus the sidecar's own work.
 //! - direct HTTP (`SIDECAR_BENCH_DIRECT=<base url>`): the request the sidecar
 //!   makes, by a pooled reqwest client with nothing in between, in a process
-//!   of its own as the sidecar's client is; driven by one order per stdin line.
+//!   of its own as the sidecar's client is. It runs whole loops, each asked
+//!   for by one JSON-RPC request line and answered with its [`CallLoop`], so
+//!   the tests' client drives it as it drives the MCP servers.
 
-use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
     ServerCapabilities, ServerConfig,
@@ -21,41 +21,22 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::BoxError;
-use crate::common::CallLoop;
 use crate::common::fast_upstream::{NOTE_UID, SESSION_ID, note};
+use crate::common::{CallLoop, McpProcess};
+use crate::{BoxError, Load};
 
 pub const FLOOR_ENV: &str = "SIDECAR_BENCH_FLOOR";
 pub const DIRECT_ENV: &str = "SIDECAR_BENCH_DIRECT";
 
-/// The body of a direct create: what the sidecar sends for the bench's
-/// `create_note` (a uid it made, the title and the content).
-pub fn create_body() -> Value {
-    json!({"uid": "0b8a6f3e-8d0c-4d8e-9a51-5b3f9e0c7d21", "title": "Benchmark note",
-           "content": "A short markdown note that a model asked for by uid."})
-}
-
 /// Runs `serve` on a fresh multi-thread runtime.
-pub fn serve_child<F: Future<Output = Result<(), BoxError>>>(serve: F) -> ExitCode {
-    let served = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(BoxError::from)
-        .and_then(|runtime| runtime.block_on(serve));
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sidecar bench child: {e}");
-            ExitCode::FAILURE
-        }
-    }
+pub fn serve_child(serve: impl Future<Output = Result<(), BoxError>>) -> Result<(), BoxError> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve)
 }
 
-#[derive(Clone)]
-struct Floor(Arc<Value>);
+/// The floor's one tool: the stand-in's note.
+struct Floor(Value);
 
 impl ServerHandler for Floor {
     fn get_info(&self) -> ServerConfig {
@@ -68,91 +49,105 @@ impl ServerHandler for Floor {
         _request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        Ok(CallToolResult::structured(self.0.as_ref().clone()).into())
+        Ok(CallToolResult::structured(self.0.clone()).into())
     }
 }
 
 /// Serves the floor on stdin/stdout until stdin closes.
 pub async fn serve_floor() -> Result<(), BoxError> {
-    let floor = Floor(Arc::new(note()));
-    floor.serve(rmcp::transport::stdio_pipes()).await?.waiting().await?;
+    Floor(note()).serve(rmcp::transport::stdio_pipes()).await?.waiting().await?;
     Ok(())
 }
 
-/// One run asked of the direct-client process: create (or get), calls in
-/// flight, warm-up and measured calls. It answers with the [`CallLoop`].
-type Order = (bool, usize, usize, usize);
+/// A loop asked of the direct-client process, as the params of its request:
+/// create (or get), and its load.
+type Order = (bool, Load);
 
-/// A pooled reqwest client (`TCP_NODELAY`, as the sidecar's) sending the
-/// headers the sidecar sends.
-#[derive(Clone)]
-pub struct DirectClient {
-    http: reqwest::Client,
-    base_url: Arc<str>,
-    headers: HeaderMap,
-    body: Arc<str>,
+/// Asks the direct-client process for a loop of `tool` (`create_note` is a
+/// `POST /v1/notes`, anything else the `get_note` request).
+pub async fn direct_loop(
+    process: &mut McpProcess,
+    tool: &str,
+    load: Load,
+) -> Result<CallLoop, BoxError> {
+    let order: Order = (tool == "create_note", load);
+    let reply = process.request("call_loop", json!(order)).await;
+    Ok(serde_json::from_value(reply["result"].clone())?)
 }
 
-impl DirectClient {
-    pub fn new(base_url: &str) -> Result<Self, BoxError> {
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
-            ("authorization", "Bearer x"),
-            ("x-tb-tenant-id", "t"),
-            ("x-sync-session", SESSION_ID),
-            ("x-sync-epoch", "1"),
-            ("x-correlation-id", "1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
-        ] {
-            headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
-        }
-        Ok(Self {
-            http: reqwest::Client::builder().tcp_nodelay(true).build()?,
-            base_url: base_url.into(),
-            headers,
-            body: create_body().to_string().into(),
-        })
+/// The direct-client process: one loop per request line on stdin, answered
+/// with its [`CallLoop`], until stdin closes.
+pub async fn serve_direct(base_url: String) -> Result<(), BoxError> {
+    let http = reqwest::Client::new();
+    let get = Direct::new(&http, http.get(format!("{base_url}/v1/notes/{NOTE_UID}")))?;
+    // What the sidecar sends for the bench's `create_note`: a uid it made too.
+    let mut body = crate::create_args();
+    body["uid"] = json!("0b8a6f3e-8d0c-4d8e-9a51-5b3f9e0c7d21");
+    let create = http.post(format!("{base_url}/v1/notes")).json(&body);
+    let create = Direct::new(&http, create)?;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdout = tokio::io::stdout();
+    while let Some(line) = lines.next_line().await? {
+        let request: Value = serde_json::from_str(&line)?;
+        let (create_note, load): Order = serde_json::from_value(request["params"].clone())?;
+        let direct = if create_note { &create } else { &get };
+        let run = direct.call_loop(load).await;
+        let reply = json!({"jsonrpc": "2.0", "id": request["id"], "result": run});
+        stdout.write_all(format!("{reply}\n").as_bytes()).await?;
+        stdout.flush().await?;
+    }
+    Ok(())
+}
+
+/// One request the sidecar sends, with its headers, built once, and the
+/// pooled client (`TCP_NODELAY` by default, as the sidecar's) that sends it.
+#[derive(Clone)]
+struct Direct {
+    http: reqwest::Client,
+    request: Arc<reqwest::Request>,
+}
+
+impl Direct {
+    fn new(http: &reqwest::Client, request: reqwest::RequestBuilder) -> Result<Self, BoxError> {
+        let request = request
+            .header("authorization", "Bearer x")
+            .header("x-tb-tenant-id", "t")
+            .header("x-sync-session", SESSION_ID)
+            .header("x-sync-epoch", "1")
+            .header("x-correlation-id", "1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+            .build()?;
+        Ok(Self { http: http.clone(), request: Arc::new(request) })
     }
 
-    async fn once(&self, create: bool) -> bool {
-        let request = if create {
-            let url = format!("{}/v1/notes", self.base_url);
-            let body = self.body.to_string();
-            self.http.post(url).header("content-type", "application/json").body(body)
-        } else {
-            self.http.get(format!("{}/v1/notes/{NOTE_UID}", self.base_url))
-        };
-        match request.headers(self.headers.clone()).send().await {
+    /// Sends the request and reads the whole body: whether it succeeded.
+    async fn once(&self) -> bool {
+        let Some(request) = self.request.try_clone() else { return false };
+        match self.http.execute(request).await {
             Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
             Err(_) => false,
         }
     }
 
-    /// The closed loop of [`crate::common::McpProcess::call_loop`]: the
-    /// warm-up, then `measured` calls over `in_flight` tasks, each sending its
-    /// next request when the last one's body is read.
-    pub async fn call_loop(
-        &self,
-        create: bool,
-        in_flight: usize,
-        warmup: usize,
-        measured: usize,
-    ) -> CallLoop {
-        self.calls(create, in_flight, warmup).await;
+    /// The closed loop of [`McpProcess::call_loop`]: the warm-up, then
+    /// `measured` calls over `in_flight` tasks, each sending its next request
+    /// when the last one's body is read.
+    async fn call_loop(&self, (in_flight, warmup, measured): Load) -> CallLoop {
+        self.calls(in_flight, warmup).await;
         let started = Instant::now();
-        let (latencies, failed) = self.calls(create, in_flight, measured).await;
+        let (latencies, failed) = self.calls(in_flight, measured).await;
         CallLoop { per_sec: measured as f64 / started.elapsed().as_secs_f64(), latencies, failed }
     }
 
-    async fn calls(&self, create: bool, in_flight: usize, calls: usize) -> (Vec<Duration>, usize) {
+    async fn calls(&self, in_flight: usize, calls: usize) -> (Vec<Duration>, usize) {
         let mut tasks = tokio::task::JoinSet::new();
         for task in 0..in_flight {
-            let (client, n) =
+            let (direct, n) =
                 (self.clone(), calls / in_flight + usize::from(task < calls % in_flight));
             tasks.spawn(async move {
                 let (mut latencies, mut failed) = (Vec::with_capacity(n), 0);
                 for _ in 0..n {
                     let sent = Instant::now();
-                    failed += usize::from(!client.once(create).await);
+                    failed += usize::from(!direct.once().await);
                     latencies.push(sent.elapsed());
                 }
                 (latencies, failed)
@@ -164,64 +159,5 @@ impl DirectClient {
             failed += f;
         }
         (latencies, failed)
-    }
-}
-
-/// The direct-client process: one [`Order`] per stdin line, one [`Answer`]
-/// per stdout line, until stdin closes.
-pub async fn serve_direct(base_url: String) -> Result<(), BoxError> {
-    let client = DirectClient::new(&base_url)?;
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let mut stdout = tokio::io::stdout();
-    while let Some(line) = lines.next_line().await? {
-        let (create, in_flight, warmup, measured): Order = serde_json::from_str(&line)?;
-        let run = client.call_loop(create, in_flight, warmup, measured).await;
-        let mut line = serde_json::to_vec(&run)?;
-        line.push(b'\n');
-        stdout.write_all(&line).await?;
-        stdout.flush().await?;
-    }
-    Ok(())
-}
-
-/// The bench's handle on a direct-client process.
-pub struct DirectProcess {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-}
-
-impl DirectProcess {
-    pub fn spawn(base_url: &str) -> Result<Self, BoxError> {
-        let mut child = tokio::process::Command::new(std::env::current_exe()?)
-            .env(DIRECT_ENV, base_url)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let stdin = child.stdin.take().ok_or("no stdin")?;
-        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-        Ok(Self { child, stdin, stdout })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id().unwrap_or(0)
-    }
-
-    pub async fn call_loop(
-        &mut self,
-        create: bool,
-        in_flight: usize,
-        warmup: usize,
-        measured: usize,
-    ) -> Result<CallLoop, BoxError> {
-        let order: Order = (create, in_flight, warmup, measured);
-        let mut line = serde_json::to_vec(&order)?;
-        line.push(b'\n');
-        self.stdin.write_all(&line).await?;
-        let line = tokio::time::timeout(Duration::from_secs(60), self.stdout.next_line())
-            .await??
-            .ok_or("the direct-client process exited")?;
-        Ok(serde_json::from_str(&line)?)
     }
 }

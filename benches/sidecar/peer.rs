@@ -6,23 +6,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::Launch;
-use crate::common::fast_upstream::{Counters, FastUpstream};
-use crate::{BoxError, Paths, Samples, Table, checked, hot, note_args, peak_rss_kib, startup, us};
+use crate::common::fast_upstream::Counters;
+use crate::{BoxError, Samples, Setup, Table, checked, hot, note_args, startup, us};
 
+/// `server.py` and its pinned `requirements.txt`.
+const PEER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/sidecar/peer");
 const WARMUP: usize = 100;
 const CALLS: usize = 2_000;
 
 fn run(command: &mut Command) -> Result<(), BoxError> {
     let output = command.output()?;
-    match output.status.success() {
-        true => Ok(()),
-        false => {
-            Err(format!("{command:?}: {}", String::from_utf8_lossy(&output.stderr).trim()).into())
-        }
+    if output.status.success() {
+        return Ok(());
     }
+    Err(format!("{command:?}: {}", String::from_utf8_lossy(&output.stderr).trim()).into())
 }
 
 /// The venv's Python, (re)installed when the pinned requirements changed;
@@ -30,8 +30,7 @@ fn run(command: &mut Command) -> Result<(), BoxError> {
 fn ensure_venv(bench_dir: &Path) -> Result<PathBuf, BoxError> {
     let venv = bench_dir.join("peer-venv");
     let python = venv.join("bin/python");
-    let requirements =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sidecar/peer/requirements.txt");
+    let requirements = Path::new(PEER_DIR).join("requirements.txt");
     let wanted = std::fs::read_to_string(&requirements)?;
     let stamp = venv.join("bench-requirements.txt");
     if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
@@ -49,21 +48,17 @@ fn ensure_venv(bench_dir: &Path) -> Result<PathBuf, BoxError> {
 }
 
 fn launch(python: &Path, url: &str) -> Launch {
-    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sidecar/peer/server.py");
     Launch::command(python)
-        .arg(&server.display().to_string())
+        .arg(&format!("{PEER_DIR}/server.py"))
         .env("PEER_API_URL", url)
         .env("PYTHONUNBUFFERED", "1")
 }
 
 /// Its startup, per-call latency and peak RSS beside the sidecar's.
-pub async fn measure(
-    table: &mut Table,
-    paths: &Paths,
-    upstream: &FastUpstream,
-) -> Result<(), BoxError> {
+pub async fn measure(table: &mut Table, setup: &Setup) -> Result<(), BoxError> {
+    let upstream = &setup.upstream;
     table.section("The FastMCP peer (`benches/sidecar/peer`)");
-    let python = match ensure_venv(&paths.dir) {
+    let python = match ensure_venv(&setup.dir) {
         Ok(python) => python,
         Err(e) => {
             table.row("not measured", format!("cannot install it: {e}"));
@@ -71,37 +66,28 @@ pub async fn measure(
         }
     };
     let [init, _, _] = startup(|_| launch(&python, &upstream.url)).await;
-    let sidecar_init =
-        table.json.get("startup_remote_initialize_ms").and_then(Value::as_f64).unwrap_or(f64::NAN);
-    table.goal(
-        "spawn → `initialize` reply",
-        format!("{init:.1} ms, {:.0}× the sidecar", init / sidecar_init),
-        "≥ 20×",
-        Some(init >= 20.0 * sidecar_init),
-    );
+    let sidecar_init = table.json["startup_remote_initialize_ms"].as_f64().unwrap_or(f64::NAN);
+    let measured = format!("{init:.1} ms, {:.0}× the sidecar", init / sidecar_init);
+    table.goal("spawn → `initialize` reply", measured, "≥ 20×", Some(init >= 20.0 * sidecar_init));
     let mut peer = hot(launch(&python, &upstream.url), ("get_note", note_args())).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let idle = peak_rss_kib(peer.pid());
+    let idle = peer.peak_rss_kib().unwrap_or(0);
     let sessions = Counters::get(&upstream.counters.sessions);
     let run = checked(peer.call_loop("get_note", note_args(), 1, WARMUP, CALLS).await, "peer")?;
     let sessions = Counters::get(&upstream.counters.sessions) - sessions;
-    let after = peak_rss_kib(peer.pid());
+    let after = peer.peak_rss_kib().unwrap_or(0);
     peer.shutdown().await;
     let latency = Samples::from(run.latencies);
-    let sidecar = table.json.get("latency_c1").and_then(|v| v.pointer("/sidecar/median_us"));
-    let sidecar = sidecar.and_then(Value::as_f64).unwrap_or(f64::NAN);
-    let times = latency.p(0.5).as_secs_f64() * 1e6 / sidecar;
+    let sidecar = table.json["latency_c1"]["sidecar"]["median_us"].as_f64().unwrap_or(f64::NAN);
+    let times = latency.median() / sidecar;
     let measured = format!(
-        "{} ({}), {times:.0}× the sidecar; {:.2} sessions per call",
-        us(latency.p(0.5)),
-        us(latency.p(0.99)),
+        "{}, {times:.0}× the sidecar; {:.2} sessions per call",
+        latency.median_p99(us),
         sessions as f64 / (WARMUP + CALLS) as f64
     );
     table.goal("`get_note` median (p99)", measured, "≥ 10×", Some(times >= 10.0));
-    table.row(
-        "peak RSS idle / after 2,100 calls",
-        format!("{:.1} / {:.1} MiB", idle as f64 / 1024.0, after as f64 / 1024.0),
-    );
+    let measured = format!("{:.1} / {:.1} MiB", idle as f64 / 1024.0, after as f64 / 1024.0);
+    table.row("peak RSS idle / after 2,100 calls", measured);
     table.record("peer", json!({"initialize_ms": init, "get_note": latency.json(), "idle_kib": idle, "after_kib": after, "per_sec": run.per_sec}));
     Ok(())
 }

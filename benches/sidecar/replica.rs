@@ -3,24 +3,25 @@
 //! - `get_note` answered from a fresh replica of the stand-in
 //!   ([`hot_sidecar`], measured in the latency rounds);
 //! - over 10,000 notes created through the embedded API (served here, its
-//!   rate limits lifted): `search` and a newest-first `list_notes` page, the
+//!   entity rate limits lifted): `search` and a newest-first `list_notes` page, the
 //!   first sync, the replica's size, and peak RSS after 10,000 searches;
 //! - tokens (o200k_base) and bytes of typical results: a page of 50 notes,
 //!   one task, a search of 20 hits, as the upstream's raw items (`raw: true`),
 //!   as the lean default, and as short markdown, the alternative rendition.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use toolbridge_mcp::embedded::{self, ApiConfig, RateLimits};
 
-use crate::common::fast_upstream::{Counters, FastUpstream};
+use crate::common::api::Device;
+use crate::common::fast_upstream::Counters;
 use crate::common::{Launch, McpProcess};
-use crate::{BoxError, Paths, Samples, Table, checked, hot, mib, ms, note_args, peak_rss_kib};
+use crate::{BoxError, Samples, Setup, Table, checked, hot, mib, ms, note_args};
 
 const ITEMS: usize = 10_000;
 /// `--max-staleness` of the measuring sidecars: no refresh inside a loop.
@@ -47,28 +48,26 @@ const RARE_WORDS: usize = 2_000;
 const FEW: [usize; 4] = [17, 503, 1_250, 1_999];
 const MANY: [&str; 4] = ["meeting", "project", "lorem", "des"];
 
-pub fn remove_db(path: &Path) {
+/// `path`, with no database there (nor its journal files) any more.
+pub fn fresh_db(path: PathBuf) -> PathBuf {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-}
-
-/// `launch` keeping its replica in `dir` (emptied first).
-fn with_replica(launch: Launch, dir: &Path, max_staleness: &str) -> Launch {
-    let _ = std::fs::remove_dir_all(dir);
-    launch.env("TOOLBRIDGE_REPLICA", "on").with_replica(dir, max_staleness)
+    path
 }
 
 /// A sidecar on the stand-in with a fresh replica, after its first sync,
 /// checked to answer `get_note` from it: the upstream sees no request for
 /// 200 calls.
-pub async fn hot_sidecar(paths: &Paths, upstream: &FastUpstream) -> Result<McpProcess, BoxError> {
-    let launch =
-        with_replica(paths.remote(&upstream.url), &paths.dir.join("replica-hot"), NO_REFRESH);
+pub async fn hot_sidecar(setup: &Setup) -> Result<McpProcess, BoxError> {
+    let dir = setup.dir.join("replica-hot");
+    let reads = &setup.upstream.counters.reads;
+    let _ = std::fs::remove_dir_all(&dir);
+    let launch = setup.remote().with_replica(&dir, NO_REFRESH);
     let mut process = hot(launch, ("search", json!({"query": "benchmark"}))).await;
-    let before = Counters::get(&upstream.counters.reads);
+    let before = Counters::get(reads);
     checked(process.call_loop("get_note", note_args(), 1, 0, 200).await, "replica get_note")?;
-    if Counters::get(&upstream.counters.reads) != before {
+    if Counters::get(reads) != before {
         return Err("the replica sidecar asked the upstream for get_note".into());
     }
     Ok(process)
@@ -115,77 +114,43 @@ fn matches(notes: &[Value], query: &str) -> usize {
 /// `db`, the last note [`REREAD_PAUSE`] after the others; returns how long
 /// the others took.
 async fn seed(db: &Path, notes: Arc<Vec<Value>>) -> Result<Duration, BoxError> {
-    let unlimited = RateLimits {
-        entity_per_minute: u32::MAX,
-        entity_burst: u32::MAX,
-        bootstrap_per_minute: u32::MAX,
-        bootstrap_burst: u32::MAX,
-    };
+    // The creates unpaced; the one session within the default limits.
+    let limits =
+        RateLimits { entity_per_minute: u32::MAX, entity_burst: u32::MAX, ..Default::default() };
     let secret = SecretString::from(SECRET.to_owned());
-    let api =
-        embedded::spawn(ApiConfig { db_path: db.to_owned(), secret, limits: unlimited }).await?;
-    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
-    let url = api.base_url();
-    let auth = |r: reqwest::RequestBuilder| {
-        r.bearer_auth(SECRET).header("x-tb-tenant-id", embedded::TENANT_ID)
-    };
-    let session: Value = auth(http.post(format!("{url}/v1/sync/sessions")))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let (id, epoch) = (
-        session["id"].as_str().unwrap_or_default().to_owned(),
-        session["epoch"].as_u64().unwrap_or(1),
-    );
-    let create = move |path: &'static str, body: Value| {
-        let request = auth(http.post(format!("{url}{path}")))
-            .header("x-sync-session", &id)
-            .header("x-sync-epoch", epoch.to_string())
-            .json(&body);
-        async move { request.send().await?.error_for_status()?.json::<Value>().await }
-    };
+    let api = embedded::spawn(ApiConfig { db_path: db.to_owned(), secret, limits }).await?;
+    let device = Arc::new(Device::open(&api.base_url(), SECRET).await);
     let task = json!({"title": "Prepare the 2.4 release notes", "description": "Collect the merged changes since 2.3, group them by area and draft the notes for review.",
         "status": "in_progress", "priority": "high", "dueDate": "2026-12-15", "tags": ["release", "work"]});
-    create("/v1/tasks", task).await?;
+    device.send(Method::POST, "/v1/tasks", Some(task)).await;
     let started = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let (create, notes, next) = (create.clone(), notes.clone(), next.clone());
-            tokio::spawn(async move {
-                let mut newest = 0;
-                // All but the last note.
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i + 1 >= notes.len() {
-                        return Ok::<u64, reqwest::Error>(newest);
-                    }
-                    let item = create("/v1/notes", notes[i].clone()).await?;
-                    newest = newest.max(item["payload"]["updatedTs"].as_u64().unwrap_or(0));
-                }
-            })
-        })
-        .collect();
-    let mut newest = 0;
-    for task in tasks {
-        newest = newest.max(task.await??);
+    let mut writers = tokio::task::JoinSet::new();
+    for first in 0..8 {
+        let (device, notes) = (device.clone(), notes.clone());
+        writers.spawn(async move {
+            let mut newest = 0;
+            // Every eighth note, all but the last.
+            for note in notes[..notes.len() - 1].iter().skip(first).step_by(8) {
+                let item = device.send(Method::POST, "/v1/notes", Some(note.clone())).await;
+                newest = newest.max(item["payload"]["updatedTs"].as_u64().unwrap_or(0));
+            }
+            newest
+        });
     }
+    let newest = writers.join_all().await.into_iter().max().unwrap_or(0);
     let took = started.elapsed();
     // The API stamps each write at least 1 ms after the last: a burst runs
     // ahead of the clock, so the pause starts at the newest stamp.
     let now_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
     tokio::time::sleep(Duration::from_millis(newest.saturating_sub(now_ms)) + REREAD_PAUSE).await;
-    create("/v1/notes", notes[notes.len() - 1].clone()).await?;
+    device.send(Method::POST, "/v1/notes", notes.last().cloned()).await;
     api.shutdown().await;
     Ok(took)
 }
 
-pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
-    let db = paths.dir.join("replica-source.db");
-    remove_db(&db);
+pub async fn measure(table: &mut Table, setup: &Setup) -> Result<(), BoxError> {
+    let db = fresh_db(setup.dir.join("replica-source.db"));
     eprintln!("sidecar bench: replica: creating {ITEMS} notes");
     let notes: Arc<Vec<Value>> = Arc::new((0..ITEMS).map(note).collect());
     let seeded = seed(&db, notes.clone()).await?;
@@ -194,17 +159,14 @@ pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
         notes[0].to_string().len(),
         seeded.as_secs_f64()
     ));
-    let embedded = |dir: &str, staleness: &str| {
-        with_replica(paths.sidecar(Launch::embedded(&db)), &paths.dir.join(dir), staleness)
-    };
 
     eprintln!("sidecar bench: replica: first sync");
     let mut syncs = Vec::new();
-    let dir = paths.dir.join("replica-10k");
+    let dir = setup.dir.join("replica-10k");
     for _ in 0..3 {
         let _ = std::fs::remove_dir_all(&dir);
         let started = Instant::now();
-        let mut sync = std::process::Command::new(&paths.sidecar);
+        let mut sync = std::process::Command::new(&setup.sidecar);
         sync.env_clear().arg("--db-path").arg(&db).arg("--replica-dir").arg(&dir).arg("sync");
         let output = sync.output()?;
         syncs.push(started.elapsed().as_secs_f64());
@@ -213,22 +175,18 @@ pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
             return Err(format!("sync: {}: {stdout}", output.status).into());
         }
     }
-    let sync = crate::median(&syncs);
+    let sync = Samples::from(syncs.clone()).median();
+    let first_dir = setup.dir.join("replica-first-search");
+    let _ = std::fs::remove_dir_all(&first_dir);
     let spawned = Instant::now();
-    let first = hot(
-        embedded("replica-first-search", NO_REFRESH),
-        ("search", json!({"query": rare_word(FEW[0])})),
-    )
-    .await;
+    let launch = setup.sidecar(Launch::embedded(&db)).with_replica(&first_dir, NO_REFRESH);
+    let first = hot(launch, ("search", json!({"query": rare_word(FEW[0])}))).await;
     let first_search = spawned.elapsed().as_secs_f64();
-    let first_hwm = peak_rss_kib(first.pid());
+    let first_hwm = first.peak_rss_kib().unwrap_or(0);
     first.shutdown().await;
-    table.goal(
-        "first sync from the embedded API (`toolbridge-mcp sync`, median of 3)",
-        format!("{sync:.2} s; a new sidecar's first `search`: {first_search:.2} s"),
-        "< 3 s",
-        Some(sync < 3.0 && first_search < 3.0),
-    );
+    let figure = "first sync from the embedded API (`toolbridge-mcp sync`, median of 3)";
+    let measured = format!("{sync:.2} s; a new sidecar's first `search`: {first_search:.2} s");
+    table.goal(figure, measured, "< 3 s", Some(sync < 3.0 && first_search < 3.0));
     let size: u64 = std::fs::read_dir(&dir)?
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("replica-"))
@@ -237,72 +195,48 @@ pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
     table.row("replica on disk", mib(size / 1024));
 
     eprintln!("sidecar bench: replica: search and list");
-    let launch = paths
-        .sidecar(Launch::embedded(&db))
-        .env("TOOLBRIDGE_REPLICA", "on")
-        .with_replica(&dir, NO_REFRESH);
+    let launch = setup.sidecar(Launch::embedded(&db)).with_replica(&dir, NO_REFRESH);
     let mut sidecar = hot(launch, ("list_notes", json!({"limit": 1}))).await;
-    let open_hwm = peak_rss_kib(sidecar.pid());
-    let mut classes = [Vec::new(), Vec::new()];
-    let mut matched = [Vec::new(), Vec::new()];
-    let queries = FEW.map(rare_word).into_iter().chain(MANY.map(str::to_owned));
-    for (i, query) in queries.enumerate() {
-        let expected = matches(&notes, &query);
-        let reply = sidecar.call_tool("search", json!({"query": query})).await;
-        let hits =
-            reply.pointer("/structuredContent/hits").and_then(Value::as_array).map_or(0, Vec::len);
-        if hits != expected.min(20) {
-            return Err(format!("search {query}: {hits} hits, {expected} expected").into());
+    let open_hwm = sidecar.peak_rss_kib().unwrap_or(0);
+    let classes = [
+        ("a handful", "few", FEW.map(rare_word).to_vec()),
+        ("thousands", "many", MANY.map(str::to_owned).to_vec()),
+    ];
+    for (name, key, queries) in classes {
+        let (mut latencies, mut counts) = (Vec::new(), Vec::new());
+        for query in queries {
+            let expected = matches(&notes, &query);
+            let reply = sidecar.call_tool("search", json!({"query": query})).await;
+            let hits = reply["structuredContent"]["hits"].as_array().map_or(0, Vec::len);
+            if hits != expected.min(20) {
+                return Err(format!("search {query}: {hits} hits, {expected} expected").into());
+            }
+            let run = sidecar.call_loop("search", json!({"query": query}), 1, 0, SEARCHES / 8);
+            latencies.extend(checked(run.await, "search")?.latencies);
+            counts.push(expected);
         }
-        let run = checked(
-            sidecar.call_loop("search", json!({"query": query}), 1, 0, SEARCHES / 8).await,
-            "search",
-        )?;
-        classes[usize::from(i >= FEW.len())].extend(run.latencies);
-        matched[usize::from(i >= FEW.len())].push(expected);
-    }
-    for (class, (latencies, counts)) in classes.into_iter().zip(matched).enumerate() {
         let s = Samples::from(latencies);
-        let range =
-            format!("{}–{}", counts.iter().min().unwrap_or(&0), counts.iter().max().unwrap_or(&0));
-        let name = ["a handful", "thousands"][class];
-        table.goal(
-            &format!("`search` matching {name} ({range} notes), p50 (p99)"),
-            format!("{} ({})", ms(s.p(0.5)), ms(s.p(0.99))),
-            "p50 < 2 ms",
-            Some(s.p(0.5) < Duration::from_millis(2)),
-        );
-        table.record(&format!("search_{}", ["few", "many"][class]), s.json());
+        let (min, max) = (counts.iter().min().unwrap_or(&0), counts.iter().max().unwrap_or(&0));
+        let figure = format!("`search` matching {name} ({min}–{max} notes), p50 (p99)");
+        table.goal(&figure, s.median_p99(ms), "p50 < 2 ms", Some(s.median() < 2_000.0));
+        table.record(&format!("search_{key}"), s.json());
     }
-    let search_hwm = peak_rss_kib(sidecar.pid());
-    let run = checked(
-        sidecar
-            .call_loop("list_notes", json!({"order": "newest", "limit": 50}), 1, 100, 2_000)
-            .await,
-        "list",
-    )?;
-    let list = Samples::from(run.latencies);
-    table.goal(
-        "`list_notes` newest first, a page of 50, p50 (p99)",
-        format!("{} ({})", ms(list.p(0.5)), ms(list.p(0.99))),
-        "",
-        None,
+    let search_hwm = sidecar.peak_rss_kib().unwrap_or(0);
+    let page = json!({"order": "newest", "limit": 50});
+    let list = checked(sidecar.call_loop("list_notes", page, 1, 100, 2_000).await, "list")?;
+    let list = Samples::from(list.latencies);
+    table.row("`list_notes` newest first, a page of 50, p50 (p99)", list.median_p99(ms));
+    let measured = format!(
+        "{} ({} before them; {} in the new sidecar after its first sync)",
+        mib(search_hwm),
+        mib(open_hwm),
+        mib(first_hwm)
     );
-    table.goal(
-        &format!("sidecar peak RSS after {SEARCHES} searches"),
-        format!(
-            "{} ({} before them; {} in the new sidecar after its first sync)",
-            mib(search_hwm),
-            mib(open_hwm),
-            mib(first_hwm)
-        ),
-        "< 30 MB (28.6 MiB)",
-        Some(search_hwm * 1024 < 30_000_000),
-    );
+    let figure = format!("sidecar peak RSS after {SEARCHES} searches");
+    table.goal(&figure, measured, "< 30 MB (28.6 MiB)", Some(search_hwm * 1024 < 30_000_000));
     table.record("replica", json!({"sync_s": syncs, "first_search_s": first_search, "bytes": size, "list_50": list.json(), "hwm_kib": [open_hwm, search_hwm, first_hwm]}));
     tokens(table, &mut sidecar).await?;
     sidecar.shutdown().await;
-
     Ok(())
 }
 
@@ -312,29 +246,20 @@ pub async fn measure(table: &mut Table, paths: &Paths) -> Result<(), BoxError> {
 async fn tokens(table: &mut Table, sidecar: &mut McpProcess) -> Result<(), BoxError> {
     let bpe = tiktoken_rs::o200k_base()?;
     let count = |text: &str| format!("{} B / {} tok", text.len(), bpe.encode_ordinary(text).len());
-    let text = |result: &Value| {
-        result.pointer("/content/0/text").and_then(Value::as_str).unwrap_or_default().to_owned()
-    };
+    let text =
+        |result: &Value| result["content"][0]["text"].as_str().unwrap_or_default().to_owned();
     let mut call = async |tool: &str, args: Value| sidecar.call_tool(tool, args).await;
-    let page = json!({"order": "newest", "limit": 50});
-    let lean_page = call("list_notes", page.clone()).await;
+    let lean_page = call("list_notes", json!({"order": "newest", "limit": 50})).await;
     let raw_page = call("list_notes", json!({"order": "newest", "limit": 50, "raw": true})).await;
-    let task_uid = call("list_tasks", json!({}))
-        .await
-        .pointer("/structuredContent/items/0/uid")
-        .cloned()
-        .unwrap_or_default();
+    let tasks = call("list_tasks", json!({})).await;
+    let task_uid = &tasks["structuredContent"]["items"][0]["uid"];
     let lean_task = call("get_task", json!({"uid": task_uid})).await;
     let raw_task = call("get_task", json!({"uid": task_uid, "raw": true})).await;
     let search = call("search", json!({"query": "meeting"})).await;
     let mut raw_hits = Vec::new();
-    for hit in
-        search.pointer("/structuredContent/hits").and_then(Value::as_array).into_iter().flatten()
-    {
-        raw_hits.push(
-            call("get_note", json!({"uid": hit["uid"], "raw": true})).await["structuredContent"]
-                .clone(),
-        );
+    for hit in search["structuredContent"]["hits"].as_array().into_iter().flatten() {
+        let raw = call("get_note", json!({"uid": hit["uid"], "raw": true})).await;
+        raw_hits.push(raw["structuredContent"].clone());
     }
     table.section("What a model reads (o200k_base): before (raw items) → after (lean JSON text) · short markdown");
     let mut figures = Vec::new();
@@ -343,13 +268,11 @@ async fn tokens(table: &mut Table, sidecar: &mut McpProcess) -> Result<(), BoxEr
         ("one task", text(&raw_task), &lean_task),
         ("a search of 20 hits", json!({"items": raw_hits}).to_string(), &search),
     ] {
-        let markdown = markdown(&lean["structuredContent"]);
-        let (lean_text, structured) = (text(lean), lean["structuredContent"].to_string());
-        if lean_text != structured {
-            return Err(
-                format!("{name}: the text is not the compact JSON of structuredContent").into()
-            );
+        let (lean_text, structured) = (text(lean), &lean["structuredContent"]);
+        if lean_text != serde_json::to_string(structured)? {
+            return Err(format!("{name}: the text is not structuredContent's JSON").into());
         }
+        let markdown = markdown(structured);
         table.row(name, format!("{} → {} · {}", count(&raw), count(&lean_text), count(&markdown)));
         figures.push(json!({"result": name, "raw": count(&raw), "lean_json": count(&lean_text), "markdown": count(&markdown)}));
     }
@@ -360,31 +283,31 @@ async fn tokens(table: &mut Table, sidecar: &mut McpProcess) -> Result<(), BoxEr
 /// A short markdown rendition of a result that keeps every value: the
 /// scalars of the top level as `key: value` lines, then one bullet per item
 /// or hit with its fields in one line (`key: value; ...`, arrays joined).
-fn markdown(value: &Value) -> String {
-    fn scalar(v: &Value) -> String {
-        match v {
-            Value::String(s) => s.clone(),
-            Value::Array(a) => a.iter().map(scalar).collect::<Vec<_>>().join(", "),
-            Value::Object(o) => {
-                o.iter().map(|(k, v)| format!("{k}: {}", scalar(v))).collect::<Vec<_>>().join("; ")
-            }
-            other => other.to_string(),
-        }
-    }
-    let Value::Object(map) = value else {
-        return scalar(value);
-    };
+fn markdown(result: &Value) -> String {
     let mut out = String::new();
-    for (key, v) in map {
-        match v {
+    for (key, value) in result.as_object().into_iter().flatten() {
+        match value {
             Value::Array(items) if items.iter().all(Value::is_object) => {
-                out.push_str(&format!("{key}:\n"));
+                out += &format!("{key}:\n");
                 for item in items {
-                    out.push_str(&format!("- {}\n", scalar(item)));
+                    out += &format!("- {}\n", inline(item));
                 }
             }
-            _ => out.push_str(&format!("{key}: {}\n", scalar(v))),
+            _ => out += &format!("{key}: {}\n", inline(value)),
         }
     }
     out
+}
+
+/// A value in one line: strings bare, arrays joined by commas, objects as
+/// `key: value` pairs joined by semicolons.
+fn inline(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(inline).collect::<Vec<_>>().join(", "),
+        Value::Object(o) => {
+            o.iter().map(|(k, v)| format!("{k}: {}", inline(v))).collect::<Vec<_>>().join("; ")
+        }
+        other => other.to_string(),
+    }
 }

@@ -58,23 +58,7 @@ impl ApiProcess {
 
     /// Another device of the same user: its own session, straight HTTP.
     pub async fn device(&self) -> Device {
-        let http = reqwest::Client::new();
-        let session: Value = http
-            .post(format!("{}/v1/sync/sessions", self.url))
-            .header("Authorization", format!("Bearer {SECRET}"))
-            .header("X-TB-Tenant-ID", "local")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        Device {
-            http,
-            url: self.url.clone(),
-            session: session["id"].as_str().unwrap().to_owned(),
-            epoch: session["epoch"].as_u64().unwrap_or(1),
-        }
+        Device::open(&self.url, SECRET).await
     }
 
     /// Raises the tenant's epoch, as a reset of the tenant would.
@@ -90,16 +74,42 @@ impl ApiProcess {
 pub struct Device {
     http: reqwest::Client,
     url: String,
+    secret: String,
     session: String,
     epoch: u64,
 }
 
 impl Device {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// A client of the embedded API at `url` (tenant `local`), with its own
+    /// session.
+    pub async fn open(url: &str, secret: &str) -> Self {
+        let http = reqwest::Client::new();
+        let session: Value = http
+            .post(format!("{url}/v1/sync/sessions"))
+            .bearer_auth(secret)
+            .header("X-TB-Tenant-ID", "local")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self {
+            http,
+            url: url.to_owned(),
+            secret: secret.to_owned(),
+            session: session["id"].as_str().unwrap().to_owned(),
+            epoch: session["epoch"].as_u64().unwrap_or(1),
+        }
+    }
+
+    /// Sends a request of the device's session; returns the JSON answer,
+    /// which must be a success.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.url))
-            .header("Authorization", format!("Bearer {SECRET}"))
+            .bearer_auth(&self.secret)
             .header("X-TB-Tenant-ID", "local")
             .header("X-Sync-Session", &self.session)
             .header("X-Sync-Epoch", self.epoch.to_string());

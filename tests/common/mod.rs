@@ -47,8 +47,8 @@ pub struct McpProcess {
 
 /// A builder for the server process's command line and environment.
 pub struct Launch {
-    /// The server binary, unless another program (a benchmark's floor or
-    /// peer) is launched.
+    /// The server binary, unless another program (a benchmark's floor,
+    /// direct client or peer) is launched.
     program: Option<PathBuf>,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -402,6 +402,23 @@ impl McpProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
+    }
+
+    /// The server's peak resident set in KiB (`VmHWM`), where the system
+    /// tells it (`/proc`).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// The server's resident set now, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    fn status_kib(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let value = status.lines().find_map(|l| l.strip_prefix(field))?;
+        value.split_whitespace().next()?.parse().ok()
     }
 
     /// The exit status if the server has exited, without waiting.
