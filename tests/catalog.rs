@@ -120,9 +120,9 @@ fn readme_reference_is_current() {
 /// filters) and off (40 tools), and the compact mode (three tools).
 /// Hosts hand a model each tool's name, description and input schema; the
 /// annotations and output schemas stay with the host. Bounds on that
-/// model-facing part: 15,000 bytes without the replica (issue 13 asked for
+/// model-facing part: 15,600 bytes without the replica (issue 13 asked for
 /// less than the 15.6 KB of the 40 tools before `fields`, `raw`, `offset`
-/// and the size limit were added); 17,600 with it, for what issue 10 added
+/// and the size limit were added); 18,000 with it, for what issue 10 added
 /// (the `search` tool and the list filters: `order`, `tags`, `status`, the
 /// dates); 5 KB in compact mode. The whole `tools/list`: under 22 KB without
 /// the replica, 25 KB with it, 5 KB in compact mode.
@@ -130,8 +130,8 @@ fn readme_reference_is_current() {
 fn what_models_see_stays_small() {
     let bpe = tiktoken_rs::o200k_base().unwrap();
     for (mode, whole_bound, model_bound) in [
-        ("full, replica on", 25 * 1024, 17_600),
-        ("full, replica off", 22 * 1024, 15_000),
+        ("full, replica on", 25 * 1024, 18_000),
+        ("full, replica off", 22 * 1024, 15_600),
         ("compact", 5 * 1024, 5 * 1024),
     ] {
         let args: &[&str] = match mode {

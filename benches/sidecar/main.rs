@@ -39,6 +39,7 @@ const SKIP_PEER_ENV: &str = "SIDECAR_BENCH_SKIP_PEER";
 const HOT_ONLY_ENV: &str = "SIDECAR_BENCH_HOT_ONLY";
 const EXTRA_ARGS_ENV: &str = "SIDECAR_BENCH_SIDECAR_ARGS";
 const CANDIDATE_ENV: &str = "SIDECAR_BENCH_CANDIDATE";
+const UPSTREAM_ENV: &str = "SIDECAR_BENCH_UPSTREAM";
 
 /// A loop's calls in flight, warm-up calls and measured calls.
 pub type Load = (usize, usize, usize);
@@ -60,6 +61,9 @@ fn main() -> Result<(), BoxError> {
     if let Ok(url) = std::env::var(children::DIRECT_ENV) {
         return children::serve_child(children::serve_direct(url));
     }
+    if std::env::var_os(UPSTREAM_ENV).is_some() {
+        return children::serve_child(serve_upstream());
+    }
     // `cargo test --benches` runs bench targets without `--bench`.
     if !std::env::args().any(|a| a == "--bench") {
         eprintln!("sidecar bench: skipped (run it with `cargo bench --bench sidecar`)");
@@ -67,6 +71,15 @@ fn main() -> Result<(), BoxError> {
     }
     // On a worker, so the client's reader task and the loop share a thread.
     children::serve_child(async { tokio::spawn(run()).await? })
+}
+
+/// The stand-in alone, for profiling a sidecar by hand: prints its URL and
+/// serves until stdin closes.
+async fn serve_upstream() -> Result<(), BoxError> {
+    let upstream = fast_upstream::start().await?;
+    println!("{}", upstream.url);
+    tokio::io::copy(&mut tokio::io::stdin(), &mut tokio::io::sink()).await?;
+    Ok(())
 }
 
 fn note_args() -> Value {

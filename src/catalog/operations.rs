@@ -475,8 +475,8 @@ struct Target {
 
 #[derive(Deserialize, JsonSchema)]
 struct Guard {
-    // Explained once, in the server instructions. No bound: a model passes
-    // a version it read, never one it makes up.
+    // Explained once, in the server instructions.
+    #[schemars(range(min = 1))]
     if_version: Option<u64>,
 }
 

@@ -5,9 +5,9 @@
 //! nullable unions, Gemini trips on the dialect, Ajv's strict mode rejects
 //! unknown formats, and every `$ref` costs a model bytes. So schemas are
 //! generated inline and then made portable: optionality is expressed only by
-//! absence from `required`. What costs bytes and says nothing a model needs
-//! (`additionalProperties: true`, a null `default`, the `minimum: 0` of an
-//! unsigned type) is dropped.
+//! absence from `required`. What costs bytes and says nothing
+//! (`additionalProperties: true`, a null `default`) is dropped; bounds stay,
+//! since a schema is exact.
 
 use schemars::{JsonSchema, generate::SchemaSettings};
 use serde_json::{Map, Value, json};
@@ -74,12 +74,6 @@ fn make_portable(value: &mut Value) {
             }
             if map.get("default").is_some_and(Value::is_null) {
                 map.remove("default");
-            }
-            // The bound of every unsigned type: a count, an offset or a
-            // version already says it. A bound that matters is set with
-            // `range` (a page's `limit` starts at 1).
-            if map.get("minimum") == Some(&json!(0)) {
-                map.remove("minimum");
             }
             if let Some(Value::String(format)) = map.get("format")
                 && !STANDARD_FORMATS.contains(&format.as_str())
