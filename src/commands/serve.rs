@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use rmcp::ServiceExt;
 
@@ -50,7 +49,6 @@ pub async fn serve(
             return Err(SetupError::Stdio(e));
         }
     }
-    let armed = tokio::spawn(keep_a_timer_armed(config.client.attempt_timeout));
     let server = McpServer::new(backend.service.clone());
     // What every conversation pays for the tool list, as apollo-mcp-server
     // logs it: bytes, and tokens estimated at four bytes each (the catalog
@@ -82,25 +80,6 @@ pub async fn serve(
     if let Ok(reason) = &ended {
         tracing::info!(%reason, "MCP session ended");
     }
-    armed.abort();
     backend.shutdown().await;
     ended.map(|_| ())
-}
-
-/// tokio wakes its timer driver whenever a timer is armed earlier than every
-/// armed one, and always when none is (`time::Driver::reregister`). Each tool
-/// call arms its deadlines (the call's, the attempt's), so with one call at a
-/// time every call woke a parked worker to recompute its sleep. A timer
-/// re-armed inside the shortest of those deadlines is always the earliest:
-/// a call's deadlines never move the driver's next wake-up, and an idle
-/// server wakes once every few seconds. Counted with `strace -c` over 2,000
-/// `get_note` calls against the benchmark's stand-in: 2.9 fewer `futex` and
-/// 2.4 fewer `write` (eventfd) system calls per call.
-async fn keep_a_timer_armed(attempt_timeout: Duration) {
-    const LONGEST: Duration = Duration::from_secs(5);
-    const SHORTEST: Duration = Duration::from_millis(500);
-    let period = (attempt_timeout / 2).clamp(SHORTEST, LONGEST);
-    loop {
-        tokio::time::sleep(period).await;
-    }
 }
