@@ -340,6 +340,74 @@ async fn two_sidecars_share_one_replica_while_both_write() {
 
 /// A wiremock upstream whose sessions say which user they belong to (from
 /// the token) and whose notes list answers only that user's items.
+/// A read the upstream can answer does not wait for the replica's first
+/// sync, which on a large account can take minutes: with the upstream
+/// holding back the first page of notes, `get_note` is answered from the
+/// upstream at once.
+#[tokio::test]
+async fn a_read_does_not_wait_for_the_first_sync() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/sync/sessions"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(common::upstream::session_body("s-1", 1)),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/notes"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"items": []}))
+                .set_delay(Duration::from_secs(120)),
+        )
+        .mount(&server)
+        .await;
+    let uid = common::upstream::UID;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/notes/{uid}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(common::upstream::item(uid, 4)))
+        .mount(&server)
+        .await;
+    for entity in ["tasks", "comments", "chats", "chat_messages"] {
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/{entity}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
+            .mount(&server)
+            .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = Launch::remote(&server.uri())
+        .with_replica(dir.path(), "0")
+        .spawn()
+        .await;
+    mcp.initialize().await;
+    // The first sync of notes is under way once its first page is asked for.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let requests = server.received_requests().await.unwrap_or_default();
+        if requests.iter().any(|r| r.url.path() == "/v1/notes") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first sync never asked for notes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answered = tokio::time::timeout(
+        Duration::from_secs(10),
+        mcp.call_tool("get_note", json!({ "uid": uid })),
+    )
+    .await
+    .expect("get_note waited for the replica's first sync");
+    let item = ok(&answered);
+    assert_eq!(item["uid"], uid, "{item}");
+    assert_eq!(item["version"], 4, "{item}");
+}
+
 async fn per_user_upstream() -> wiremock::MockServer {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, Request, ResponseTemplate};

@@ -247,7 +247,38 @@ impl Follower {
                 freshness: Freshness::Fresh,
             }));
         }
-        let _one_refresh = feed.refreshing.lock().await;
+        let _one_refresh = match feed.refreshing.try_lock() {
+            Ok(held) => held,
+            // A refresh is under way (at startup, the first sync, which can
+            // take minutes): a read the upstream can answer does not wait for
+            // a first sync, and no read waits past its call's deadline.
+            Err(_) => {
+                let state = replica.feed(entity.plural).map_err(internal)?;
+                if !state.complete && !first_sync {
+                    return Ok(None);
+                }
+                match tokio::time::timeout_at(call.deadline, feed.refreshing.lock()).await {
+                    Ok(held) => held,
+                    Err(_) if state.complete => {
+                        return Ok(Some(stale(
+                            entity,
+                            replica,
+                            &state,
+                            "a refresh still running",
+                        )));
+                    }
+                    Err(_) => {
+                        return Err(ToolError::new(
+                            ErrorCode::Timeout,
+                            format!(
+                                "the local replica's first sync of {} did not finish within the call's deadline",
+                                entity.plural.replace('_', " ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
         if self.fresh(feed) {
             return Ok(Some(Ready {
                 replica,
@@ -270,20 +301,7 @@ impl Follower {
                 // Offline: what the replica has, said to be stale; even a
                 // first sync cut short is better than nothing to a search.
                 Err(error) if cannot_reach(&error) && (state.complete || first_sync) => {
-                    tracing::warn!(
-                        entity = entity.plural,
-                        error = %error.summary(),
-                        "serving a stale read from the local replica"
-                    );
-                    let as_of = state.refreshed_ms.map(rfc3339_ms);
-                    notices::publish(|| Notice::StaleRead {
-                        entity: entity.plural,
-                        as_of: as_of.clone(),
-                    });
-                    return Ok(Some(Ready {
-                        replica,
-                        freshness: Freshness::Stale { as_of },
-                    }));
+                    return Ok(Some(stale(entity, replica, &state, &error.summary())));
                 }
                 Err(error) => return Err(error),
             }
@@ -461,6 +479,25 @@ fn adopt_epoch(replica: &Replica, epoch: u64) -> Result<(), ReplicaError> {
             }
             replica.reset(epoch)
         }
+    }
+}
+
+/// What the replica has for `entity`, said to be as of its last refresh,
+/// when a fresh one cannot be had (`why`).
+fn stale(entity: &Entity, replica: Arc<Replica>, state: &FeedState, why: &str) -> Ready {
+    tracing::warn!(
+        entity = entity.plural,
+        error = why,
+        "serving a stale read from the local replica"
+    );
+    let as_of = state.refreshed_ms.map(rfc3339_ms);
+    notices::publish(|| Notice::StaleRead {
+        entity: entity.plural,
+        as_of: as_of.clone(),
+    });
+    Ready {
+        replica,
+        freshness: Freshness::Stale { as_of },
     }
 }
 
