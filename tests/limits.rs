@@ -128,6 +128,42 @@ async fn the_embedded_api_takes_an_item_up_to_one_mib_and_no_more() {
     mcp.shutdown().await;
 }
 
+/// A patch sends only what changes, so only the API can see the item it
+/// would make: on the embedded API a patch that would grow a note past
+/// 1 MiB is refused naming the limit, and the note is left as it was.
+#[tokio::test]
+async fn a_patch_cannot_grow_an_item_past_one_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcp = common::embedded(dir.path(), &[]).await;
+    let created = mcp
+        .call_tool(
+            "create_note",
+            json!({"content": "x".repeat(MAX_ITEM / 2 + 1000)}),
+        )
+        .await;
+    let uid = ok(&created)["uid"].as_str().unwrap().to_owned();
+
+    let grown = mcp
+        .call_tool(
+            "patch_note",
+            json!({"uid": uid, "title": "t".repeat(MAX_ITEM / 2)}),
+        )
+        .await;
+    let error = err(&grown);
+    assert_eq!(error["code"], "invalid_input", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("after this patch"), "{message}");
+    assert!(message.contains(LIMIT_TEXT), "{message}");
+
+    let fits = mcp
+        .call_tool("patch_note", json!({"uid": uid, "title": "fits"}))
+        .await;
+    assert_eq!(ok(&fits)["version"], 2, "{fits}");
+    let read = mcp.call_tool("get_note", json!({"uid": uid})).await;
+    assert_eq!(ok(&read)["payload"]["title"], "fits", "{read}");
+    mcp.shutdown().await;
+}
+
 /// On a remote API the same limit holds, and a refused write sends nothing;
 /// the upstream's own `413` is invalid input too.
 #[tokio::test]

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::store::{NewState, ParentLookup, Record};
+use crate::catalog::size::{self, MAX_ITEM_BYTES};
 
 /// A JSON payload object.
 pub type Payload = Map<String, Value>;
@@ -209,7 +210,9 @@ impl EntitySpec {
             Write::Merge(patch, pre) => {
                 let live = self.live(current)?;
                 check_version(live, pre)?;
-                (merge(live.payload.clone(), patch), false)
+                let merged = merge(live.payload.clone(), patch);
+                check_merged_size(&merged)?;
+                (merged, false)
             }
             Write::Archive => (
                 apply(self.live(current)?.payload.clone(), self.archive),
@@ -322,6 +325,39 @@ fn check_version(record: &Record, pre: Precondition) -> Result<(), ApiError> {
     }
 }
 
+/// The keys the store stamps on every write (`store::stamp`): not part of
+/// the item as a client sends it, so not counted against its size.
+const STAMPED: [&str; 4] = ["uid", "updatedTs", "updateTime", "sync"];
+
+/// A patch sends only what changes, so the body check alone would let
+/// patches grow an item past the largest a create or an update may send.
+/// Measured as that check measures a body, without the stamped keys.
+fn check_merged_size(payload: &Payload) -> Result<(), ApiError> {
+    let size = sent_size(payload);
+    if size <= MAX_ITEM_BYTES {
+        return Ok(());
+    }
+    Err(ApiError::TooLarge(format!(
+        "the item would be {} bytes as JSON after this patch; the largest item is {}",
+        size::grouped(size),
+        size::max_item_text()
+    )))
+}
+
+/// The length of `payload` as compact JSON without the stamped keys.
+fn sent_size(payload: &Payload) -> usize {
+    let kept: Vec<(&String, &Value)> = payload
+        .iter()
+        .filter(|(key, _)| !STAMPED.contains(&key.as_str()))
+        .collect();
+    let entries: usize = kept
+        .iter()
+        .map(|(key, value)| size::json_len(key) + 1 + size::json_len(value))
+        .sum();
+    // The braces, and a comma between entries.
+    2 + entries + kept.len().saturating_sub(1)
+}
+
 fn merge(mut base: Payload, patch: Payload) -> Payload {
     for (key, value) in patch {
         if !UNPATCHABLE.contains(&key.as_str()) {
@@ -383,6 +419,17 @@ mod tests {
                 assert!(by_key(kind.entity).is_some(), "{}", kind.entity);
             }
         }
+    }
+
+    #[test]
+    fn sent_size_is_the_compact_json_without_the_stamped_keys() {
+        let stored = payload(json!({
+            "uid": "u", "title": "té\"", "tags": ["a", "b"], "sync": {"version": 2},
+            "updatedTs": 1, "updateTime": "x", "n": 1.5, "e": {}
+        }));
+        let sent = json!({"title": "té\"", "tags": ["a", "b"], "n": 1.5, "e": {}});
+        assert_eq!(sent_size(&stored), size::json_len(&sent));
+        assert_eq!(sent_size(&Payload::new()), 2);
     }
 
     #[test]
