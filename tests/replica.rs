@@ -371,13 +371,7 @@ async fn a_read_does_not_wait_for_the_first_sync() {
         .respond_with(ResponseTemplate::new(200).set_body_json(common::upstream::item(uid, 4)))
         .mount(&server)
         .await;
-    for entity in ["tasks", "comments", "chats", "chat_messages"] {
-        Mock::given(method("GET"))
-            .and(path(format!("/v1/{entity}")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
-            .mount(&server)
-            .await;
-    }
+    no_other_items(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let mut mcp = Launch::remote(&server.uri())
         .with_replica(dir.path(), "0")
@@ -406,6 +400,19 @@ async fn a_read_does_not_wait_for_the_first_sync() {
     let item = ok(&answered);
     assert_eq!(item["uid"], uid, "{item}");
     assert_eq!(item["version"], 4, "{item}");
+}
+
+/// A stand-in's tasks, comments, chats and chat messages: none.
+async fn no_other_items(server: &wiremock::MockServer) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    for entity in ["tasks", "comments", "chats", "chat_messages"] {
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/{entity}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
+            .mount(server)
+            .await;
+    }
 }
 
 async fn per_user_upstream() -> wiremock::MockServer {
@@ -442,13 +449,7 @@ async fn per_user_upstream() -> wiremock::MockServer {
         })
         .mount(&server)
         .await;
-    for entity in ["tasks", "comments", "chats", "chat_messages"] {
-        Mock::given(method("GET"))
-            .and(path(format!("/v1/{entity}")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
-            .mount(&server)
-            .await;
-    }
+    no_other_items(&server).await;
     server
 }
 
