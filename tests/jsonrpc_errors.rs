@@ -102,9 +102,13 @@ async fn a_message_over_the_line_limit_is_answered() {
     );
     if let (Some(before), Some(after)) = (before, peak_rss(&mcp)) {
         eprintln!("peak memory: {before} bytes before the long lines, {after} after");
-        // At most one limit's worth is ever held, not the 20 MB line.
+        // At most one limit's worth is ever held, not the 20 MB line. While
+        // a line may still be a message it is kept, and the last growth of
+        // that buffer (8 to 16 MiB) can briefly hold both halves: about
+        // 24 MiB at the peak. Keeping the 20 MB line would take a 32 MiB
+        // buffer (48 MiB while it grows).
         assert!(
-            after - before < (LIMIT as u64) + (8 << 20),
+            after - before < (LIMIT as u64) * 3 / 2 + (4 << 20),
             "peak memory grew by {} bytes",
             after - before
         );
