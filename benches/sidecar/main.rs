@@ -477,8 +477,13 @@ impl Table {
         let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
         let size = std::fs::metadata(&setup.sidecar).map_or(0, |m| m.len());
+        // In a VM without guest halt polling every wake-up of a sleeping
+        // thread costs tens of µs (README, Benchmark): say which kind ran.
+        let polling = std::fs::read_to_string("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+            .map(|ns| format!(" · guest halt polling {} ns", ns.trim()))
+            .unwrap_or_default();
         let header = format!(
-            "{date} · {cores} cores · load {} · commit {commit}{} · sidecar {:.1} MiB{}",
+            "{date} · {cores} cores · load {}{polling} · commit {commit}{} · sidecar {:.1} MiB{}",
             load.join(" "),
             if dirty { " + changes" } else { "" },
             size as f64 / 1048576.0,
