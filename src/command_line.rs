@@ -29,10 +29,16 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ExitCode> {
     };
     match error.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            if error.kind() == ErrorKind::DisplayHelp
-                && let Some(cli) = tool_help(&args)
-            {
-                return Ok(cli);
+            if error.kind() == ErrorKind::DisplayHelp {
+                match tool_help(&args) {
+                    Ok(Some(cli)) => return Ok(cli),
+                    Err(refused) => {
+                        let (line, code) = refusal(&refused, &args);
+                        eprintln!("{APP}: {line}");
+                        return Err(ExitCode::from(code));
+                    }
+                    Ok(None) => {}
+                }
             }
             // Help and the version go to stdout; nothing to report if the
             // reader has gone.
@@ -71,20 +77,40 @@ fn parse_settings(args: &[OsString]) -> Result<Cli, clap::Error> {
 /// help: the same command line without `--help` names the tool (and the
 /// settings that decide which tools exist). `None` when it does not parse
 /// as a call, e.g. `call --help` with no tool: then clap's help stands.
-fn tool_help(args: &[OsString]) -> Option<Cli> {
+/// `Err` when it names a tool but a setting's value is invalid: which tools
+/// exist depends on the settings, and `call`'s general help would not say
+/// what is wrong.
+fn tool_help(args: &[OsString]) -> Result<Option<Cli>, clap::Error> {
     let without_help: Vec<OsString> = before_terminator(args)
         .filter(|a| !matches!(a.to_str(), Some("--help" | "-h")))
         .chain(after_terminator(args))
         .cloned()
         .collect();
-    let mut cli = parse_settings(&without_help).ok()?;
+    let mut cli = match parse_settings(&without_help) {
+        Ok(cli) => cli,
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::InvalidValue | ErrorKind::ValueValidation
+            ) && names_a_tool(&without_help) =>
+        {
+            return Err(error);
+        }
+        Err(_) => return Ok(None),
+    };
     match &mut cli.command {
         Some(Command::Call { help, .. }) => {
             *help = true;
-            Some(cli)
+            Ok(Some(cli))
         }
-        _ => None,
+        _ => Ok(None),
     }
+}
+
+/// Whether the command line is `call` with a word after it (the tool).
+fn names_a_tool(args: &[OsString]) -> bool {
+    let mut words = before_terminator(args).skip(1).map(|a| a.to_str());
+    words.any(|w| w == Some("call")) && words.any(|w| w.is_some_and(|w| !w.starts_with('-')))
 }
 
 /// The line and exit code for a command line clap refused.

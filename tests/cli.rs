@@ -805,6 +805,24 @@ fn call_help_shows_exit_codes_and_a_tools_parameters() {
     assert!(one_line(&unknown).contains("did you mean patch_task"));
 }
 
+/// `call TOOL --help` with a setting's bad value says what is wrong with it
+/// (which tools exist depends on the settings) instead of printing `call`'s
+/// general help, which would not; `--help` alone still helps.
+#[test]
+fn tool_help_with_a_bad_setting_names_the_setting() {
+    let env = [("TOOLBRIDGE_CALL_TIMEOUT", "abc")];
+    let output = with_env(&["call", "get_note", "--help"], &env);
+    assert_eq!(output.status.code(), Some(1));
+    let line = one_line(&output);
+    assert!(line.contains("TOOLBRIDGE_CALL_TIMEOUT=abc"), "{line}");
+    for args in [&["--help"][..], &["call", "--help"]] {
+        let help = with_env(args, &env);
+        assert!(help.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(text.contains("Usage:"), "{args:?}: {text}");
+    }
+}
+
 /// `toolbridge-mcp tools | head -1`: when the reader goes away the command
 /// ends as Unix tools do (SIGPIPE), not with a panic on the broken pipe.
 #[cfg(unix)]
