@@ -32,11 +32,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ExitCode> {
             if error.kind() == ErrorKind::DisplayHelp {
                 match tool_help(&args) {
                     Ok(Some(cli)) => return Ok(cli),
-                    Err(refused) => {
-                        let (line, code) = refusal(&refused, &args);
-                        eprintln!("{APP}: {line}");
-                        return Err(ExitCode::from(code));
-                    }
+                    Err(refused) => return Err(refuse(&refused, &args)),
                     Ok(None) => {}
                 }
             }
@@ -45,12 +41,15 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ExitCode> {
             let _ = error.print();
             Err(ExitCode::SUCCESS)
         }
-        _ => {
-            let (line, code) = refusal(&error, &args);
-            eprintln!("{APP}: {line}");
-            Err(ExitCode::from(code))
-        }
+        _ => Err(refuse(&error, &args)),
     }
+}
+
+/// Prints the one line for a command line clap refused; its exit code.
+fn refuse(error: &clap::Error, args: &[OsString]) -> ExitCode {
+    let (line, code) = refusal(error, args);
+    eprintln!("{APP}: {line}");
+    ExitCode::from(code)
 }
 
 /// [`Cli`], with the settings whose values came from the environment
