@@ -349,13 +349,7 @@ async fn a_read_does_not_wait_for_the_first_sync() {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/sync/sessions"))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(common::upstream::session_body("s-1", 1)),
-        )
-        .mount(&server)
-        .await;
+    common::upstream::mount_session(&server).await;
     Mock::given(method("GET"))
         .and(path("/v1/notes"))
         .respond_with(
