@@ -1,10 +1,13 @@
 //! The bench's own child processes, run from its executable when an
-//! environment variable says so, on the sidecar's runtime shape (multi-thread,
-//! one worker per core):
+//! environment variable says so, on the sidecar's runtime shape (one thread):
 //!
 //! - the protocol floor (`SIDECAR_BENCH_FLOOR=1`): a minimal rmcp stdio server
 //!   whose one tool does no I/O and returns the stand-in's note. What the
 //!   sidecar costs above it is HTTP plus the sidecar's own work.
+//! - the minimal bridge (`SIDECAR_BENCH_BRIDGE=<base url>`): the floor whose
+//!   tool makes the sidecar's `GET` with a pooled reqwest client and returns
+//!   its body: a stdio-to-HTTP bridge with none of the sidecar's own work, so
+//!   what the sidecar costs above it is ours.
 //! - direct HTTP (`SIDECAR_BENCH_DIRECT=<base url>`): the request the sidecar
 //!   makes, by a pooled reqwest client with nothing in between, in a process
 //!   of its own as the sidecar's client is. It runs whole loops, each asked
@@ -28,15 +31,17 @@ use crate::common::{CallLoop, McpProcess};
 use crate::{BoxError, Load};
 
 pub const FLOOR_ENV: &str = "SIDECAR_BENCH_FLOOR";
+pub const BRIDGE_ENV: &str = "SIDECAR_BENCH_BRIDGE";
 pub const DIRECT_ENV: &str = "SIDECAR_BENCH_DIRECT";
 
-/// Runs `serve` on a fresh multi-thread runtime.
+/// Runs `serve` on a fresh runtime of the sidecar's shape.
 pub fn serve_child(serve: impl Future<Output = Result<(), BoxError>>) -> Result<(), BoxError> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve)
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(serve)
 }
 
-/// The floor's one tool: the stand-in's note.
-struct Floor(Value);
+/// The floor's one tool: the stand-in's note, or with a request to make, the
+/// body it answers (the minimal bridge).
+struct Floor(Value, Option<Direct>);
 
 impl ServerHandler for Floor {
     fn get_info(&self) -> ServerConfig {
@@ -49,13 +54,26 @@ impl ServerHandler for Floor {
         _request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        Ok(CallToolResult::structured(self.0.clone()).into())
+        let Some(direct) = &self.1 else {
+            return Ok(CallToolResult::structured(self.0.clone()).into());
+        };
+        let failed = |e: &dyn std::fmt::Display| McpError::internal_error(e.to_string(), None);
+        let request = direct.request.try_clone().ok_or_else(|| failed(&"a streamed body"))?;
+        let response = direct.http.execute(request).await.map_err(|e| failed(&e))?;
+        let body = response.bytes().await.map_err(|e| failed(&e))?;
+        let note: Value = serde_json::from_slice(&body).map_err(|e| failed(&e))?;
+        Ok(CallToolResult::structured(note).into())
     }
 }
 
-/// Serves the floor on stdin/stdout until stdin closes.
-pub async fn serve_floor() -> Result<(), BoxError> {
-    Floor(note()).serve(rmcp::transport::stdio_pipes()).await?.waiting().await?;
+/// Serves the floor on stdin/stdout until stdin closes; with `bridge_to` (a
+/// base URL), the minimal bridge.
+pub async fn serve_floor(bridge_to: Option<String>) -> Result<(), BoxError> {
+    let get = match bridge_to {
+        Some(base_url) => Some(Direct::get(&reqwest::Client::new(), &base_url)?),
+        None => None,
+    };
+    Floor(note(), get).serve(rmcp::transport::stdio_pipes()).await?.waiting().await?;
     Ok(())
 }
 
@@ -79,7 +97,7 @@ pub async fn direct_loop(
 /// with its [`CallLoop`], until stdin closes.
 pub async fn serve_direct(base_url: String) -> Result<(), BoxError> {
     let http = reqwest::Client::new();
-    let get = Direct::new(&http, http.get(format!("{base_url}/v1/notes/{NOTE_UID}")))?;
+    let get = Direct::get(&http, &base_url)?;
     // What the sidecar sends for the bench's `create_note`: a uid it made too.
     let mut body = crate::create_args();
     body["uid"] = json!("0b8a6f3e-8d0c-4d8e-9a51-5b3f9e0c7d21");
@@ -117,6 +135,11 @@ impl Direct {
             .header("x-correlation-id", "1b4e28ba-2fa1-11d2-883f-0016d3cca427")
             .build()?;
         Ok(Self { http: http.clone(), request: Arc::new(request) })
+    }
+
+    /// The sidecar's `get_note` request.
+    fn get(http: &reqwest::Client, base_url: &str) -> Result<Self, BoxError> {
+        Self::new(http, http.get(format!("{base_url}/v1/notes/{NOTE_UID}")))
     }
 
     /// Sends the request and reads the whole body: whether it succeeded.

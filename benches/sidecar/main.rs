@@ -4,13 +4,14 @@
 //! The sidecar runs against a fast stand-in in this process
 //! (`tests/common/fast_upstream.rs`) and is driven by the tests' own MCP
 //! client (`tests/common/mod.rs`). Beside it: the same HTTP request made
-//! directly, and the protocol floor, a minimal rmcp stdio server whose tool
-//! does no I/O (`children.rs`). It measures per-call latency, CPU and context
-//! switches of `get_note` and `create_note`, throughput at 1, 8 and 64 in
-//! flight, startup, memory, the local replica over 10,000 notes and what
-//! typical results cost a model in tokens (`replica.rs`), and the FastMCP
-//! peer (`peer.rs`). The README's Benchmark section lists the environment
-//! variables that shorten or redirect a run.
+//! directly, the protocol floor, a minimal rmcp stdio server whose tool does
+//! no I/O, and the minimal bridge, the floor whose tool makes the sidecar's
+//! request and nothing else (`children.rs`). It measures per-call latency,
+//! CPU and context switches of `get_note` and `create_note`, throughput at 1,
+//! 8 and 64 in flight, startup, memory, the local replica over 10,000 notes
+//! and what typical results cost a model in tokens (`replica.rs`), and the
+//! FastMCP peer (`peer.rs`). The README's Benchmark section lists the
+//! environment variables that shorten or redirect a run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable)]
 
@@ -56,7 +57,10 @@ const MEMORY_BATCH: usize = 10_000;
 
 fn main() -> Result<(), BoxError> {
     if std::env::var_os(children::FLOOR_ENV).is_some() {
-        return children::serve_child(children::serve_floor());
+        return children::serve_child(children::serve_floor(None));
+    }
+    if let Ok(url) = std::env::var(children::BRIDGE_ENV) {
+        return children::serve_child(children::serve_floor(Some(url)));
     }
     if let Ok(url) = std::env::var(children::DIRECT_ENV) {
         return children::serve_child(children::serve_direct(url));
@@ -136,6 +140,10 @@ impl Setup {
 
     fn floor(&self) -> Launch {
         Launch::command(&self.bench).env(children::FLOOR_ENV, "1")
+    }
+
+    fn bridge(&self) -> Launch {
+        Launch::command(&self.bench).env(children::BRIDGE_ENV, &self.upstream.url)
     }
 
     fn direct(&self) -> Launch {
@@ -253,13 +261,14 @@ impl Hot {
     }
 }
 
-/// Direct HTTP, the floor, the sidecar, the sidecar on its replica and the
-/// candidate: per-call latency in interleaved rounds, then throughput.
+/// Direct HTTP, the floor, the minimal bridge, the sidecar, the sidecar on
+/// its replica and the candidate: per-call latency in interleaved rounds, then throughput.
 async fn hot_paths(table: &mut Table, setup: &Setup) -> Result<(), BoxError> {
     let get = ("get_note", note_args());
     let mut servers = vec![
         Server { name: "direct", process: setup.direct().spawn().await },
         Server { name: "floor", process: hot(setup.floor(), get.clone()).await },
+        Server { name: "bridge", process: hot(setup.bridge(), get.clone()).await },
         Server { name: "sidecar", process: hot(setup.remote(), get.clone()).await },
         Server { name: "replica", process: replica::hot_sidecar(setup).await? },
     ];
@@ -286,12 +295,20 @@ async fn hot_paths(table: &mut Table, setup: &Setup) -> Result<(), BoxError> {
     }
 
     let samples = |who: &str| hot.at(who, 1).samples();
-    let (d, f, s, r) =
-        (samples("direct"), samples("floor"), samples("sidecar"), samples("replica"));
+    let (d, f, b, s, r) = (
+        samples("direct"),
+        samples("floor"),
+        samples("bridge"),
+        samples("sidecar"),
+        samples("replica"),
+    );
     let (direct, floor) = (d.median(), f.median());
     table.section(&format!("`get_note` at 1 in flight: median (p99) of {} calls", ROUNDS * CALLS));
     table.row("direct HTTP (pooled reqwest in its own process)", d.median_p99(us));
     table.row("protocol floor (minimal rmcp stdio server, no I/O)", f.median_p99(us));
+    let measured =
+        format!("{}: {:.2}× floor + direct", b.median_p99(us), b.median() / (floor + direct));
+    table.row("minimal bridge (the floor's tool makes the sidecar's GET, nothing else)", measured);
     let over = s.median() / direct;
     let over_both = s.median() / (floor + direct);
     let measured =
@@ -329,7 +346,7 @@ async fn hot_paths(table: &mut Table, setup: &Setup) -> Result<(), BoxError> {
     table.section(
         "`get_note` throughput, calls/s (median of 3), and CPU µs (context switches) per call",
     );
-    let mut who = vec!["sidecar", "direct", "floor"];
+    let mut who = vec!["sidecar", "direct", "floor", "bridge"];
     who.extend(servers.iter().map(|s| s.name).filter(|n| *n == "candidate"));
     for n in [1, 8, 64] {
         let figures: Vec<String> = who
@@ -348,10 +365,11 @@ async fn hot_paths(table: &mut Table, setup: &Setup) -> Result<(), BoxError> {
     let cpu = |w: &str| hot.at(w, 1).cost().0;
     let two_hops = cpu("floor") + cpu("direct");
     let measured = format!(
-        "{:.1} µs: {:.2}× floor + direct ({:.1} µs beyond them); `create_note` {:.1} µs; from the replica {:.1} µs",
+        "{:.1} µs: {:.2}× floor + direct ({:.1} µs beyond them, {:.1} µs beyond the minimal bridge); `create_note` {:.1} µs; from the replica {:.1} µs",
         cpu("sidecar"),
         cpu("sidecar") / two_hops,
         cpu("sidecar") - two_hops,
+        cpu("sidecar") - cpu("bridge"),
         cpu("sidecar create_note"),
         cpu("replica")
     );

@@ -101,10 +101,7 @@ pub fn run(cli: Cli) -> ExitCode {
     // any thread, since the mask is per process. Not for `tools` above: the
     // catalog it writes is meant to be shared.
     fsmode::private_umask();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_for(&command).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&SetupError::Runtime(e)),
     };
@@ -151,6 +148,21 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Tools { .. } | Command::Stats { .. } => ExitCode::SUCCESS,
         }
     })
+}
+
+/// One thread for everything but `serve-api`. The sidecar serves one client
+/// whose calls wait on I/O: on a second worker, a call's tasks (rmcp's
+/// handler, hyper's connection, the reader of stdin) hop between threads,
+/// each hop a wake-up, which cost twice the CPU per call and 5.3 context
+/// switches instead of 2 in `cargo bench --bench sidecar`. What blocks (SQLite
+/// in the embedded API, the replica's pages and searches) already runs on the
+/// blocking pool. `serve-api` serves many clients at once, so it keeps a
+/// worker per core.
+fn runtime_for(command: &Command) -> tokio::runtime::Builder {
+    match command {
+        Command::ServeApi { .. } => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    }
 }
 
 fn exit(result: Result<(), SetupError>) -> ExitCode {
