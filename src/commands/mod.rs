@@ -151,13 +151,13 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// One thread for everything but `serve-api`. The sidecar serves one client
-/// whose calls wait on I/O: on a second worker, a call's tasks (rmcp's
-/// handler, hyper's connection, the reader of stdin) hop between threads,
-/// each hop a wake-up, which cost twice the CPU per call and 5.3 context
-/// switches instead of 2 in `cargo bench --bench sidecar`. What blocks (SQLite
-/// in the embedded API, the replica's pages and searches) already runs on the
-/// blocking pool. `serve-api` serves many clients at once, so it keeps a
-/// worker per core.
+/// whose calls wait on I/O: with a second worker, a call's tasks (rmcp's
+/// handler, hyper's connection) hop between threads, each hop a wake-up,
+/// which cost twice the CPU per call and 5.3 context switches instead of 2
+/// (`cargo bench --bench sidecar`; the README's Benchmark section has the
+/// figures). What blocks (SQLite in the embedded API, the replica's pages and
+/// searches) runs on the blocking pool. `serve-api` serves many clients at
+/// once, so it keeps a worker per core.
 fn runtime_for(command: &Command) -> tokio::runtime::Builder {
     match command {
         Command::ServeApi { .. } => tokio::runtime::Builder::new_multi_thread(),
