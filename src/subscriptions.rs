@@ -24,10 +24,10 @@
 //!
 //! Sidecars may share one replica file, and what another one stores is no
 //! change to this one (its own refresh finds the same version). So after
-//! each poll the versions the replica holds of the subscribed items are
-//! observed too: one that differs from the last version heard is an update.
-//! (What another sidecar stores of a comment or message shown with a
-//! subscribed item, or of the list, is not heard.)
+//! each poll what the replica holds of each subscribed item is observed too
+//! ([`Seen`]: its version and those of the comments or messages shown with
+//! it): one that differs from what was last heard is an update. (What
+//! another sidecar stores that changes the list is not heard.)
 //!
 //! `list_changed` is coalesced: the first create or delete after a quiet
 //! spell starts a [`LIST_CHANGED_PERIOD`] timer, and one notification goes
@@ -57,11 +57,21 @@ pub const LIST_CHANGED_PERIOD: Duration = Duration::from_secs(1);
 /// `--max-staleness` says (0 would poll without pause).
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The version of a subscribed item the replica holds, seen by polling.
+/// What the replica holds of a subscribed item's markdown: the item's
+/// version and the sum of the versions of the items shown with it (a note's
+/// comments, a chat's messages). Versions only grow, so any write to any of
+/// them changes it.
+type Seen = (i64, i64);
+
+/// Reads what the replica holds of a resource URI now (`None` when it
+/// cannot tell).
+type See = Arc<dyn Fn(&str) -> Option<Seen> + Send + Sync>;
+
+/// What the replica held of a subscribed item, seen by polling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Observed {
     uri: String,
-    version: i64,
+    seen: Seen,
 }
 
 /// What a subscriber is sent.
@@ -352,16 +362,19 @@ impl Subscriptions {
             && !self.started.swap(true, Ordering::Relaxed)
         {
             let (observed, observations) = mpsc::unbounded_channel();
+            let see = seer(follower.clone(), self.shared.enabled.clone());
             tokio::spawn(deliver(
                 self.shared.clone(),
                 follower.changes(),
                 observations,
+                see.clone(),
                 self.stop.clone(),
             ));
             tokio::spawn(poll(
                 self.shared.clone(),
                 follower.clone(),
                 observed,
+                see,
                 self.service.call_timeout(),
                 self.stop.clone(),
             ));
@@ -387,19 +400,32 @@ impl Drop for StreamGuard<'_> {
     }
 }
 
-/// Turns the replica's changes, and the versions observed of subscribed
-/// items, into notifications, in order, until `stop`.
+/// [`See`] on the follower's replica, once it is open.
+fn seer(follower: Arc<Follower>, enabled: Vec<&'static Entity>) -> See {
+    Arc::new(move |uri| {
+        let (entity, uid) = service::parse_uri(&enabled, uri).ok()?;
+        let children = service::shown_with(entity.plural).map(|(child, _)| child);
+        // Rows by their keys: microseconds, fine on this thread.
+        follower
+            .opened()?
+            .versions_with(entity.plural, uid, children)
+            .ok()?
+    })
+}
+
+/// Turns the replica's changes, and what is observed of subscribed items,
+/// into notifications, in order, until `stop`.
 async fn deliver(
     shared: Arc<Shared>,
     mut changes: broadcast::Receiver<Change>,
     mut observations: mpsc::UnboundedReceiver<Observed>,
+    see: See,
     stop: CancellationToken,
 ) {
     let mut list_due: Option<Instant> = None;
-    // The last version heard of each subscribed item observed: an
-    // observation of the same one was already told (by the change that
-    // stored it).
-    let mut heard: HashMap<String, i64> = HashMap::new();
+    // What was last heard of each subscribed item observed: an observation
+    // of the same was already told (by the change that stored it).
+    let mut heard: HashMap<String, Seen> = HashMap::new();
     loop {
         let due_at = list_due;
         let due = async move {
@@ -423,11 +449,15 @@ async fn deliver(
                     if shared.changes_the_list(&change) {
                         list_due.get_or_insert_with(|| Instant::now() + LIST_CHANGED_PERIOD);
                     }
-                    let own = service::resource_uri(change.entity, change.uid);
-                    if heard.contains_key(&own) {
-                        heard.insert(own, change.version);
-                    }
                     let uris = shared.affected(&change);
+                    // What this tells, the next observation must not tell
+                    // again; read after the change was stored, so a write by
+                    // another sidecar in between is told with it.
+                    for uri in &uris {
+                        if let (Some(told), Some(now)) = (heard.get_mut(uri), see(uri)) {
+                            *told = now;
+                        }
+                    }
                     shared.lock().updated(&uris)
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -438,8 +468,8 @@ async fn deliver(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             Some(observed) = observations.recv() => {
-                match heard.insert(observed.uri.clone(), observed.version) {
-                    Some(before) if before != observed.version => {
+                match heard.insert(observed.uri.clone(), observed.seen) {
+                    Some(before) if before != observed.seen => {
                         shared.lock().updated(&[observed.uri])
                     }
                     _ => Vec::new(),
@@ -457,6 +487,7 @@ async fn poll(
     shared: Arc<Shared>,
     follower: Arc<Follower>,
     observed: mpsc::UnboundedSender<Observed>,
+    see: See,
     call_timeout: Duration,
     stop: CancellationToken,
 ) {
@@ -475,17 +506,11 @@ async fn poll(
                 tracing::debug!(entity = entity.plural, error = %error.summary(), "could not refresh a watched entity");
             }
         }
-        if let Ok(Some(replica)) = follower.replica(&call).await {
+        if let Ok(Some(_)) = follower.replica(&call).await {
             let uris = shared.lock().uris();
             for uri in uris {
-                let Ok((entity, uid)) = service::parse_uri(&shared.enabled, &uri) else {
-                    continue;
-                };
-                // One row by its key: microseconds, fine on this thread.
-                if let Ok(Some(item)) = replica.get(entity.plural, uid)
-                    && let Some(version) = item.get("version").and_then(serde_json::Value::as_i64)
-                {
-                    let _ = observed.send(Observed { uri, version });
+                if let Some(seen) = see(&uri) {
+                    let _ = observed.send(Observed { uri, seen });
                 }
             }
         }
@@ -527,6 +552,19 @@ mod tests {
         mpsc::UnboundedReceiver<Sent>,
         CancellationToken,
     ) {
+        hub_seeing(uris, Arc::new(|_| None))
+    }
+
+    /// [`hub`], reading the replica through `see`.
+    fn hub_seeing(
+        uris: &[String],
+        see: See,
+    ) -> (
+        broadcast::Sender<Change>,
+        mpsc::UnboundedSender<Observed>,
+        mpsc::UnboundedReceiver<Sent>,
+        CancellationToken,
+    ) {
         let all: Vec<&'static Entity> = ENTITIES.iter().collect();
         let shared = Arc::new(Shared::new(&all));
         let (sent_to, heard) = mpsc::unbounded_channel();
@@ -542,7 +580,7 @@ mod tests {
         let (changes, receiver) = broadcast::channel(16);
         let (observed, observations) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        tokio::spawn(deliver(shared, receiver, observations, stop.clone()));
+        tokio::spawn(deliver(shared, receiver, observations, see, stop.clone()));
         (changes, observed, heard, stop)
     }
 
@@ -616,29 +654,42 @@ mod tests {
         stop.cancel();
     }
 
-    /// A version observed in the replica that differs from the last one
-    /// heard is an update (another sidecar stored it); the first observed,
-    /// or one a change already told, is not.
+    /// What is observed in the replica that differs from what was last
+    /// heard is an update (another sidecar stored the item, or a comment
+    /// shown with it); the first observed, or what a change already told, is
+    /// not.
     #[tokio::test(start_paused = true)]
-    async fn observed_versions_tell_what_others_stored() {
+    async fn observations_tell_what_others_stored() {
         let subscribed = service::resource_uri("notes", NOTE);
-        let (changes, observed, mut heard, stop) = hub(std::slice::from_ref(&subscribed));
-        let observe = |version| Observed {
-            uri: subscribed.clone(),
-            version,
+        let held = Arc::new(Mutex::new((3, 0)));
+        let see: See = {
+            let held = held.clone();
+            Arc::new(move |_| Some(*held.lock().unwrap()))
         };
-        observed.send(observe(3)).unwrap();
-        observed.send(observe(3)).unwrap();
-        observed.send(observe(4)).unwrap();
+        let (changes, observed, mut heard, stop) =
+            hub_seeing(std::slice::from_ref(&subscribed), see);
+        let observe = |seen| Observed {
+            uri: subscribed.clone(),
+            seen,
+        };
+        observed.send(observe((3, 0))).unwrap();
+        observed.send(observe((3, 0))).unwrap();
+        // The note, then a comment on it, stored by another sidecar.
+        observed.send(observe((4, 0))).unwrap();
         assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
+        observed.send(observe((4, 2))).unwrap();
+        assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
+        // A comment stored by this sidecar: told by its change, and not
+        // again by the next observation.
+        *held.lock().unwrap() = (4, 3);
         changes
             .send(Change {
-                version: 5,
-                ..change("notes", NOTE, ChangeKind::Updated)
+                parent: Some(NOTE),
+                ..change("comments", OTHER, ChangeKind::Updated)
             })
             .unwrap();
         assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
-        observed.send(observe(5)).unwrap();
+        observed.send(observe((4, 3))).unwrap();
         let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
         assert!(rest.is_err(), "told twice: {rest:?}");
         stop.cancel();

@@ -1101,3 +1101,48 @@ fn limits_are_clamped() {
     };
     assert_eq!((page(0), page(1), page(5000)), (1, 1, 1000));
 }
+
+/// What a subscription compares: an item's version and the sum of its
+/// children's (a note's comments by `parentUid`, a chat's messages by
+/// `chatUid`), which any create, update or delete of one of them changes;
+/// another item's children do not count.
+#[test]
+fn versions_with_sums_the_children_under_an_item() {
+    let (_dir, _path, replica) = fresh();
+    let u = sorted_uids(6);
+    let (note, chat, other) = (u[0], u[1], u[2]);
+    replica
+        .apply("notes", &[item(note, 3, T0, json!({"title": "n"}))])
+        .expect("apply");
+    replica
+        .apply("chats", &[item(chat, 1, T0, json!({"title": "c"}))])
+        .expect("apply");
+    let seen = |entity, uid, children| replica.versions_with(entity, uid, children).expect("read");
+    assert_eq!(seen("notes", note, Some("comments")), Some((3, 0)));
+    assert_eq!(seen("notes", other, Some("comments")), None);
+    replica
+        .apply(
+            "comments",
+            &[
+                item(u[3], 2, T0, json!({"parentUid": note, "content": "a"})),
+                item(u[4], 5, T0, json!({"parentUid": other, "content": "b"})),
+            ],
+        )
+        .expect("apply");
+    assert_eq!(seen("notes", note, Some("comments")), Some((3, 2)));
+    assert_eq!(seen("notes", note, None), Some((3, 0)));
+    replica
+        .apply(
+            "comments",
+            &[tombstone(u[3], 3, T0 + 1, json!({"parentUid": note}))],
+        )
+        .expect("apply");
+    assert_eq!(seen("notes", note, Some("comments")), Some((3, 3)));
+    replica
+        .apply(
+            "chat_messages",
+            &[item(u[5], 1, T0, json!({"chatUid": chat, "content": "hi"}))],
+        )
+        .expect("apply");
+    assert_eq!(seen("chats", chat, Some("chat_messages")), Some((1, 1)));
+}

@@ -164,7 +164,8 @@ async fn legacy_subscriber_hears_changes_made_on_another_device() {
 
 /// Two sidecars of one user share a replica file: what one stores is no
 /// change to the other, yet a client of the other, subscribed to the note,
-/// hears the first one's write to it.
+/// hears the first one's write to it, and to a comment on it (shown in the
+/// note's markdown).
 #[tokio::test]
 async fn a_write_by_a_sidecar_sharing_the_replica_is_heard() {
     let dir = tempfile::tempdir().unwrap();
@@ -191,6 +192,23 @@ async fn a_write_by_a_sidecar_sharing_the_replica_is_heard() {
         .call_tool("patch_note", json!({"uid": note, "title": "changed"}))
         .await);
     heard_updated(&watching, &note_uri(&note)).await;
+    let told = updated(&watching).len();
+    ok(&writing
+        .call_tool(
+            "create_comment",
+            json!({"parent_type": "note", "parent_uid": note, "content": "seen?"}),
+        )
+        .await);
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    while updated(&watching).len() == told {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the comment was not heard; heard {:?}",
+            watching.notifications()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(updated(&watching)[told], note_uri(&note));
     writing.shutdown().await;
     watching.shutdown().await;
 }

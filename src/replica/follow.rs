@@ -222,7 +222,7 @@ impl Follower {
     }
 
     /// The replica, if it is already open (a write does not open it).
-    fn opened(&self) -> Option<Arc<Replica>> {
+    pub fn opened(&self) -> Option<Arc<Replica>> {
         self.replica.get().cloned().flatten()
     }
 

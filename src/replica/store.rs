@@ -224,6 +224,36 @@ impl Replica {
         .transpose()
     }
 
+    /// The version of item `uid` of `entity`, and the sum of the versions of
+    /// the `children` items under it (a note's comments by `parentUid`, a
+    /// chat's messages by `chatUid`; 0 without `children`). Versions only
+    /// grow, so any write to the item or to one of them, a create or a
+    /// delete included, changes the pair. `None` when the item is not held.
+    pub fn versions_with(
+        &self,
+        entity: &str,
+        uid: Uuid,
+        children: Option<&str>,
+    ) -> Result<Option<(i64, i64)>, ReplicaError> {
+        let entity = known_entity(entity)?;
+        let children = children.map(known_entity).transpose()?;
+        let conn = self.lock();
+        let row = conn
+            .prepare_cached(
+                "SELECT version,
+                        (SELECT coalesce(sum(version), 0) FROM items
+                         WHERE entity = ?3 AND parent_uid = ?2)
+                      + (SELECT coalesce(sum(version), 0) FROM items
+                         WHERE entity = ?3 AND chat_uid = ?2)
+                 FROM items WHERE entity = ?1 AND uid = ?2",
+            )?
+            .query_row(params![entity, uid.to_string(), children], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        Ok(row)
+    }
+
     /// A page of `entity`'s items: see [`ListQuery`] for the filters and
     /// the cursor formats.
     pub fn list(&self, entity: &str, q: &ListQuery) -> Result<Page, ReplicaError> {
