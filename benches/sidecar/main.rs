@@ -262,7 +262,8 @@ impl Hot {
 }
 
 /// Direct HTTP, the floor, the minimal bridge, the sidecar, the sidecar on
-/// its replica and the candidate: per-call latency in interleaved rounds, then throughput.
+/// its replica and the candidate: per-call latency in interleaved rounds,
+/// then throughput.
 async fn hot_paths(table: &mut Table, setup: &Setup) -> Result<(), BoxError> {
     let get = ("get_note", note_args());
     let mut servers = vec![
