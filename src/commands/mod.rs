@@ -152,8 +152,8 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// One thread for everything but `serve-api`. The sidecar serves one client
 /// whose calls wait on I/O: with a second worker, a call's tasks (rmcp's
-/// handler, hyper's connection) hop between threads, each hop a wake-up,
-/// which cost twice the CPU per call and 5.3 context switches instead of 2
+/// handler, hyper's connection) hop between threads, each hop a wake-up:
+/// 4.2–5.3 context switches per call instead of 2, and up to twice the CPU
 /// (`cargo bench --bench sidecar`; the README's Benchmark section has the
 /// figures). What blocks (SQLite in the embedded API, the replica's pages and
 /// searches) runs on the blocking pool. `serve-api` serves many clients at
