@@ -26,8 +26,9 @@
 //! change to this one (its own refresh finds the same version). So after
 //! each poll what the replica holds of each subscribed item is observed too
 //! ([`Seen`]: its version and those of the comments or messages shown with
-//! it): one that differs from what was last heard is an update. (What
-//! another sidecar stores that changes the list is not heard.)
+//! it): one that differs from what was last heard is an update. While a
+//! stream wants list changes, how many resources (and tombstones) the
+//! replica holds is observed the same way: a difference is a list change.
 //!
 //! `list_changed` is coalesced: the first create or delete after a quiet
 //! spell starts a [`LIST_CHANGED_PERIOD`] timer, and one notification goes
@@ -57,20 +58,30 @@ pub const LIST_CHANGED_PERIOD: Duration = Duration::from_secs(1);
 /// `--max-staleness` says (0 would poll without pause).
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What the replica holds of a subscribed item's markdown: the item's
-/// version and the sum of the versions of the items shown with it (a note's
-/// comments, a chat's messages). Versions only grow, so any write to any of
-/// them changes it.
+/// What the poller observes in the replica.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Watched {
+    /// A subscribed resource, by URI.
+    Item(String),
+    /// The resource list.
+    List,
+}
+
+/// What the replica holds of a [`Watched`]. Of an item's markdown: the
+/// item's version and the sum of the versions of the items shown with it (a
+/// note's comments, a chat's messages); versions only grow, so any write to
+/// any of them changes it. Of the list: how many resources and tombstones;
+/// a create or a delete changes it.
 type Seen = (i64, i64);
 
-/// Reads what the replica holds of a resource URI now (`None` when it
-/// cannot tell).
-type See = Arc<dyn Fn(&str) -> Option<Seen> + Send + Sync>;
+/// Reads what the replica holds of a [`Watched`] now (`None` when it cannot
+/// tell).
+type See = Arc<dyn Fn(&Watched) -> Option<Seen> + Send + Sync>;
 
-/// What the replica held of a subscribed item, seen by polling.
+/// What the replica held, seen by polling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Observed {
-    uri: String,
+    watched: Watched,
     seen: Seen,
 }
 
@@ -207,9 +218,17 @@ impl Subscribers {
             .collect()
     }
 
-    /// Every subscribed URI, once.
-    fn uris(&self) -> HashSet<String> {
-        self.all().flat_map(|s| s.uris.iter().cloned()).collect()
+    /// What the poller observes: every subscribed URI, once, and the list
+    /// while someone polls it.
+    fn observed(&self) -> HashSet<Watched> {
+        let mut watched: HashSet<Watched> = self
+            .all()
+            .flat_map(|s| s.uris.iter().cloned().map(Watched::Item))
+            .collect();
+        if self.all().any(|s| s.polls_lists) {
+            watched.insert(Watched::List);
+        }
+        watched
     }
 
     fn list_changed(&self) -> Vec<(Outlet, Sent)> {
@@ -402,14 +421,23 @@ impl Drop for StreamGuard<'_> {
 
 /// [`See`] on the follower's replica, once it is open.
 fn seer(follower: Arc<Follower>, enabled: Vec<&'static Entity>) -> See {
-    Arc::new(move |uri| {
-        let (entity, uid) = service::parse_uri(&enabled, uri).ok()?;
-        let children = service::shown_with(entity.plural).map(|(child, _)| child);
-        // Rows by their keys: microseconds, fine on this thread.
-        follower
-            .opened()?
-            .versions_with(entity.plural, uid, children)
-            .ok()?
+    Arc::new(move |watched| {
+        let replica = follower.opened()?;
+        match watched {
+            // Rows by their keys: microseconds, fine on this thread.
+            Watched::Item(uri) => {
+                let (entity, uid) = service::parse_uri(&enabled, uri).ok()?;
+                let children = service::shown_with(entity.plural).map(|(child, _)| child);
+                replica.versions_with(entity.plural, uid, children).ok()?
+            }
+            // A scan of each resource entity's rows, once per poll.
+            Watched::List => service::resource_entities(&enabled)
+                .iter()
+                .map(|entity| replica.counts(entity.plural).ok())
+                .try_fold((0, 0), |(live, gone), counts| {
+                    counts.map(|(l, g)| (live + l, gone + g))
+                }),
+        }
     })
 }
 
@@ -423,9 +451,9 @@ async fn deliver(
     stop: CancellationToken,
 ) {
     let mut list_due: Option<Instant> = None;
-    // What was last heard of each subscribed item observed: an observation
-    // of the same was already told (by the change that stored it).
-    let mut heard: HashMap<String, Seen> = HashMap::new();
+    // What was last heard of each thing observed: an observation of the
+    // same was already told (by the change that stored it).
+    let mut heard: HashMap<Watched, Seen> = HashMap::new();
     loop {
         let due_at = list_due;
         let due = async move {
@@ -446,16 +474,18 @@ async fn deliver(
             }
             received = changes.recv() => match received {
                 Ok(change) => {
+                    let uris = shared.affected(&change);
+                    let mut told: Vec<Watched> = uris.iter().cloned().map(Watched::Item).collect();
                     if shared.changes_the_list(&change) {
                         list_due.get_or_insert_with(|| Instant::now() + LIST_CHANGED_PERIOD);
+                        told.push(Watched::List);
                     }
-                    let uris = shared.affected(&change);
                     // What this tells, the next observation must not tell
                     // again; read after the change was stored, so a write by
                     // another sidecar in between is told with it.
-                    for uri in &uris {
-                        if let (Some(told), Some(now)) = (heard.get_mut(uri), see(uri)) {
-                            *told = now;
+                    for watched in &told {
+                        if let (Some(heard), Some(now)) = (heard.get_mut(watched), see(watched)) {
+                            *heard = now;
                         }
                     }
                     shared.lock().updated(&uris)
@@ -467,10 +497,14 @@ async fn deliver(
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            Some(observed) = observations.recv() => {
-                match heard.insert(observed.uri.clone(), observed.seen) {
-                    Some(before) if before != observed.seen => {
-                        shared.lock().updated(&[observed.uri])
+            Some(Observed { watched, seen }) = observations.recv() => {
+                match (heard.insert(watched.clone(), seen), watched) {
+                    (Some(before), Watched::Item(uri)) if before != seen => {
+                        shared.lock().updated(&[uri])
+                    }
+                    (Some(before), Watched::List) if before != seen => {
+                        list_due.get_or_insert_with(|| Instant::now() + LIST_CHANGED_PERIOD);
+                        Vec::new()
                     }
                     _ => Vec::new(),
                 }
@@ -507,10 +541,10 @@ async fn poll(
             }
         }
         if let Ok(Some(_)) = follower.replica(&call).await {
-            let uris = shared.lock().uris();
-            for uri in uris {
-                if let Some(seen) = see(&uri) {
-                    let _ = observed.send(Observed { uri, seen });
+            let watched = shared.lock().observed();
+            for watched in watched {
+                if let Some(seen) = see(&watched) {
+                    let _ = observed.send(Observed { watched, seen });
                 }
             }
         }
@@ -669,7 +703,7 @@ mod tests {
         let (changes, observed, mut heard, stop) =
             hub_seeing(std::slice::from_ref(&subscribed), see);
         let observe = |seen| Observed {
-            uri: subscribed.clone(),
+            watched: Watched::Item(subscribed.clone()),
             seen,
         };
         observed.send(observe((3, 0))).unwrap();
@@ -690,6 +724,37 @@ mod tests {
             .unwrap();
         assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
         observed.send(observe((4, 3))).unwrap();
+        let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
+        assert!(rest.is_err(), "told twice: {rest:?}");
+        stop.cancel();
+    }
+
+    /// The same for the list: a count observed that differs from the last
+    /// heard is a list change (another sidecar created or deleted), one per
+    /// period like the others; a create told by its change is not told
+    /// again by the next observation.
+    #[tokio::test(start_paused = true)]
+    async fn observed_counts_tell_what_others_listed() {
+        let held = Arc::new(Mutex::new((5, 0)));
+        let see: See = {
+            let held = held.clone();
+            Arc::new(move |_| Some(*held.lock().unwrap()))
+        };
+        let (changes, observed, mut heard, stop) = hub_seeing(&[], see);
+        let observe = |seen| Observed {
+            watched: Watched::List,
+            seen,
+        };
+        observed.send(observe((5, 0))).unwrap();
+        observed.send(observe((5, 0))).unwrap();
+        observed.send(observe((6, 0))).unwrap();
+        assert_eq!(heard.recv().await, Some(Sent::ListChanged));
+        *held.lock().unwrap() = (7, 0);
+        changes
+            .send(change("notes", NOTE, ChangeKind::Created))
+            .unwrap();
+        assert_eq!(heard.recv().await, Some(Sent::ListChanged));
+        observed.send(observe((7, 0))).unwrap();
         let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
         assert!(rest.is_err(), "told twice: {rest:?}");
         stop.cancel();

@@ -1,7 +1,8 @@
 //! Live resource updates through the binary, in both protocol eras: a
 //! subscribed client hears its item change, whether through a tool or on
 //! another device (within the staleness bound), and nothing about items it
-//! did not subscribe to; list changes reach those who asked; with the
+//! did not subscribe to; list changes reach those who asked (made by a
+//! sidecar sharing the replica too); with the
 //! replica off nothing is promised. (How list changes are coalesced in
 //! time is proven in-process, under paused time, in `src/subscriptions.rs`.)
 
@@ -209,6 +210,52 @@ async fn a_write_by_a_sidecar_sharing_the_replica_is_heard() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(updated(&watching)[told], note_uri(&note));
+    writing.shutdown().await;
+    watching.shutdown().await;
+}
+
+/// The same two sidecars: a `subscriptions/listen` stream of the one that
+/// asked for list changes hears the other one's create, though what it
+/// stored is no change to the first.
+#[tokio::test]
+async fn a_create_by_a_sidecar_sharing_the_replica_changes_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = ApiProcess::start(&dir.path().join("api.db"), &dir.path().join("api-logs")).await;
+    api.device().await.create_note("before").await;
+    let sidecar = || {
+        Launch::remote(&api.url)
+            .env("TOOLBRIDGE_TOKEN", SECRET)
+            .without_env("TOOLBRIDGE_TENANT_ID")
+            .with_replica(&dir.path().join("replicas"), "1")
+            .spawn()
+    };
+    let mut watching = sidecar().await;
+    in_step(&mut watching, json!({"_meta": modern_meta()})).await;
+    let (stream, _open) = watching
+        .start_request(
+            "subscriptions/listen",
+            json!({"_meta": modern_meta(), "notifications": {"resourcesListChanged": true}}),
+        )
+        .await;
+    watching
+        .wait_for_notification(WITHIN, |n| {
+            n["method"] == "notifications/subscriptions/acknowledged"
+        })
+        .await
+        .expect("acknowledged");
+    let mut writing = sidecar().await;
+    writing.initialize().await;
+    in_step(&mut writing, json!({})).await;
+    ok(&writing
+        .call_tool("create_note", json!({"title": "after"}))
+        .await);
+    let heard = watching
+        .wait_for_notification(WITHIN, |n| {
+            n["method"] == "notifications/resources/list_changed"
+        })
+        .await
+        .unwrap_or_else(|| panic!("no list change; heard {:?}", watching.notifications()));
+    assert_eq!(heard["params"]["_meta"][SUBSCRIPTION_ID], stream, "{heard}");
     writing.shutdown().await;
     watching.shutdown().await;
 }

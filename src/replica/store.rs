@@ -254,6 +254,13 @@ impl Replica {
         Ok(row)
     }
 
+    /// How many live items and tombstones of `entity` the replica holds: a
+    /// create or a delete changes the pair, an update does not.
+    pub fn counts(&self, entity: &str) -> Result<(i64, i64), ReplicaError> {
+        let entity = known_entity(entity)?;
+        count_items(&self.lock(), entity)
+    }
+
     /// A page of `entity`'s items: see [`ListQuery`] for the filters and
     /// the cursor formats.
     pub fn list(&self, entity: &str, q: &ListQuery) -> Result<Page, ReplicaError> {
@@ -269,15 +276,9 @@ impl Replica {
     /// Counts per entity, feed states, epoch and size on disk.
     pub fn stats(&self) -> Result<ReplicaStats, ReplicaError> {
         let (epoch, entities) = self.read(|tx| {
-            let mut counts = tx.prepare_cached(
-                "SELECT count(*) FILTER (WHERE deleted_at IS NULL),
-                        count(*) FILTER (WHERE deleted_at IS NOT NULL)
-                 FROM items WHERE entity = ?1",
-            )?;
             let mut entities = Vec::new();
             for entity in ENTITIES {
-                let (live, deleted): (i64, i64) =
-                    counts.query_row([entity], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let (live, deleted) = count_items(tx, entity)?;
                 entities.push(EntityStats {
                     entity,
                     live: u64::try_from(live).unwrap_or(0),
@@ -298,6 +299,18 @@ impl Replica {
             entities,
         })
     }
+}
+
+/// `entity`'s live items and tombstones.
+fn count_items(conn: &Connection, entity: &str) -> Result<(i64, i64), ReplicaError> {
+    let counts = conn
+        .prepare_cached(
+            "SELECT count(*) FILTER (WHERE deleted_at IS NULL),
+                    count(*) FILTER (WHERE deleted_at IS NOT NULL)
+             FROM items WHERE entity = ?1",
+        )?
+        .query_row([entity], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(counts)
 }
 
 fn read_epoch(conn: &Connection) -> Result<Option<u64>, ReplicaError> {
