@@ -484,8 +484,8 @@ async fn deliver(
                     // again; read after the change was stored, so a write by
                     // another sidecar in between is told with it.
                     for watched in &told {
-                        if let (Some(heard), Some(now)) = (heard.get_mut(watched), see(watched)) {
-                            *heard = now;
+                        if let (Some(last), Some(now)) = (heard.get_mut(watched), see(watched)) {
+                            *last = now;
                         }
                     }
                     shared.lock().updated(&uris)
