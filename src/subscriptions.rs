@@ -493,6 +493,8 @@ async fn deliver(
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "resource changes missed: every subscribed resource may have changed");
                     list_due.get_or_insert_with(|| Instant::now() + LIST_CHANGED_PERIOD);
+                    // All is told: the next observations are baselines.
+                    heard.clear();
                     shared.lock().everything()
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -757,6 +759,43 @@ mod tests {
         observed.send(observe((7, 0))).unwrap();
         let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
         assert!(rest.is_err(), "told twice: {rest:?}");
+        stop.cancel();
+    }
+
+    /// After missing changes every subscribed resource is told updated, and
+    /// the list changed; what the missed changes stored is not told again
+    /// by the next observation.
+    #[tokio::test(start_paused = true)]
+    async fn after_missed_changes_observations_start_over() {
+        let subscribed = service::resource_uri("notes", NOTE);
+        let held = Arc::new(Mutex::new((3, 0)));
+        let see: See = {
+            let held = held.clone();
+            Arc::new(move |_| Some(*held.lock().unwrap()))
+        };
+        let (changes, observed, mut heard, stop) =
+            hub_seeing(std::slice::from_ref(&subscribed), see);
+        let observe = |seen| Observed {
+            watched: Watched::Item(subscribed.clone()),
+            seen,
+        };
+        observed.send(observe((3, 0))).unwrap();
+        tokio::task::yield_now().await;
+        // More than the channel holds: the subscribed note's is missed.
+        *held.lock().unwrap() = (4, 0);
+        changes
+            .send(change("notes", NOTE, ChangeKind::Updated))
+            .unwrap();
+        for _ in 0..20 {
+            changes
+                .send(change("notes", OTHER, ChangeKind::Updated))
+                .unwrap();
+        }
+        observed.send(observe((4, 0))).unwrap();
+        assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
+        assert_eq!(heard.recv().await, Some(Sent::ListChanged));
+        let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
+        assert!(rest.is_err(), "told again: {rest:?}");
         stop.cancel();
     }
 }
