@@ -591,6 +591,20 @@ mod tests {
         hub_seeing(uris, Arc::new(|_| None))
     }
 
+    /// Nothing else is told within 5 s (of paused time: at once).
+    async fn nothing_more(heard: &mut mpsc::UnboundedReceiver<Sent>) {
+        let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
+        assert!(rest.is_err(), "told again: {rest:?}");
+    }
+
+    /// What the replica holds of anything watched, as a test sets it, and
+    /// the [`See`] that reads it.
+    fn held(start: Seen) -> (Arc<Mutex<Seen>>, See) {
+        let held = Arc::new(Mutex::new(start));
+        let read = held.clone();
+        (held, Arc::new(move |_| Some(*read.lock().unwrap())))
+    }
+
     /// [`hub`], reading the replica through `see`.
     fn hub_seeing(
         uris: &[String],
@@ -697,11 +711,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn observations_tell_what_others_stored() {
         let subscribed = service::resource_uri("notes", NOTE);
-        let held = Arc::new(Mutex::new((3, 0)));
-        let see: See = {
-            let held = held.clone();
-            Arc::new(move |_| Some(*held.lock().unwrap()))
-        };
+        let (held, see) = held((3, 0));
         let (changes, observed, mut heard, stop) =
             hub_seeing(std::slice::from_ref(&subscribed), see);
         let observe = |seen| Observed {
@@ -726,8 +736,7 @@ mod tests {
             .unwrap();
         assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
         observed.send(observe((4, 3))).unwrap();
-        let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
-        assert!(rest.is_err(), "told twice: {rest:?}");
+        nothing_more(&mut heard).await;
         stop.cancel();
     }
 
@@ -737,11 +746,7 @@ mod tests {
     /// again by the next observation.
     #[tokio::test(start_paused = true)]
     async fn observed_counts_tell_what_others_listed() {
-        let held = Arc::new(Mutex::new((5, 0)));
-        let see: See = {
-            let held = held.clone();
-            Arc::new(move |_| Some(*held.lock().unwrap()))
-        };
+        let (held, see) = held((5, 0));
         let (changes, observed, mut heard, stop) = hub_seeing(&[], see);
         let observe = |seen| Observed {
             watched: Watched::List,
@@ -757,8 +762,7 @@ mod tests {
             .unwrap();
         assert_eq!(heard.recv().await, Some(Sent::ListChanged));
         observed.send(observe((7, 0))).unwrap();
-        let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
-        assert!(rest.is_err(), "told twice: {rest:?}");
+        nothing_more(&mut heard).await;
         stop.cancel();
     }
 
@@ -768,11 +772,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn after_missed_changes_observations_start_over() {
         let subscribed = service::resource_uri("notes", NOTE);
-        let held = Arc::new(Mutex::new((3, 0)));
-        let see: See = {
-            let held = held.clone();
-            Arc::new(move |_| Some(*held.lock().unwrap()))
-        };
+        let (held, see) = held((3, 0));
         let (changes, observed, mut heard, stop) =
             hub_seeing(std::slice::from_ref(&subscribed), see);
         let observe = |seen| Observed {
@@ -794,8 +794,7 @@ mod tests {
         observed.send(observe((4, 0))).unwrap();
         assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
         assert_eq!(heard.recv().await, Some(Sent::ListChanged));
-        let rest = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
-        assert!(rest.is_err(), "told again: {rest:?}");
+        nothing_more(&mut heard).await;
         stop.cancel();
     }
 }

@@ -163,6 +163,16 @@ async fn legacy_subscriber_hears_changes_made_on_another_device() {
     mcp.shutdown().await;
 }
 
+/// A sidecar of the API's user whose replica lives in `dir`, refreshed when
+/// older than a second: two of them share the file.
+fn sharing_a_replica(api: &ApiProcess, dir: &std::path::Path) -> impl Future<Output = McpProcess> {
+    Launch::remote(&api.url)
+        .env("TOOLBRIDGE_TOKEN", SECRET)
+        .without_env("TOOLBRIDGE_TENANT_ID")
+        .with_replica(&dir.join("replicas"), "1")
+        .spawn()
+}
+
 /// Two sidecars of one user share a replica file: what one stores is no
 /// change to the other, yet a client of the other, subscribed to the note,
 /// hears the first one's write to it, and to a comment on it (shown in the
@@ -173,13 +183,7 @@ async fn a_write_by_a_sidecar_sharing_the_replica_is_heard() {
     let api = ApiProcess::start(&dir.path().join("api.db"), &dir.path().join("api-logs")).await;
     let note = api.device().await.create_note("shared").await;
     let note = note["uid"].as_str().unwrap().to_owned();
-    let sidecar = || {
-        Launch::remote(&api.url)
-            .env("TOOLBRIDGE_TOKEN", SECRET)
-            .without_env("TOOLBRIDGE_TENANT_ID")
-            .with_replica(&dir.path().join("replicas"), "1")
-            .spawn()
-    };
+    let sidecar = || sharing_a_replica(&api, dir.path());
     let mut watching = sidecar().await;
     watching.initialize().await;
     in_step(&mut watching, json!({})).await;
@@ -222,13 +226,7 @@ async fn a_create_by_a_sidecar_sharing_the_replica_changes_the_list() {
     let dir = tempfile::tempdir().unwrap();
     let api = ApiProcess::start(&dir.path().join("api.db"), &dir.path().join("api-logs")).await;
     api.device().await.create_note("before").await;
-    let sidecar = || {
-        Launch::remote(&api.url)
-            .env("TOOLBRIDGE_TOKEN", SECRET)
-            .without_env("TOOLBRIDGE_TENANT_ID")
-            .with_replica(&dir.path().join("replicas"), "1")
-            .spawn()
-    };
+    let sidecar = || sharing_a_replica(&api, dir.path());
     let mut watching = sidecar().await;
     in_step(&mut watching, json!({"_meta": modern_meta()})).await;
     let (stream, _open) = watching
