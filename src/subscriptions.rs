@@ -454,7 +454,22 @@ async fn deliver(
     // What was last heard of each thing observed: an observation of the
     // same was already told (by the change that stored it).
     let mut heard: HashMap<Watched, Seen> = HashMap::new();
+    // What changes told since it was last read: read again once their burst
+    // is through (a page of a sync is a thousand changes), before any
+    // observation is compared with it.
+    let mut told: HashSet<Watched> = HashSet::new();
     loop {
+        if changes.is_empty() {
+            // Read after the changes were stored, so a write by another
+            // sidecar in between is told with them.
+            for watched in told.drain() {
+                if let Some(last) = heard.get_mut(&watched)
+                    && let Some(now) = see(&watched)
+                {
+                    *last = now;
+                }
+            }
+        }
         let due_at = list_due;
         let due = async move {
             match due_at {
@@ -475,19 +490,13 @@ async fn deliver(
             received = changes.recv() => match received {
                 Ok(change) => {
                     let uris = shared.affected(&change);
-                    let mut told: Vec<Watched> = uris.iter().cloned().map(Watched::Item).collect();
+                    // What this tells, the next observation must not tell again.
+                    let mut tells: Vec<Watched> = uris.iter().cloned().map(Watched::Item).collect();
                     if shared.changes_the_list(&change) {
                         list_due.get_or_insert_with(|| Instant::now() + LIST_CHANGED_PERIOD);
-                        told.push(Watched::List);
+                        tells.push(Watched::List);
                     }
-                    // What this tells, the next observation must not tell
-                    // again; read after the change was stored, so a write by
-                    // another sidecar in between is told with it.
-                    for watched in &told {
-                        if let (Some(last), Some(now)) = (heard.get_mut(watched), see(watched)) {
-                            *last = now;
-                        }
-                    }
+                    told.extend(tells.into_iter().filter(|w| heard.contains_key(w)));
                     shared.lock().updated(&uris)
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -495,6 +504,7 @@ async fn deliver(
                     list_due.get_or_insert_with(|| Instant::now() + LIST_CHANGED_PERIOD);
                     // All is told: the next observations are baselines.
                     heard.clear();
+                    told.clear();
                     shared.lock().everything()
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -559,6 +569,8 @@ async fn poll(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
     use tokio::sync::mpsc;
     use uuid::Uuid;
 
@@ -600,9 +612,19 @@ mod tests {
     /// What the replica holds of anything watched, as a test sets it, and
     /// the [`See`] that reads it.
     fn held(start: Seen) -> (Arc<Mutex<Seen>>, See) {
+        counted(start).0
+    }
+
+    /// [`held`], and how many times it was read.
+    fn counted(start: Seen) -> ((Arc<Mutex<Seen>>, See), Arc<AtomicUsize>) {
         let held = Arc::new(Mutex::new(start));
-        let read = held.clone();
-        (held, Arc::new(move |_| Some(*read.lock().unwrap())))
+        let reads = Arc::new(AtomicUsize::new(0));
+        let (read, counter) = (held.clone(), reads.clone());
+        let see: See = Arc::new(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            Some(*read.lock().unwrap())
+        });
+        ((held, see), reads)
     }
 
     /// [`hub`], reading the replica through `see`.
@@ -795,6 +817,38 @@ mod tests {
         assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
         assert_eq!(heard.recv().await, Some(Sent::ListChanged));
         nothing_more(&mut heard).await;
+        stop.cancel();
+    }
+
+    /// A burst of changes (a page of a sync) is told change by change, and
+    /// what it changed is read once, after it.
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_changes_is_read_once() {
+        let subscribed = service::resource_uri("notes", NOTE);
+        let ((held, see), reads) = counted((3, 0));
+        let (changes, observed, mut heard, stop) =
+            hub_seeing(std::slice::from_ref(&subscribed), see);
+        observed
+            .send(Observed {
+                watched: Watched::Item(subscribed.clone()),
+                seen: (3, 0),
+            })
+            .unwrap();
+        tokio::task::yield_now().await;
+        *held.lock().unwrap() = (3, 10);
+        for _ in 0..10 {
+            changes
+                .send(Change {
+                    parent: Some(NOTE),
+                    ..change("comments", Uuid::new_v4(), ChangeKind::Updated)
+                })
+                .unwrap();
+        }
+        for _ in 0..10 {
+            assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
+        }
+        nothing_more(&mut heard).await;
+        assert_eq!(reads.load(Ordering::Relaxed), 1);
         stop.cancel();
     }
 }
