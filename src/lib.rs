@@ -28,7 +28,8 @@
 //!   the MCP channel, guarded so nothing else reaches stdout, and framed
 //!   here so every message gets its JSON-RPC answer.
 //! - [`fsmode`]: data and logs are owner-only (umask, 0700 directories, 0600
-//!   files).
+//!   files); [`sqlite`]: what the embedded API's database and the replica's
+//!   file need alike (switching a new file to WAL when others open it too).
 //! - [`commands`]: the commands `main` dispatches to, one file each;
 //!   [`stats`] reads only the log files.
 
@@ -48,6 +49,7 @@ pub mod notices;
 mod prompts;
 pub mod replica;
 pub mod service;
+mod sqlite;
 mod stats;
 mod stdio;
 mod subscriptions;

@@ -8,7 +8,9 @@
 //!   item, decides, stamps and writes it: the write lock is taken before the
 //!   read, so two processes can neither lose nor duplicate an update;
 //! - `busy_timeout` makes a process wait for another's short write instead of
-//!   failing with `SQLITE_BUSY`;
+//!   failing with `SQLITE_BUSY`, and the switch of a new file to WAL, which
+//!   SQLite fails without waiting when two processes make it at once, is
+//!   retried as long ([`crate::sqlite::enable_wal`]);
 //! - the epoch and the write clock live in the database, so every process
 //!   agrees on them;
 //! - every entity operation is given the epoch its client claims and checks
@@ -470,8 +472,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Set first, so the pragmas below also wait for a concurrent opener.
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // Persistent in the file; readers and the one writer proceed in parallel.
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    let mode = crate::sqlite::enable_wal(conn, BUSY_TIMEOUT)?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(%mode, "embedded store could not switch to WAL");
     }
@@ -693,6 +694,35 @@ mod tests {
         assert_eq!(store.epoch().ok(), Some(1));
         assert_eq!(store.bump_epoch().ok(), Some(2));
         assert_eq!(store.epoch().ok(), Some(2));
+    }
+
+    /// Two processes starting on a database that does not exist yet (a
+    /// sidecar and `serve-api`, two sidecars): both open it. SQLite fails one
+    /// of two simultaneous switches to WAL without waiting, so one round in
+    /// three failed before the switch was retried; twenty rounds find that.
+    #[test]
+    fn simultaneous_opens_of_a_new_file_both_succeed() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("api.db");
+            let start = std::sync::Barrier::new(2);
+            std::thread::scope(|s| {
+                let openers: Vec<_> = (0..2)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            Store::open(&path).map(|store| store.epoch().ok())
+                        })
+                    })
+                    .collect();
+                for opener in openers {
+                    match opener.join().expect("opener") {
+                        Ok(epoch) => assert_eq!(epoch, Some(FIRST_EPOCH)),
+                        Err(e) => panic!("a simultaneous open failed: {e}"),
+                    }
+                }
+            });
+        }
     }
 
     #[test]

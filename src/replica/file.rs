@@ -16,7 +16,7 @@
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
@@ -211,21 +211,7 @@ fn is_damage(e: &rusqlite::Error) -> bool {
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    // Switching a new file to WAL takes an exclusive lock, and when two
-    // openers escalate at once SQLite fails one at once, without waiting
-    // (its deadlock rule): retry that for as long as a busy wait would last.
-    let deadline = Instant::now() + BUSY_TIMEOUT;
-    let mode: String = loop {
-        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
-            Err(e)
-                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
-                    && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            done => break done?,
-        }
-    };
+    let mode = crate::sqlite::enable_wal(conn, BUSY_TIMEOUT)?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(%mode, "replica could not switch to WAL");
     }
