@@ -852,3 +852,24 @@ fn a_closed_stdout_ends_a_command_quietly() {
         output.status
     );
 }
+
+/// `serve-api` gives its address only once its database is open: on a file
+/// that is not a database it exits with what to do, and never says it
+/// serves (a script that waits for the address would use a dead port).
+#[test]
+fn serve_api_on_a_damaged_database_never_says_it_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("api.db");
+    std::fs::write(&db, [0xA5; 4096]).unwrap();
+    let output = Command::new(common::BIN)
+        .args(["serve-api", "--listen", "127.0.0.1:0", "--db-path"])
+        .arg(&db)
+        .env_clear()
+        .env("TOOLBRIDGE_API_SECRET", "s")
+        .env("TOOLBRIDGE_LOG_DIR", dir.path().join("logs"))
+        .output()
+        .expect("run serve-api");
+    assert!(!output.status.success());
+    let line = one_line(&output);
+    assert!(line.contains("is damaged"), "{line}");
+}

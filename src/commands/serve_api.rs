@@ -43,18 +43,20 @@ pub async fn serve_api(
         addr: listen,
         source,
     })?;
+    // Said once the database is open: a client may use the API from this line.
+    let state = embedded::AppState::open(ApiConfig {
+        db_path: db_path.clone(),
+        secret,
+        limits: Default::default(),
+    })
+    .await?;
     eprintln!(
         "toolbridge-mcp: embedded API on http://{bound} (database {}; tenant `{}`)",
         db_path.display(),
         embedded::TENANT_ID
     );
     tracing::info!(%bound, db_path = %db_path.display(), "serving the embedded API");
-    let config = ApiConfig {
-        db_path: db_path.clone(),
-        secret,
-        limits: Default::default(),
-    };
-    embedded::serve(listener, config, async move {
+    embedded::serve(listener, state, async move {
         let signal = shutdown.await;
         tracing::info!(signal, "stopping the embedded API");
     })

@@ -157,17 +157,9 @@ pub enum Error {
     Startup(#[source] tokio::task::JoinError),
 }
 
-/// Opens the store and serves on `listener` until `shutdown` resolves.
+/// Serves `state` (its store opened by [`AppState::open`]) on `listener`
+/// until `shutdown` resolves.
 pub async fn serve(
-    listener: TcpListener,
-    config: ApiConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    let state = AppState::open(config).await?;
-    serve_state(listener, state, shutdown).await
-}
-
-async fn serve_state(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -197,7 +189,7 @@ pub async fn spawn(config: ApiConfig) -> Result<RunningApi, Error> {
     let addr = listener.local_addr().map_err(bind_failed)?;
     let (stop, stopped) = oneshot::channel::<()>();
     // A dropped `RunningApi` drops `stop`, which also ends the server.
-    let task = tokio::spawn(serve_state(listener, state, async {
+    let task = tokio::spawn(serve(listener, state, async {
         let _ = stopped.await;
     }));
     tracing::info!(%addr, "embedded API listening");
