@@ -13,6 +13,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use common::{McpProcess, ok};
 use serde_json::{Value, json};
@@ -423,9 +424,22 @@ async fn listed_sizes_are_what_a_read_returns() {
             )
             .await);
     }
-    let listed = mcp.request("resources/list", json!({})).await;
-    let resources = listed["result"]["resources"].as_array().unwrap().clone();
-    assert_eq!(resources.len(), 4, "{listed}");
+    // A size is left out until the replica's first sync of what is shown
+    // with the item (comments, messages) is through: wait for that.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let resources = loop {
+        let listed = mcp.request("resources/list", json!({})).await;
+        let resources = listed["result"]["resources"].as_array().unwrap().clone();
+        assert_eq!(resources.len(), 4, "{listed}");
+        if resources.iter().all(|r| r["size"].is_u64()) {
+            break resources;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sizes still missing after 20 s: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     for resource in resources {
         let uri = resource["uri"].as_str().unwrap().to_owned();
         let text = read(&mut mcp, uri).await;
