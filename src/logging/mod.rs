@@ -16,6 +16,8 @@
 //! line says so; the lines after it that day are dropped). The directory
 //! stays within the cap give or take an hour of logging.
 
+mod line;
+
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -100,11 +102,12 @@ pub fn init(dir: &Path, level: &str, max_bytes: u64) -> LogGuard {
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
+        .event_format(line::JsonLine)
         .with_env_filter(filter);
     match appender {
         Ok(appender) => {
             let capped = Mutex::new(Capped::new(appender, dir, max_bytes));
-            let _ = builder.with_writer(capped).with_ansi(false).try_init();
+            let _ = builder.with_writer(capped).try_init();
             // After the subscriber: what pruning removes is logged.
             prune(dir, max_bytes);
             keep_pruning(dir.to_owned(), max_bytes);
