@@ -26,7 +26,9 @@ use std::time::Duration;
 use time::{Date, OffsetDateTime};
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, filter_fn};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::prelude::*;
 
 /// Log files are `<prefix>.<YYYY-MM-DD>.<suffix>`; `stats` reads them by
 /// this name.
@@ -97,17 +99,10 @@ pub fn init(dir: &Path, level: &str, max_bytes: u64) -> LogGuard {
                 .build(dir)
                 .map_err(|e| e.to_string())
         });
-    let builder = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .event_format(line::JsonLine)
-        .with_env_filter(filter);
     match appender {
         Ok(appender) => {
             let capped = Mutex::new(Capped::new(appender, dir, max_bytes));
-            let _ = builder.with_writer(capped).try_init();
+            install(capped, filter);
             // After the subscriber: what pruning removes is logged.
             prune(dir, max_bytes);
             keep_pruning(dir.to_owned(), max_bytes);
@@ -118,10 +113,28 @@ pub fn init(dir: &Path, level: &str, max_bytes: u64) -> LogGuard {
                 "toolbridge-mcp: cannot write logs to {}: {e}; logging to stderr",
                 dir.display()
             );
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            install(std::io::stderr, filter);
             LogGuard(())
         }
     }
+}
+
+/// Installs the one layer: `filter`'s events as JSON lines to `writer`.
+/// Events only: no line shows a span, and rmcp runs every task of a session
+/// inside its `serve_inner` span, which while enabled costs each poll of
+/// each task a trip through the subscriber to enter and leave it. (A
+/// `target[span]=level` directive, which tracing's syntax allows, then
+/// matches nothing; the sidecar has no spans of its own.)
+fn install<W>(writer: W, filter: EnvFilter)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let events = filter.and(filter_fn(|meta| meta.is_event()));
+    let layer = tracing_subscriber::fmt::layer()
+        .event_format(line::JsonLine)
+        .with_writer(writer)
+        .with_filter(events);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 /// `s` cut to at most `max` characters, `…` marking a cut: for text a log
