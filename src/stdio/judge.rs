@@ -4,8 +4,9 @@
 //! takes a known method whose params do not fit it for an unknown method
 //! (-32601); here each gets the answer JSON-RPC 2.0 prescribes, with its id.
 //!
-//! A valid message is parsed once, as rmcp would; only a line that fails is
-//! looked at again.
+//! A `tools/call` is parsed once, as rmcp would but to its own type (see
+//! [`tool_call`]); any other valid message once more, as rmcp would; only a
+//! line that fails both is looked at again.
 
 #[allow(deprecated)] // MCP logging: deprecated by SEP-2577, still what hosts send.
 use rmcp::model::SetLevelRequest;
