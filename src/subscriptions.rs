@@ -609,22 +609,49 @@ mod tests {
         assert!(rest.is_err(), "told again: {rest:?}");
     }
 
-    /// What the replica holds of anything watched, as a test sets it, and
-    /// the [`See`] that reads it.
-    fn held(start: Seen) -> (Arc<Mutex<Seen>>, See) {
-        counted(start).0
+    /// A hub (as [`hub`]) whose replica holds what the test sets, and
+    /// counts how many times it was read.
+    struct Watching {
+        held: Arc<Mutex<Seen>>,
+        reads: Arc<AtomicUsize>,
+        changes: broadcast::Sender<Change>,
+        observed: mpsc::UnboundedSender<Observed>,
+        heard: mpsc::UnboundedReceiver<Sent>,
+        stop: CancellationToken,
     }
 
-    /// [`held`], and how many times it was read.
-    fn counted(start: Seen) -> ((Arc<Mutex<Seen>>, See), Arc<AtomicUsize>) {
-        let held = Arc::new(Mutex::new(start));
-        let reads = Arc::new(AtomicUsize::new(0));
-        let (read, counter) = (held.clone(), reads.clone());
-        let see: See = Arc::new(move |_| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            Some(*read.lock().unwrap())
-        });
-        ((held, see), reads)
+    impl Watching {
+        /// A subscriber of `uris`; the replica holds `start` of anything
+        /// watched.
+        fn new(uris: &[String], start: Seen) -> Self {
+            let held = Arc::new(Mutex::new(start));
+            let reads = Arc::new(AtomicUsize::new(0));
+            let (read, counter) = (held.clone(), reads.clone());
+            let see: See = Arc::new(move |_| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                Some(*read.lock().unwrap())
+            });
+            let (changes, observed, heard, stop) = hub_seeing(uris, see);
+            Self {
+                held,
+                reads,
+                changes,
+                observed,
+                heard,
+                stop,
+            }
+        }
+
+        /// What the replica holds from now on.
+        fn hold(&self, seen: Seen) {
+            *self.held.lock().unwrap() = seen;
+        }
+
+        /// The poller observes `seen` of `watched`.
+        fn observe(&self, watched: &Watched, seen: Seen) {
+            let watched = watched.clone();
+            self.observed.send(Observed { watched, seen }).unwrap();
+        }
     }
 
     /// [`hub`], reading the replica through `see`.
@@ -733,33 +760,37 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn observations_tell_what_others_stored() {
         let subscribed = service::resource_uri("notes", NOTE);
-        let (held, see) = held((3, 0));
-        let (changes, observed, mut heard, stop) =
-            hub_seeing(std::slice::from_ref(&subscribed), see);
-        let observe = |seen| Observed {
-            watched: Watched::Item(subscribed.clone()),
-            seen,
-        };
-        observed.send(observe((3, 0))).unwrap();
-        observed.send(observe((3, 0))).unwrap();
+        let note = Watched::Item(subscribed.clone());
+        let mut w = Watching::new(std::slice::from_ref(&subscribed), (3, 0));
+        w.observe(&note, (3, 0));
+        w.observe(&note, (3, 0));
         // The note, then a comment on it, stored by another sidecar.
-        observed.send(observe((4, 0))).unwrap();
-        assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
-        observed.send(observe((4, 2))).unwrap();
-        assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
+        w.observe(&note, (4, 0));
+        assert_eq!(
+            w.heard.recv().await,
+            Some(Sent::Updated(subscribed.clone()))
+        );
+        w.observe(&note, (4, 2));
+        assert_eq!(
+            w.heard.recv().await,
+            Some(Sent::Updated(subscribed.clone()))
+        );
         // A comment stored by this sidecar: told by its change, and not
         // again by the next observation.
-        *held.lock().unwrap() = (4, 3);
-        changes
+        w.hold((4, 3));
+        w.changes
             .send(Change {
                 parent: Some(NOTE),
                 ..change("comments", OTHER, ChangeKind::Updated)
             })
             .unwrap();
-        assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
-        observed.send(observe((4, 3))).unwrap();
-        nothing_more(&mut heard).await;
-        stop.cancel();
+        assert_eq!(
+            w.heard.recv().await,
+            Some(Sent::Updated(subscribed.clone()))
+        );
+        w.observe(&note, (4, 3));
+        nothing_more(&mut w.heard).await;
+        w.stop.cancel();
     }
 
     /// The same for the list: a count observed that differs from the last
@@ -768,24 +799,19 @@ mod tests {
     /// again by the next observation.
     #[tokio::test(start_paused = true)]
     async fn observed_counts_tell_what_others_listed() {
-        let (held, see) = held((5, 0));
-        let (changes, observed, mut heard, stop) = hub_seeing(&[], see);
-        let observe = |seen| Observed {
-            watched: Watched::List,
-            seen,
-        };
-        observed.send(observe((5, 0))).unwrap();
-        observed.send(observe((5, 0))).unwrap();
-        observed.send(observe((6, 0))).unwrap();
-        assert_eq!(heard.recv().await, Some(Sent::ListChanged));
-        *held.lock().unwrap() = (7, 0);
-        changes
+        let mut w = Watching::new(&[], (5, 0));
+        w.observe(&Watched::List, (5, 0));
+        w.observe(&Watched::List, (5, 0));
+        w.observe(&Watched::List, (6, 0));
+        assert_eq!(w.heard.recv().await, Some(Sent::ListChanged));
+        w.hold((7, 0));
+        w.changes
             .send(change("notes", NOTE, ChangeKind::Created))
             .unwrap();
-        assert_eq!(heard.recv().await, Some(Sent::ListChanged));
-        observed.send(observe((7, 0))).unwrap();
-        nothing_more(&mut heard).await;
-        stop.cancel();
+        assert_eq!(w.heard.recv().await, Some(Sent::ListChanged));
+        w.observe(&Watched::List, (7, 0));
+        nothing_more(&mut w.heard).await;
+        w.stop.cancel();
     }
 
     /// After missing changes every subscribed resource is told updated, and
@@ -794,30 +820,28 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn after_missed_changes_observations_start_over() {
         let subscribed = service::resource_uri("notes", NOTE);
-        let (held, see) = held((3, 0));
-        let (changes, observed, mut heard, stop) =
-            hub_seeing(std::slice::from_ref(&subscribed), see);
-        let observe = |seen| Observed {
-            watched: Watched::Item(subscribed.clone()),
-            seen,
-        };
-        observed.send(observe((3, 0))).unwrap();
+        let note = Watched::Item(subscribed.clone());
+        let mut w = Watching::new(std::slice::from_ref(&subscribed), (3, 0));
+        w.observe(&note, (3, 0));
         tokio::task::yield_now().await;
         // More than the channel holds: the subscribed note's is missed.
-        *held.lock().unwrap() = (4, 0);
-        changes
+        w.hold((4, 0));
+        w.changes
             .send(change("notes", NOTE, ChangeKind::Updated))
             .unwrap();
         for _ in 0..20 {
-            changes
+            w.changes
                 .send(change("notes", OTHER, ChangeKind::Updated))
                 .unwrap();
         }
-        observed.send(observe((4, 0))).unwrap();
-        assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
-        assert_eq!(heard.recv().await, Some(Sent::ListChanged));
-        nothing_more(&mut heard).await;
-        stop.cancel();
+        w.observe(&note, (4, 0));
+        assert_eq!(
+            w.heard.recv().await,
+            Some(Sent::Updated(subscribed.clone()))
+        );
+        assert_eq!(w.heard.recv().await, Some(Sent::ListChanged));
+        nothing_more(&mut w.heard).await;
+        w.stop.cancel();
     }
 
     /// A burst of changes (a page of a sync) is told change by change, and
@@ -825,19 +849,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_burst_of_changes_is_read_once() {
         let subscribed = service::resource_uri("notes", NOTE);
-        let ((held, see), reads) = counted((3, 0));
-        let (changes, observed, mut heard, stop) =
-            hub_seeing(std::slice::from_ref(&subscribed), see);
-        observed
-            .send(Observed {
-                watched: Watched::Item(subscribed.clone()),
-                seen: (3, 0),
-            })
-            .unwrap();
+        let mut w = Watching::new(std::slice::from_ref(&subscribed), (3, 0));
+        w.observe(&Watched::Item(subscribed.clone()), (3, 0));
         tokio::task::yield_now().await;
-        *held.lock().unwrap() = (3, 10);
+        w.hold((3, 10));
         for _ in 0..10 {
-            changes
+            w.changes
                 .send(Change {
                     parent: Some(NOTE),
                     ..change("comments", Uuid::new_v4(), ChangeKind::Updated)
@@ -845,10 +862,13 @@ mod tests {
                 .unwrap();
         }
         for _ in 0..10 {
-            assert_eq!(heard.recv().await, Some(Sent::Updated(subscribed.clone())));
+            assert_eq!(
+                w.heard.recv().await,
+                Some(Sent::Updated(subscribed.clone()))
+            );
         }
-        nothing_more(&mut heard).await;
-        assert_eq!(reads.load(Ordering::Relaxed), 1);
-        stop.cancel();
+        nothing_more(&mut w.heard).await;
+        assert_eq!(w.reads.load(Ordering::Relaxed), 1);
+        w.stop.cancel();
     }
 }
