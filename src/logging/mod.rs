@@ -279,7 +279,8 @@ impl<W: Write> Capped<W> {
             self.inner.write_all(line.as_bytes())?;
             self.written += line.len() as u64;
         }
-        // A dropped line is still "written": the worker must not retry it.
+        // A dropped line is still "written": the caller's `write_all` must not
+        // retry it.
         Ok(buf.len())
     }
 }
